@@ -1,0 +1,203 @@
+"""How the interactive client shows things: server frames and local status as styled lines.
+
+Owns: the colour palette and style sheet, the stable colour of each nick, mention detection,
+and turning one event into prompt_toolkit `FormattedText` (plus the facts the bell needs).
+Every string that came from a peer goes through `chatkit.protocol.sanitize_text` first and is
+emitted as text, so nothing a peer sends can reach the terminal as an escape sequence.
+Pure functions: no I/O, no prompt_toolkit application.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.styles import Style
+
+from chatkit.protocol import Frame, name_key, render_text, sanitize_text
+
+#: Nick colours: readable on dark and light backgrounds; red is kept for errors.
+NICK_COLOURS: tuple[str, ...] = (
+    "ansigreen", "ansiblue", "ansimagenta", "ansicyan", "ansiyellow",
+    "ansibrightgreen", "ansibrightblue", "ansibrightmagenta", "ansibrightcyan", "#d78700",
+    "#5f87d7", "#af5fd7",
+)
+
+STYLE = Style.from_dict({
+    "timestamp": "#888888",
+    "room": "#888888",
+    "nick": "bold",
+    "own": "bold",
+    "text": "",
+    "action": "italic",
+    "pm": "ansimagenta",
+    "pm.tag": "ansimagenta bold",
+    "notice": "ansicyan",
+    "error": "ansired bold",
+    "status": "ansiyellow",
+    "mention": "bg:ansiyellow fg:ansiblack",
+    "help.usage": "bold",
+    "bottom-toolbar": "noreverse bg:#303030 fg:#d0d0d0",
+    "bottom-toolbar.server": "bold",
+    "bottom-toolbar.room": "fg:ansibrightcyan bold",
+    "bottom-toolbar.ok": "fg:ansibrightgreen",
+    "bottom-toolbar.bad": "fg:ansibrightred bold",
+})
+
+
+def nick_colour(nick: str) -> str:
+    """A colour for `nick` that is the same in every session and for every spelling case."""
+    return NICK_COLOURS[zlib.crc32(name_key(nick).encode()) % len(NICK_COLOURS)]
+
+
+def mentions(text: str, nick: str) -> bool:
+    """Whether `text` names `nick` as a word (case-insensitive), as in `bob: hi` or `hi bob!`."""
+    if not nick:
+        return False
+    pattern = rf"(?<![\w.\-]){re.escape(nick)}(?![\w\-])"
+    return re.search(pattern, text, re.IGNORECASE) is not None
+
+
+def clean_frame(value: Any) -> Any:
+    """A copy of a frame with every string sanitised, however deeply nested."""
+    if isinstance(value, str):
+        return sanitize_text(value)
+    if isinstance(value, dict):
+        return {key: clean_frame(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clean_frame(item) for item in value]
+    return value
+
+
+@dataclass
+class View:
+    """What the renderer needs to know about the client: who we are and what we hide."""
+
+    me: str = ""
+    current_room: str | None = None
+    ignored: frozenset[str] = frozenset()  # name_key of each ignored nick
+
+    def is_ignored(self, nick: object) -> bool:
+        return isinstance(nick, str) and name_key(nick) in self.ignored
+
+
+@dataclass
+class Rendered:
+    """One event ready to print, and what kind of event it was (for the bell)."""
+
+    fragments: FormattedText
+    mention: bool = False
+    private: bool = False
+    own: bool = False
+    kinds: set[str] = field(default_factory=set)
+
+    @property
+    def plain(self) -> str:
+        return "".join(text for _style, text, *_ in self.fragments)
+
+
+def timestamp(ts: object = None) -> str:
+    """Local wall-clock time of a server timestamp (or now) as HH:MM."""
+    seconds = ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else time.time()
+    return time.strftime("%H:%M", time.localtime(seconds))
+
+
+def _nick(nick: str, own: bool) -> tuple[str, str]:
+    return ("class:own" if own else f"class:nick fg:{nick_colour(nick)}", nick)
+
+
+def render_event(frame: Frame, view: View) -> Rendered | None:
+    """Styled line(s) for one event, or None when it is not shown (ignored nick, pong...)."""
+    frame = clean_frame(frame)
+    kind = frame.get("type")
+    me = view.me
+    out: list[tuple[str, str]] = [("class:timestamp", timestamp(frame.get("ts")) + " ")]
+
+    if kind == "message":
+        nick = str(frame.get("nick", "?"))
+        if view.is_ignored(nick):
+            return None
+        room = str(frame.get("room", ""))
+        own = bool(me) and name_key(nick) == name_key(me)
+        text = str(frame.get("text", ""))
+        mention = not own and mentions(text, me)
+        if room and (view.current_room is None or name_key(room) != name_key(view.current_room)):
+            out.append(("class:room", f"[{room}] "))
+        text_style = "class:mention" if mention else "class:text"
+        if frame.get("action"):
+            out += [("class:action", "* "), _nick(nick, own),
+                    (f"class:action {text_style}", f" {text}")]
+        else:
+            out += [("", "<"), _nick(nick, own), ("", "> "), (text_style, text)]
+        return Rendered(FormattedText(out), mention=mention, own=own, kinds={"message"})
+
+    if kind == "private":
+        sender = str(frame.get("from", "?"))
+        own = bool(me) and name_key(sender) == name_key(me)
+        if not own and view.is_ignored(sender):
+            return None
+        text = str(frame.get("text", ""))
+        if own:
+            out += [("class:pm.tag", "[pm -> "), _nick(str(frame.get("to", "?")), False),
+                    ("class:pm.tag", "] "), ("class:pm", text)]
+        else:
+            out += [("class:pm.tag", "[pm] <"), _nick(sender, False), ("class:pm.tag", "> "),
+                    ("class:pm", text)]
+        return Rendered(FormattedText(out), private=not own, own=own, kinds={"private"})
+
+    if kind in ("join", "part", "quit") and view.is_ignored(frame.get("nick")):
+        return None
+    if kind == "nick" and view.is_ignored(frame.get("old")):
+        return None
+
+    if kind == "error":
+        out.append(("class:error", f"!!! {frame.get('message', frame.get('code', 'error'))}"))
+        return Rendered(FormattedText(out), kinds={"error"})
+
+    if kind == "status":  # the client's own news: connection lost, reconnecting, ...
+        style = "class:error" if frame.get("level") == "error" else "class:status"
+        out.append((style, f"-!- {frame.get('text', '')}"))
+        return Rendered(FormattedText(out), kinds={"status"})
+
+    try:
+        lines = render_text(frame, me or None)
+    except (KeyError, TypeError, ValueError):
+        return None  # a malformed frame from a buggy server: not worth a crash
+    if not lines:
+        return None
+    pad = " " * len(out[0][1])
+    for index, line in enumerate(lines):
+        if index:
+            out.append(("", "\n" + pad))
+        out.append(("class:notice", line))
+    return Rendered(FormattedText(out), kinds={"notice"})
+
+
+def render_lines(lines: Iterable[str], style: str = "class:notice") -> FormattedText:
+    """Local text (help, settings) as styled lines with a timestamp on the first."""
+    out: list[tuple[str, str]] = [("class:timestamp", timestamp() + " ")]
+    pad = " " * len(out[0][1])
+    for index, line in enumerate(lines):
+        if index:
+            out.append(("", "\n" + pad))
+        out.append((style, line))
+    return FormattedText(out)
+
+
+BELL_MODES = ("off", "mention", "pm", "all")
+
+
+def should_ring(bell: str, rendered: Rendered) -> bool:
+    """Whether an event rings the bell under bell mode `bell` (see BELL_MODES)."""
+    if rendered.own or bell == "off":
+        return False
+    if bell == "all":
+        return bool(rendered.kinds & {"message", "private"})
+    if bell == "pm":
+        return rendered.private
+    return rendered.mention or rendered.private  # "mention": being addressed, privately or not

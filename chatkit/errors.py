@@ -1,0 +1,60 @@
+"""The chatkit error hierarchy and the documented exit statuses.
+
+Core modules raise these; only `chatkit.cli` turns them into click errors and exit codes.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit statuses of the `chatkit` command (documented in docs/user-guide.md)."""
+
+    OK = 0
+    ERROR = 1  # anything not listed below
+    USAGE = 2  # bad command-line usage (click's own status)
+    UNREACHABLE = 3  # could not connect, or the connection was lost
+    REFUSED = 4  # the server refused us: nick taken, bad nick, unknown room, ...
+    PROTOCOL = 5  # the peer does not speak our protocol (version mismatch, garbage)
+    NOT_FOUND = 6  # discovery found no server
+
+
+class ChatkitError(Exception):
+    """Base of every error chatkit reports to a user as one line."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+class ConfigError(ChatkitError):
+    """Bad configuration or command-line values caught by core code."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UnreachableError(ChatkitError):
+    """The server could not be reached, or the connection dropped."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class RefusedError(ChatkitError):
+    """The server answered with an error that ends what we were doing."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, message: str, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ProtocolError(ChatkitError):
+    """The peer broke the wire protocol."""
+
+    exit_code = ExitCode.PROTOCOL
+
+
+class NotFoundError(ChatkitError):
+    """Discovery found nothing."""
+
+    exit_code = ExitCode.NOT_FOUND

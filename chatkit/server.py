@@ -1,0 +1,837 @@
+"""The chatkit server: accepts connections, runs sessions, rooms and fan-out.
+
+Threads, by design: one acceptor thread, one reader thread per connection, and one flusher
+thread. Delivery never blocks the sender: each message is encoded once and written to each
+recipient with a non-blocking send; what a recipient's socket cannot take at once is kept in
+that recipient's bounded backlog, which the flusher drains when the socket becomes writable.
+A recipient whose backlog overflows is disconnected; nobody else waits for it.
+
+All chat state (nicknames, rooms, membership) is guarded by one lock, held while a message id is
+assigned and the message is handed to every recipient, so every client sees messages in id order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+import select
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from chatkit import protocol
+from chatkit.errors import ChatkitError
+from chatkit.protocol import (
+    DEFAULT_PORT,
+    DEFAULT_ROOM,
+    PROTOCOL_VERSION,
+    Frame,
+    FrameError,
+    LineSplitter,
+    TelnetFilter,
+    clean_text,
+    decode,
+    encode,
+    name_key,
+    normalize_nick,
+    normalize_room,
+    render_text,
+)
+
+log = logging.getLogger("chatkit.server")
+
+# Not on Windows; there a send could block, so the server is supported on POSIX systems only.
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+@dataclass
+class ServerConfig:
+    """Everything `chatkit serve` can be told. Defaults are the documented ones."""
+
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    name: str = field(default_factory=socket.gethostname)
+    discovery: bool = True
+    discovery_port: int = DEFAULT_PORT
+    max_clients: int = 4096
+    #: bytes a client may fall behind before it is disconnected as a non-reader
+    max_backlog: int = 1 << 20
+    #: seconds to choose a nickname (text mode) or send `hello` (JSON mode)
+    handshake_timeout: float = 120.0
+    sniff_seconds: float = protocol.SNIFF_SECONDS
+
+
+class Room:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[str, Session] = {}  # by nick key, in joining order
+        self.topic: str | None = None
+        self.topic_by: str | None = None
+
+
+class Session:
+    """One connected client: its socket, identity, rooms and outbound backlog."""
+
+    def __init__(self, server: Server, sock: socket.socket, peer: str) -> None:
+        self.server = server
+        self.sock = sock
+        self.peer = peer
+        self.mode = "unknown"  # "json" or "text" once sniffed
+        self.nick: str | None = None
+        self.rooms: dict[str, Room] = {}  # by room key; the last one is the current room
+        self.backlog = bytearray()
+        self.out_lock = threading.Lock()
+        self.dead = False
+        self.quit_reason: str | None = None
+        self.quitting = False  # left with /quit: its reason (maybe none) is shown as given
+        self.thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ output
+
+    @property
+    def current_room(self) -> Room | None:
+        return next(reversed(self.rooms.values()), None) if self.rooms else None
+
+    def deliver(self, data: bytes) -> None:
+        """Queue bytes for this client without ever blocking the caller."""
+        with self.out_lock:
+            if self.dead:
+                return
+            if self.backlog:
+                if len(self.backlog) + len(data) > self.server.config.max_backlog:
+                    self._overflow()
+                else:
+                    self.backlog += data
+                return
+            try:
+                sent = self.sock.send(data, _DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._kill("connection lost")
+                return
+            if sent < len(data):
+                if len(data) - sent > self.server.config.max_backlog:
+                    self._overflow()
+                    return
+                self.backlog += memoryview(data)[sent:]
+                self.server.flusher.watch(self)
+
+    def flush(self) -> bool:
+        """Send what the socket takes now; True when the backlog is empty (flusher thread)."""
+        with self.out_lock:
+            if self.dead:
+                return True
+            try:
+                sent = self.sock.send(self.backlog, _DONTWAIT)
+            except BlockingIOError:
+                return False
+            except OSError:
+                self._kill("connection lost")
+                return True
+            del self.backlog[:sent]
+            return not self.backlog
+
+    def _overflow(self) -> None:
+        log.warning("disconnecting %s: output backlog over %d bytes (not reading)",
+                    self.label, self.server.config.max_backlog)
+        self._kill("too slow: stopped reading messages")
+
+    def _kill(self, reason: str | None) -> None:
+        """Mark dead and wake the reader thread, which does the cleanup (caller holds out_lock)."""
+        self.dead = True
+        self.quit_reason = self.quit_reason or reason
+        self.backlog.clear()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def send_frame(self, frame: Frame) -> None:
+        """One frame to this client alone, encoded for its mode."""
+        self.deliver(self.server.encode_for(self, frame))
+
+    def error(self, code: str, message: str, ref: object = None) -> None:
+        frame = self.server.frame("error", code=code, message=message)
+        if ref is not None:
+            frame["ref"] = ref
+        self.send_frame(frame)
+
+    @property
+    def label(self) -> str:
+        return f"{self.nick or '?'}@{self.peer}"
+
+    # ------------------------------------------------------------------ input
+
+    def run(self) -> None:
+        """The reader thread: sniff the mode, register, then handle lines until the end."""
+        try:
+            self._run()
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("internal error in session %s", self.label)
+        finally:
+            self.server.disconnect(self)
+
+    def _run(self) -> None:
+        config = self.server.config
+        first = self._peek_first_byte(config.sniff_seconds)
+        if first is None:
+            return
+        self.mode = "json" if first == b"{" else "text"
+        if first == b"\x16":
+            log.info("%s attempted TLS, which this server does not offer", self.peer)
+            return
+        if self.mode == "text":
+            self._send_text([f"chatkit server {self.server.name} - welcome!",
+                             "Type /quit to leave at any time."], end_prompt=True)
+        telnet = TelnetFilter() if self.mode == "text" else None
+        splitter = LineSplitter()
+        deadline = time.monotonic() + config.handshake_timeout
+        while not self.dead:
+            if self.nick is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._wait_readable(remaining):
+                    self.quit_reason = "handshake timeout"
+                    self.error("timeout", "no nickname/hello in time; disconnecting")
+                    return
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not data:
+                self.quit_reason = self.quit_reason or "connection closed"
+                return
+            if telnet is not None:
+                data = telnet.feed(data)
+            for item in splitter.feed(data):
+                if isinstance(item, FrameError):
+                    self.error(item.code, item.message)
+                    continue
+                if not item.strip():
+                    continue
+                self.server.handle_line(self, item)
+                if self.dead:
+                    return
+
+    def _peek_first_byte(self, seconds: float) -> bytes | None:
+        """The first byte the client sends (left in the socket), b'' if it waits; None if gone."""
+        if not self._wait_readable(seconds):
+            return b""
+        try:
+            first = self.sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return None
+        return first or None
+
+    def _wait_readable(self, seconds: float) -> bool:
+        # poll() instead of a socket timeout: a timeout would make the non-blocking sends of
+        # other threads wait, and select() cannot watch descriptors above 1023.
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
+        return bool(poller.poll(max(0, int(seconds * 1000))))
+
+    def _send_text(self, lines: Iterable[str], end_prompt: bool = False) -> None:
+        text = "".join(line + "\r\n" for line in lines)
+        if end_prompt:
+            text += "Nickname: "
+        self.deliver(text.encode())
+
+
+class Flusher:
+    """One thread that drains the backlogs of clients whose sockets were full."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._new: list[Session] = []
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="chatkit-flusher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def watch(self, session: Session) -> None:
+        with self._lock:
+            self._new.append(session)
+        try:
+            self._wake_w.send(b"\0")
+        except BlockingIOError:
+            pass  # already a wake-up pending
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.watch_nothing()
+        self._thread.join(5)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def watch_nothing(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stopping:
+            for key, _ in self._selector.select(timeout=1.0):
+                if key.data is None:
+                    try:
+                        self._wake_r.recv(4096)
+                    except BlockingIOError:
+                        pass
+                    continue
+                session: Session = key.data
+                if session.flush():
+                    self._selector.unregister(session.sock)
+            with self._lock:
+                new, self._new = self._new, []
+            for session in new:
+                try:
+                    self._selector.register(session.sock, selectors.EVENT_WRITE, session)
+                except KeyError:
+                    pass  # already watched
+                except (ValueError, OSError):
+                    pass  # closed meanwhile
+
+
+class Server:
+    """A running chat server. `start()` binds and returns; `stop()` shuts down gracefully."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.name = protocol.sanitize_text(self.config.name)[:64] or "chatkit"
+        self.instance = secrets.token_hex(8)
+        self.lock = threading.RLock()
+        self.sessions: set[Session] = set()
+        self.nicks: dict[str, Session] = {}
+        self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        self.flusher = Flusher()
+        self._ids = itertools.count(1)
+        self._listeners: list[socket.socket] = []
+        self._acceptor: threading.Thread | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = threading.Event()
+        self.started = threading.Event()
+        self.discovery: object | None = None
+        self.handlers: dict[str, Callable[[Session, Frame], None]] = {
+            "msg": self.on_msg, "me": self.on_me, "privmsg": self.on_privmsg,
+            "join": self.on_join, "part": self.on_part, "nick": self.on_nick,
+            "who": self.on_who, "rooms": self.on_rooms, "topic": self.on_topic,
+            "help": self.on_help, "command": self.on_command, "ping": self.on_ping,
+            "quit": self.on_quit,
+        }
+
+    # ------------------------------------------------------------------ life cycle
+
+    @property
+    def port(self) -> int:
+        return self._listeners[0].getsockname()[1]
+
+    @property
+    def bound_host(self) -> str:
+        return self._listeners[0].getsockname()[0]
+
+    def start(self) -> None:
+        self._listeners = [_listen(self.config.host, self.config.port)]
+        self.flusher.start()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="chatkit-acceptor",
+                                          daemon=True)
+        self._acceptor.start()
+        if self.config.discovery:
+            self._start_discovery()
+        self.started.set()
+        log.info("server %s listening on %s", self.name, ", ".join(self.addresses()))
+
+    def _start_discovery(self) -> None:
+        from chatkit import discovery
+
+        responder = discovery.DiscoveryResponder(
+            bind_host=self.config.host, chat_port=self.port,
+            discovery_port=self.config.discovery_port, info=self.info)
+        responder.start()
+        self.discovery = responder
+
+    def info(self) -> dict[str, object]:
+        """What discovery announces about this server."""
+        with self.lock:
+            users = sum(1 for s in self.sessions if s.nick)
+            rooms = len(self.rooms)
+        return {"name": self.name, "instance": self.instance, "port": self.port,
+                "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
+                "tls": False, "fingerprint": None, "users": users, "rooms": rooms}
+
+    def addresses(self, with_port: bool = True) -> list[str]:
+        """Every address a client can use to reach this server."""
+        from chatkit.netutil import reachable_addresses
+
+        hosts = reachable_addresses(self.bound_host)
+        if not with_port:
+            return hosts
+        from chatkit.connection import format_address
+
+        return [format_address(host, self.port) for host in hosts]
+
+    def stop(self, reason: str = "server shutting down") -> None:
+        """Tell every client, close every socket, join every thread."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self.discovery is not None:
+            self.discovery.stop()  # type: ignore[attr-defined]
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+        for listener in self._listeners:
+            listener.close()
+        with self.lock:
+            sessions = list(self.sessions)
+            for session in sessions:
+                session.quit_reason = reason
+                session.send_frame(self.frame("notice", text=reason))
+                session.send_frame(self.frame("bye", reason=reason))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(s.backlog for s in sessions):
+            time.sleep(0.01)  # bounded: give the flusher a moment to deliver the notice
+        for session in sessions:
+            with session.out_lock:
+                session._kill(reason)
+        for session in sessions:
+            if session.thread is not None:
+                session.thread.join(5)
+        self.flusher.stop()
+        self._wake_r.close()
+        self._wake_w.close()
+        log.info("server %s stopped", self.name)
+
+    def _accept_loop(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            for listener in self._listeners:
+                selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        sock, address = key.fileobj.accept()  # type: ignore[union-attr]
+                    except OSError as exc:
+                        log.warning("accept failed: %s", exc)
+                        continue
+                    self._admit(sock, address)
+
+    def _admit(self, sock: socket.socket, address: tuple) -> None:
+        from chatkit.connection import format_address
+
+        sock.setblocking(True)
+        _tune(sock)
+        peer = format_address(address[0], address[1])
+        session = Session(self, sock, peer)
+        with self.lock:
+            if len(self.sessions) >= self.config.max_clients:
+                log.warning("refusing %s: %d clients connected", peer, len(self.sessions))
+                sock.close()
+                return
+            self.sessions.add(session)
+        session.thread = threading.Thread(target=session.run, name=f"chatkit-{peer}",
+                                          daemon=True)
+        session.thread.start()
+
+    def disconnect(self, session: Session) -> None:
+        """Remove a session everywhere, tell the people who shared a room, close the socket."""
+        with self.lock:
+            if session not in self.sessions:
+                return
+            self.sessions.discard(session)
+            reason = session.quit_reason if session.quitting \
+                else session.quit_reason or "connection closed"
+            if session.nick is not None:
+                self.nicks.pop(name_key(session.nick), None)
+                audience = self._co_members(session)
+                for room in list(session.rooms.values()):
+                    self._leave(session, room)
+                if not self._stopping.is_set():
+                    self._fanout(self.frame("quit", nick=session.nick, reason=reason), audience)
+                log.info("%s disconnected (%s)", session.label, reason or "quit")
+        with session.out_lock:
+            session._kill(reason)
+        session.sock.close()
+
+    # ------------------------------------------------------------------ frames
+
+    def frame(self, kind: str, **fields: object) -> Frame:
+        """A server frame with the next id and the current time."""
+        return {"type": kind, **fields, "id": next(self._ids), "ts": round(time.time(), 3)}
+
+    def encode_for(self, session: Session, frame: Frame) -> bytes:
+        if session.mode == "json":
+            return encode(frame)
+        return "".join(line + "\r\n" for line in render_text(frame, session.nick)).encode()
+
+    def _fanout(self, frame: Frame, recipients: Iterable[Session],
+                sender: Session | None = None, ref: object = None) -> None:
+        """Deliver one frame to many, encoding it once per mode (caller holds the lock).
+
+        A JSON sender gets its own copy carrying `ref`; a text sender of a message gets none
+        (its terminal already shows what it typed).
+        """
+        as_json: bytes | None = None
+        as_text: bytes | None = None
+        for member in recipients:
+            if member is sender:
+                if member.mode == "json":
+                    member.deliver(encode({**frame, "ref": ref} if ref is not None else frame))
+                elif frame["type"] not in ("message", "private"):
+                    member.deliver(self.encode_for(member, frame))
+                continue
+            if member.mode == "json":
+                as_json = as_json or encode(frame)
+                member.deliver(as_json)
+            else:
+                as_text = as_text or self.encode_for(member, frame)
+                member.deliver(as_text)
+
+    def handle_line(self, session: Session, line: bytes) -> None:
+        """One complete input line from a client, in its mode."""
+        ref = None
+        try:
+            if session.mode == "json":
+                frame = decode(line)
+                ref = frame.get("ref")
+            else:
+                frame = self._text_to_frame(session, line)
+                if frame is None:
+                    return
+            self.dispatch(session, frame)
+        except FrameError as exc:
+            log.debug("%s: %s", session.label, exc.message)
+            session.error(exc.code, exc.message, ref)
+            if session.mode == "text" and session.nick is None:
+                session.deliver(b"Nickname: ")
+
+    def _text_to_frame(self, session: Session, line: bytes) -> Frame | None:
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError("bad_utf8", "that line was not UTF-8 and was ignored; "
+                                         "set your terminal to UTF-8") from None
+        text = text.strip()
+        if not text:
+            return None
+        if session.nick is None:
+            if text.lower() in ("/quit", "/exit"):
+                return {"type": "quit"}
+            return {"type": "hello", "version": PROTOCOL_VERSION, "nick": text}
+        current = session.current_room
+        if text.startswith("/") and not text.startswith("//"):
+            return protocol.parse_command(text, current.name if current else None)
+        if text.startswith("//"):
+            text = text[1:]
+        if current is None:
+            raise FrameError("not_in_room", "you are in no room; /join ROOM first")
+        return {"type": "msg", "room": current.name, "text": text}
+
+    def dispatch(self, session: Session, frame: Frame) -> None:
+        kind = frame["type"]
+        if kind == "hello":
+            self.on_hello(session, frame)
+            return
+        if session.nick is None:
+            if kind == "quit":
+                self.on_quit(session, frame)
+                return
+            raise FrameError("not_registered", "send 'hello' first")
+        handler = self.handlers.get(kind)
+        if handler is None:
+            raise FrameError("unknown_type", f"unknown frame type {kind!r}")
+        handler(session, frame)
+
+    def _reply(self, session: Session, frame: Frame, request: Frame) -> None:
+        if request.get("ref") is not None:
+            frame["ref"] = request["ref"]
+        session.send_frame(frame)
+
+    # ------------------------------------------------------------------ handlers
+
+    def on_hello(self, session: Session, frame: Frame) -> None:
+        if session.nick is not None:
+            raise FrameError("bad_frame", "already registered")
+        version = protocol.field(frame, "version", int)
+        if version != PROTOCOL_VERSION:
+            session.error("unsupported_version",
+                          f"server speaks protocol {PROTOCOL_VERSION}, client {version}",
+                          frame.get("ref"))
+            session.quit_reason = "unsupported protocol version"
+            with session.out_lock:
+                session._kill(session.quit_reason)
+            return
+        nick = normalize_nick(protocol.field(frame, "nick", str))
+        room_name = frame.get("room", DEFAULT_ROOM) if "room" in frame else DEFAULT_ROOM
+        if session.mode == "text":
+            room_name = DEFAULT_ROOM
+        room_name = protocol.field({"room": room_name}, "room", str, required=False)
+        if room_name is not None:
+            room_name = normalize_room(room_name)
+        with self.lock:
+            if name_key(nick) in self.nicks:
+                raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
+            session.nick = nick
+            self.nicks[name_key(nick)] = session
+            log.info("%s connected (%s mode)", session.label, session.mode)
+            self._reply(session, self.frame(
+                "welcome", version=PROTOCOL_VERSION, server=self.name, nick=nick,
+                commands=protocol.command_list(),
+                limits={"max_frame": protocol.MAX_FRAME, "max_text": protocol.MAX_TEXT,
+                        "max_nick": protocol.MAX_NICK, "max_room": protocol.MAX_ROOM}),
+                frame)
+            if room_name is not None:
+                self._join(session, room_name, create=True, request=None)
+
+    def _room(self, name: str) -> Room:
+        room = self.rooms.get(name_key(normalize_room(name)))
+        if room is None:
+            raise FrameError("no_such_room", f"no such room: {name}")
+        return room
+
+    def _member_room(self, session: Session, name: str) -> Room:
+        room = session.rooms.get(name_key(normalize_room(name)))
+        if room is None:
+            raise FrameError("not_in_room", f"you are not in {name}; /join {name} first")
+        return room
+
+    def on_msg(self, session: Session, frame: Frame, action: bool = False) -> None:
+        text = clean_text(protocol.field(frame, "text", str), "message")
+        with self.lock:
+            room = self._member_room(session, protocol.field(frame, "room", str))
+            event = self.frame("message", room=room.name, nick=session.nick, text=text,
+                               action=action)
+            self._fanout(event, room.members.values(), sender=session, ref=frame.get("ref"))
+
+    def on_me(self, session: Session, frame: Frame) -> None:
+        self.on_msg(session, frame, action=True)
+
+    def on_privmsg(self, session: Session, frame: Frame) -> None:
+        to = protocol.field(frame, "to", str)
+        text = clean_text(protocol.field(frame, "text", str), "message")
+        with self.lock:
+            target = self.nicks.get(name_key(to.strip()))
+            if target is None:
+                raise FrameError("no_such_nick", f"no such nick: {protocol.sanitize_text(to)}")
+            event = self.frame("private", **{"from": session.nick, "to": target.nick,
+                                             "text": text})
+            recipients = [target] if target is session else [target, session]
+            self._fanout(event, recipients, sender=session, ref=frame.get("ref"))
+
+    def on_join(self, session: Session, frame: Frame) -> None:
+        name = normalize_room(protocol.field(frame, "room", str))
+        create = protocol.field(frame, "create", bool, required=False, default=True)
+        with self.lock:
+            self._join(session, name, create=create, request=frame)
+
+    def _join(self, session: Session, name: str, *, create: bool, request: Frame | None) -> None:
+        key = name_key(name)
+        room = self.rooms.get(key)
+        if room is None:
+            if not create:
+                raise FrameError("no_such_room", f"no such room: {name}")
+            room = self.rooms[key] = Room(name)
+        if key in session.rooms:
+            session.rooms.pop(key)  # re-inserted below: it becomes the current room
+        else:
+            self._fanout(self.frame("join", room=room.name, nick=session.nick),
+                         room.members.values())
+            room.members[name_key(session.nick or "")] = session
+            log.info("%s joined %s", session.nick, room.name)
+        session.rooms[key] = room
+        joined = self.frame("joined", room=room.name, topic=room.topic,
+                            members=[m.nick for m in room.members.values()])
+        if request is not None:
+            self._reply(session, joined, request)
+        else:
+            session.send_frame(joined)
+
+    def on_part(self, session: Session, frame: Frame) -> None:
+        reason = self._optional_text(frame, "reason")
+        with self.lock:
+            room = self._member_room(session, protocol.field(frame, "room", str))
+            event = self.frame("part", room=room.name, nick=session.nick, reason=reason)
+            self._fanout(event, list(room.members.values()), sender=session,
+                         ref=frame.get("ref"))
+            self._leave(session, room)
+            log.info("%s left %s", session.nick, room.name)
+
+    def _leave(self, session: Session, room: Room) -> None:
+        session.rooms.pop(name_key(room.name), None)
+        room.members.pop(name_key(session.nick or ""), None)
+        if not room.members and name_key(room.name) != DEFAULT_ROOM:
+            self.rooms.pop(name_key(room.name), None)
+
+    def _co_members(self, session: Session) -> list[Session]:
+        """Everyone who shares at least one room with `session` (itself excluded), once."""
+        seen: dict[int, Session] = {}
+        for room in session.rooms.values():
+            for member in room.members.values():
+                if member is not session:
+                    seen[id(member)] = member
+        return list(seen.values())
+
+    def on_nick(self, session: Session, frame: Frame) -> None:
+        new = normalize_nick(protocol.field(frame, "nick", str))
+        with self.lock:
+            old = session.nick or ""
+            holder = self.nicks.get(name_key(new))
+            if holder is not None and holder is not session:
+                raise FrameError("nick_taken", f"nickname {new} is taken; choose another")
+            if new == old:
+                raise FrameError("bad_nick", f"you are already {new}")
+            del self.nicks[name_key(old)]
+            self.nicks[name_key(new)] = session
+            for room in session.rooms.values():
+                room.members = {
+                    (name_key(new) if member is session else key): member
+                    for key, member in room.members.items()
+                }
+            session.nick = new
+            event = self.frame("nick", old=old, new=new)
+            self._fanout(event, [session, *self._co_members(session)], sender=session,
+                         ref=frame.get("ref"))
+            log.info("%s is now known as %s", old, new)
+
+    def on_who(self, session: Session, frame: Frame) -> None:
+        room_name = protocol.field(frame, "room", str, required=False)
+        with self.lock:
+            if room_name:
+                room = self._room(room_name)
+                members = list(room.members.values())
+            else:
+                room = None
+                members = sorted((s for s in self.sessions if s.nick),
+                                 key=lambda s: name_key(s.nick or ""))
+            users = [{"nick": m.nick, "rooms": [r.name for r in m.rooms.values()]}
+                     for m in members]
+            self._reply(session, self.frame("who", room=room.name if room else None,
+                                            users=users), frame)
+
+    def on_rooms(self, session: Session, frame: Frame) -> None:
+        with self.lock:
+            rooms = [{"name": r.name, "members": len(r.members), "topic": r.topic}
+                     for r in sorted(self.rooms.values(), key=lambda r: name_key(r.name))]
+            self._reply(session, self.frame("rooms", rooms=rooms), frame)
+
+    def on_topic(self, session: Session, frame: Frame) -> None:
+        text = frame.get("text")
+        with self.lock:
+            room = self._member_room(session, protocol.field(frame, "room", str))
+            if text is None:
+                self._reply(session, self.frame("topic", room=room.name, text=room.topic,
+                                                nick=None), frame)
+                return
+            if not isinstance(text, str):
+                raise FrameError("bad_frame", "field 'text' must be str")
+            room.topic = clean_text(text, "topic", allow_empty=True) or None
+            room.topic_by = session.nick
+            event = self.frame("topic", room=room.name, text=room.topic, nick=session.nick)
+            self._fanout(event, room.members.values(), sender=session, ref=frame.get("ref"))
+
+    def on_help(self, session: Session, frame: Frame) -> None:
+        self._reply(session, self.frame("help", commands=protocol.command_list()), frame)
+
+    def on_command(self, session: Session, frame: Frame) -> None:
+        line = protocol.field(frame, "line", str).strip()
+        if not line.startswith("/"):
+            raise FrameError("bad_frame", "'command' line must start with /")
+        current = session.current_room
+        parsed = protocol.parse_command(line, current.name if current else None)
+        if frame.get("ref") is not None:
+            parsed["ref"] = frame["ref"]
+        self.dispatch(session, parsed)
+
+    @staticmethod
+    def _optional_text(frame: Frame, name: str) -> str | None:
+        value = protocol.field(frame, name, str, required=False)
+        return clean_text(value, name, allow_empty=True) or None if value is not None else None
+
+    def on_ping(self, session: Session, frame: Frame) -> None:
+        self._reply(session, self.frame("pong"), frame)
+
+    def on_quit(self, session: Session, frame: Frame) -> None:
+        session.quitting = True
+        session.quit_reason = self._optional_text(frame, "reason")
+        self._reply(session, self.frame("bye", reason="goodbye"), frame)
+        # Close our side only after the bye is out, so the client sees it.
+        deadline = time.monotonic() + 2.0
+        while session.backlog and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with session.out_lock:
+            session.dead = True
+        try:
+            session.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; `::` also takes IPv4 where the system allows."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ChatkitError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    dualstack = family == socket.AF_INET6 and address[0] == "::" \
+        and socket.has_dualstack_ipv6()
+    try:
+        return socket.create_server(address, family=family, backlog=1024,
+                                    dualstack_ipv6=dualstack)
+    except OSError as exc:
+        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            raise ChatkitError(f"port {port} is already in use on {host} "
+                               "(another chatkit serve?); choose another with --port") from None
+        if exc.errno in (99, 49):  # EADDRNOTAVAIL
+            raise ChatkitError(f"cannot listen on {where}: no interface has address "
+                               f"{host}") from None
+        if exc.errno == 13:
+            raise ChatkitError(f"cannot listen on {where}: permission denied "
+                               "(ports below 1024 need privileges)") from None
+        raise ChatkitError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+
+
+def _tune(sock: socket.socket) -> None:
+    """Low latency, and keepalive so half-open connections are found and cleaned out."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+            except OSError:
+                pass
+
+
+def raise_fd_limit() -> None:
+    """Let the server hold as many connections as the hard limit allows."""
+    try:
+        import resource
+    except ImportError:
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
+__all__ = ["Server", "ServerConfig", "Session", "Room", "raise_fd_limit"]

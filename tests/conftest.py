@@ -1,0 +1,81 @@
+"""Shared fixtures: an isolated CHATKIT_HOME, a real server on 127.0.0.1:0, leak checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from chatkit.server import Server, ServerConfig  # noqa: E402
+from helpers import ServeProcess  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def chatkit_home(tmp_path, monkeypatch) -> str:
+    """Every test gets its own CHATKIT_HOME, so no real home directory is touched."""
+    home = tmp_path / "chatkit-home"
+    home.mkdir()
+    monkeypatch.setenv("CHATKIT_HOME", str(home))
+    monkeypatch.delenv("CHATKIT_NICK", raising=False)
+    return str(home)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves chatkit threads running after its fixtures stopped them."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = [t for t in threading.enumerate()
+                  if t not in before and t.is_alive() and t.name.startswith("chatkit")]
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not leaked, f"threads leaked: {[t.name for t in leaked]}"
+
+
+def make_server(**overrides) -> Server:
+    config = ServerConfig(host="127.0.0.1", port=0, name="test", discovery=False,
+                          sniff_seconds=0.1)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return Server(config)
+
+
+@pytest.fixture
+def server_factory() -> Iterator:
+    """Start servers with config overrides; all are stopped at teardown."""
+    started: list[Server] = []
+
+    def start(**overrides) -> Server:
+        server = make_server(**overrides)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(server_factory) -> Server:
+    """A running server on 127.0.0.1 with an ephemeral port, discovery off."""
+    return server_factory()
+
+
+@pytest.fixture
+def serve_process(tmp_path) -> Iterator[ServeProcess]:
+    """A real `chatkit serve` subprocess on 127.0.0.1:0 (discovery off)."""
+    proc = ServeProcess.start(["--no-discovery"], env_home=str(tmp_path / "serve-home"))
+    try:
+        yield proc
+    finally:
+        proc.stop()

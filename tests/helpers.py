@@ -1,0 +1,217 @@
+"""Test clients that speak the real protocol over real sockets, with deadlines everywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class LineClient:
+    """A raw TCP client that reads lines with a deadline."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+        self.buffer = b""
+        self.lines: list[str] = []  # every line received, in order
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_line(self, timeout: float = DEFAULT_TIMEOUT) -> str | None:
+        """The next line (without ending), or None at EOF; raises AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line within {timeout}s; buffer={self.buffer!r}")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except ConnectionResetError:
+                return None
+            if not data:
+                if self.buffer:
+                    line, self.buffer = self.buffer, b""
+                    return line.decode()
+                return None
+            self.buffer += data
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        text = line.decode().rstrip("\r")
+        self.lines.append(text)
+        return text
+
+    def read_until(self, predicate: Callable[[str], bool], timeout: float = DEFAULT_TIMEOUT
+                   ) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.read_line(max(0.01, deadline - time.monotonic()))
+            if line is None:
+                raise AssertionError(f"connection closed; lines so far: {self.lines}")
+            if predicate(line):
+                return line
+
+    def read_until_eof(self, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+        lines = []
+        while (line := self.read_line(timeout)) is not None:
+            lines.append(line)
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class TextClient(LineClient):
+    """A person with `nc`: registers by typing a nickname."""
+
+    def __init__(self, port: int, nick: str | None = None) -> None:
+        super().__init__(port)
+        self.nick = nick
+        if nick is not None:
+            self.expect_prompt()
+            self.say(nick)
+            self.read_until(lambda line: "you joined lobby" in line)
+
+    def expect_prompt(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.buffer.endswith(b"Nickname: "):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no nickname prompt; buffer={self.buffer!r}")
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            assert data, "closed before the prompt"
+            self.buffer += data
+        self.buffer = self.buffer[: -len(b"Nickname: ")]
+
+    def say(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def expect(self, text: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        return self.read_until(lambda line: text in line, timeout)
+
+
+class JsonClient(LineClient):
+    """A program speaking JSON mode."""
+
+    def __init__(self, port: int, nick: str | None = None, room: Any = "lobby") -> None:
+        super().__init__(port)
+        self.welcome: dict[str, Any] | None = None
+        self.frames: list[dict[str, Any]] = []
+        if nick is not None:
+            self.send({"type": "hello", "version": 1, "nick": nick, "room": room})
+            self.welcome = self.expect("welcome")
+            if room is not None:
+                self.expect("joined")
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(frame).encode() + b"\n")
+
+    def read_frame(self, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any] | None:
+        line = self.read_line(timeout)
+        if line is None:
+            return None
+        frame = json.loads(line)
+        self.frames.append(frame)
+        return frame
+
+    def expect(self, kind: str, timeout: float = DEFAULT_TIMEOUT, **fields: Any
+               ) -> dict[str, Any]:
+        """Read frames until one of `kind` whose fields match; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self.read_frame(max(0.01, deadline - time.monotonic()))
+            if frame is None:
+                raise AssertionError(f"closed while waiting for {kind}; got {self.frames}")
+            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                return frame
+
+    def request(self, frame: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
+                ) -> dict[str, Any]:
+        """Send with a ref; return the first frame carrying it (reply, echo or error)."""
+        ref = f"t{time.monotonic_ns()}"
+        self.send({**frame, "ref": ref})
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.read_frame(max(0.01, deadline - time.monotonic()))
+            assert answer is not None, f"closed while waiting for ref {ref}"
+            if answer.get("ref") == ref:
+                return answer
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
+             message: str = "condition") -> Any:
+    """Poll `predicate` until truthy, with a deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(0.01)
+
+
+def chatkit_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "chatkit", *args]
+
+
+def cli_env(home: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CHATKIT_HOME"] = home
+    env.pop("CHATKIT_NICK", None)
+    env.update(extra)
+    return env
+
+
+class ServeProcess:
+    """A real `chatkit serve --host 127.0.0.1 --port 0` subprocess."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, banner: str) -> None:
+        self.proc = proc
+        self.port = port
+        self.banner = banner
+
+    @classmethod
+    def start(cls, extra_args: list[str], env_home: str, port: int = 0,
+              timeout: float = 10.0) -> ServeProcess:
+        os.makedirs(env_home, exist_ok=True)
+        proc = subprocess.Popen(
+            chatkit_cmd("serve", "--host", "127.0.0.1", "--port", str(port), "--name", "testsrv",
+                        *extra_args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(env_home))
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        banner = proc.stdout.readline()  # bounded: the process is killed below on failure
+        match = re.search(r"127\.0\.0\.1:(\d+)", banner)
+        if not match or time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise AssertionError(f"chatkit serve did not start: {banner!r} {err!r}")
+        return cls(proc, int(match.group(1)), banner)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+        return self.proc.returncode
