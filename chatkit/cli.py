@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 from click.shell_completion import get_completion_class
@@ -19,6 +20,7 @@ from click.shell_completion import get_completion_class
 from chatkit import __version__
 from chatkit.errors import ChatkitError, ConfigError, ExitCode
 from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
+from chatkit.store import FSYNC_POLICIES
 
 log = logging.getLogger("chatkit")
 SHELLS = ("bash", "zsh", "fish")
@@ -94,19 +96,41 @@ def cli(debug: bool) -> None:
               type=click.IntRange(1, 65535), help="UDP port for discovery.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="What the server logs to stderr.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Message log (SQLite) [default: messages.db in the user data directory].")
+@click.option("--no-history", is_flag=True,
+              help="Keep messages in memory only: nothing written to disk, history lost at exit.")
+@click.option("--history-on-join", default=50, show_default=True, type=click.IntRange(0, 1000),
+              help="Messages of a room sent to someone joining it.")
+@click.option("--log-private", is_flag=True,
+              help="Also store private messages (by default they are never written to disk).")
+@click.option("--fsync", type=click.Choice(FSYNC_POLICIES), default="normal", show_default=True,
+              help="normal: survives the server being killed; full: also power loss (slower).")
+@click.option("--retain-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Delete stored messages older than this many days.")
+@click.option("--max-messages", type=click.IntRange(min=1), default=None,
+              help="Keep at most this many stored messages (the newest).")
 def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
-          log_level: str) -> None:
+          log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
+          log_private: bool, fsync: str, retain_days: float | None,
+          max_messages: int | None) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig, raise_fd_limit
 
     _setup_logging(log_level)
+    if no_history and db_path:
+        raise click.UsageError("--db and --no-history cannot be combined")
     config = ServerConfig(host=host, port=port, discovery=discovery,
-                          discovery_port=discovery_port)
+                          discovery_port=discovery_port,
+                          db=None if no_history else (db_path or str(default_db_path())),
+                          fsync=fsync, log_private=log_private,
+                          history_on_join=history_on_join, retain_days=retain_days,
+                          max_messages=max_messages)
     if name:
         config.name = name
     raise_fd_limit()
-    server = Server(config)
     with _errors_as_click():
+        server = Server(config)
         server.start()
     click.echo(f"chatkit: server {server.name!r} listening on "
                f"{', '.join(server.addresses())}", nl=True)
@@ -138,19 +162,39 @@ def join(address: str | None, port: int | None, nick: str | None, room: str,
     """Join a server and chat interactively (or pipe lines in and out)."""
     with _errors_as_click():
         host, port = _resolve_address(address, port)
-        raise ConfigError("the interactive client is not built yet; "
-                          f"meanwhile use `nc {host} {port}` or `chatkit send`")
+        from chatkit.client import run_join
+
+        status = run_join(host, port, nick, room, json_output)
+    sys.exit(status)
 
 
 @cli.command()
 @click.option("--timeout", default=2.0, show_default=True, type=click.FloatRange(0.1, 60),
               help="Seconds to wait for answers.")
 @click.option("--json", "json_output", is_flag=True, help="Print JSON.")
-def discover(timeout: float, json_output: bool) -> None:
-    """Find chatkit servers on the local network."""
+@click.option("--watch", "watch_mode", is_flag=True,
+              help="Keep listening; show servers appearing and leaving (Ctrl-C stops).")
+@click.option("--diagnose", "diagnose_mode", is_flag=True,
+              help="Self-test each network interface and explain why nothing answers.")
+@click.option("--broadcast", "broadcast", multiple=True, metavar="ADDR",
+              help="Probe ADDR instead of every interface's broadcast address (repeatable).")
+@click.option("--discovery-port", default=DEFAULT_PORT, show_default=True,
+              type=click.IntRange(1, 65535), help="UDP port for discovery.")
+def discover(timeout: float, json_output: bool, watch_mode: bool, diagnose_mode: bool,
+             broadcast: tuple[str, ...], discovery_port: int) -> None:
+    """Find chatkit servers on the local network (UDP broadcast).
+
+    Exit status: 0 at least one server found; 6 none answered.
+    """
+    from chatkit.discovery import run_discover
+
+    if watch_mode and diagnose_mode:
+        raise click.UsageError("--watch and --diagnose cannot be combined")
     with _errors_as_click():
-        raise ConfigError("discovery is not built yet; ask for the server's address and use "
-                          "`chatkit join HOST`")
+        status = run_discover(timeout=timeout, json_output=json_output, watch_mode=watch_mode,
+                              diagnose_mode=diagnose_mode, broadcast=list(broadcast) or None,
+                              discovery_port=discovery_port)
+    sys.exit(status)
 
 
 @cli.command()
@@ -177,6 +221,35 @@ def send(host: str | None, port: int, nick: str, room: str, message: tuple[str, 
 
 
 @cli.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Message log to read [default: the one `chatkit serve` uses].")
+@click.option("--room", default=None, help="Only this room.")
+@click.option("--since", default=None, metavar="2h|30m|7d|DATE",
+              help="Only messages since this long ago, or since this date/time.")
+@click.option("--grep", default=None, metavar="TEXT", help="Only messages containing TEXT.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the newest N messages.")
+@click.option("--json", "json_output", is_flag=True, help="Print JSON lines.")
+def history(db_path: str | None, room: str | None, since: str | None, grep: str | None,
+            limit: int | None, json_output: bool) -> None:
+    """Print stored messages, oldest first (works while the server runs, or without it)."""
+    import json
+
+    from chatkit.store import format_line, parse_since, read_history
+
+    with _errors_as_click():
+        try:
+            since_ts = parse_since(since) if since else None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+        rows = read_history(db_path or default_db_path(), room=room, since=since_ts, grep=grep,
+                            limit=limit)
+    for row in rows:
+        click.echo(json.dumps(row.as_json(), ensure_ascii=False) if json_output
+                   else format_line(row))
+
+
+@cli.command()
 @click.argument("shell", type=click.Choice(SHELLS))
 def completion(shell: str) -> None:
     """Print the completion script for SHELL.
@@ -189,6 +262,12 @@ def completion(shell: str) -> None:
     completer = get_completion_class(shell)
     assert completer is not None  # every name in SHELLS is one of click's
     click.echo(completer(cli, {}, "chatkit", "_CHATKIT_COMPLETE").source())
+
+
+def default_db_path() -> Path:
+    from chatkit.paths import data_dir
+
+    return data_dir() / "messages.db"
 
 
 def _resolve_address(address: str | None, port: int | None) -> tuple[str, int]:

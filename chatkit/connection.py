@@ -220,7 +220,7 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterator[st
     conn = Connection.open(host, port, nick, room=None, timeout=timeout)
     sent = 0
     try:
-        conn.request({"type": "join", "room": room, "create": False}, timeout)
+        conn.request({"type": "join", "room": room, "create": False, "history": 0}, timeout)
         for line in lines:
             text = line.rstrip("\r\n")
             if not text.strip():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -280,6 +281,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("who", "/who [ROOM]", "List who is in ROOM, or everyone connected"),
     CommandSpec("me", "/me ACTION", "Send an action to the current room"),
     CommandSpec("topic", "/topic [TEXT]", "Show or set the topic of the current room"),
+    CommandSpec("history", "/history [N]", "Show the last N messages of the current room"),
     CommandSpec("help", "/help", "List the commands"),
     CommandSpec("quit", "/quit [REASON]", "Leave the server"),
     CommandSpec("exit", "/exit", "Leave the server (same as /quit)"),
@@ -339,6 +341,10 @@ def parse_command(line: str, current_room: str | None) -> Frame:
         return {"type": "me", "room": need_room(), "text": rest}
     if name == "topic":
         return {"type": "topic", "room": need_room(), "text": rest or None}
+    if name == "history":
+        if rest and not (rest.isdigit() and int(rest) > 0):
+            raise usage_error()
+        return {"type": "history", "room": need_room(), "limit": int(rest or 50)}
     if name in ("quit", "exit"):
         return {"type": "quit", "reason": rest or None}
     return {"type": name}  # rooms, help
@@ -350,6 +356,18 @@ def parse_command(line: str, current_room: str | None) -> Frame:
 def render_text(frame: Frame, me: str | None = None) -> list[str]:
     """The readable lines a text-mode user sees for one server frame (no line endings)."""
     kind = frame.get("type")
+    if frame.get("history") and kind in ("message", "topic"):
+        when = time.strftime("%H:%M", time.localtime(frame["ts"]))
+        if kind == "topic":
+            return [f"[{frame['room']} {when}] *** {frame['nick']} set the topic: "
+                    f"{frame.get('text') or ''}"]
+        if frame.get("action"):
+            return [f"[{frame['room']} {when}] * {frame['nick']} {frame['text']}"]
+        return [f"[{frame['room']} {when}] <{frame['nick']}> {frame['text']}"]
+    if kind == "history_end":
+        count = frame.get("count", 0)
+        return [f"*** end of history of {frame['room']} ({count} message"
+                f"{'s' if count != 1 else ''})"] if count else []
     if kind == "message":
         if frame.get("action"):
             return [f"[{frame['room']}] * {frame['nick']} {frame['text']}"]

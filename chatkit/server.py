@@ -6,14 +6,19 @@ recipient with a non-blocking send; what a recipient's socket cannot take at onc
 that recipient's bounded backlog, which the flusher drains when the socket becomes writable.
 A recipient whose backlog overflows is disconnected; nobody else waits for it.
 
-All chat state (nicknames, rooms, membership) is guarded by one lock, held while a message id is
-assigned and the message is handed to every recipient, so every client sees messages in id order.
+All chat state (nicknames, rooms, membership) is guarded by one lock. Events for other people
+(messages, joins, parts, renames, quits) get their id under that lock and are queued, in id
+order, to the publisher thread, which writes the storable ones to the message log in one
+transaction per batch and only then delivers the batch, one send per recipient. So a message
+is on disk before anyone sees it (the sender's echo means "accepted"), every client receives
+events in id order, and a burst costs one syscall per recipient rather than one per message.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import secrets
 import select
 import selectors
@@ -41,6 +46,7 @@ from chatkit.protocol import (
     normalize_room,
     render_text,
 )
+from chatkit.store import MessageStore, StoredMessage, StoreError
 
 log = logging.getLogger("chatkit.server")
 
@@ -63,6 +69,13 @@ class ServerConfig:
     #: seconds to choose a nickname (text mode) or send `hello` (JSON mode)
     handshake_timeout: float = 120.0
     sniff_seconds: float = protocol.SNIFF_SECONDS
+    #: the message log; None keeps history in memory only (lost at exit)
+    db: str | None = None
+    fsync: str = "normal"
+    log_private: bool = False
+    history_on_join: int = 50
+    retain_days: float | None = None
+    max_messages: int | None = None
 
 
 class Room:
@@ -303,6 +316,123 @@ class Flusher:
                     pass  # closed meanwhile
 
 
+@dataclass
+class Pending:
+    """An event accepted under the server lock, waiting for the publisher."""
+
+    event: Frame
+    #: deliver to the room's members at publish time (so a joiner in between gets it live) ...
+    room: Room | None = None
+    #: ... or to exactly these sessions
+    recipients: list[Session] | None = None
+    sender: Session | None = None
+    ref: object = None
+    exclude: Session | None = None
+    row: StoredMessage | None = None
+
+
+_STOP = object()
+MAX_HISTORY = 1000  # stored messages sent for one request; `more` says when there are others
+_MAX_BATCH = 512
+_PRUNE_EVERY = 60.0
+
+
+class Publisher:
+    """The one thread that stores accepted events, then delivers them, batch by batch."""
+
+    def __init__(self, server: Server, store: MessageStore) -> None:
+        self.server = server
+        self.store = store
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        #: the highest id delivered; history reads stop here so a joiner gets nothing twice
+        self.published_id = 0
+        self._thread = threading.Thread(target=self._run, name="chatkit-publisher", daemon=True)
+        self._next_prune = time.monotonic() + _PRUNE_EVERY
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Publish everything already accepted, then end the thread."""
+        self.queue.put(_STOP)
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            try:
+                first = self.queue.get(timeout=_PRUNE_EVERY)
+            except queue.Empty:
+                first = None
+            batch: list[Pending] = []
+            item = first
+            while item is not None:
+                if item is _STOP:
+                    stopping = True
+                else:
+                    batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= _MAX_BATCH:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if batch:
+                try:
+                    self._publish(batch)
+                except Exception:  # never lose the thread: later messages still need it
+                    log.exception("internal error publishing %d events", len(batch))
+            self._maybe_prune()
+
+    def _publish(self, batch: list[Pending]) -> None:
+        stored = True
+        rows = [p.row for p in batch if p.row is not None]
+        try:
+            self.store.append(rows)
+        except StoreError as exc:
+            log.error("%s", exc)
+            stored = False
+        server = self.server
+        out: dict[Session, list[bytes]] = {}
+        with server.lock:
+            for pending in batch:
+                if pending.row is not None and not stored:
+                    if pending.sender is not None:
+                        pending.sender.error("store_failed", "message not accepted: the server "
+                                             "could not store it; try again later", pending.ref)
+                    continue
+                targets: Iterable[Session]
+                if pending.room is not None:
+                    room, sender = pending.room, pending.sender
+                    targets = room.members.values()
+                    if pending.exclude is not None:
+                        targets = [m for m in targets if m is not pending.exclude]
+                    if sender is not None and name_key(room.name) not in sender.rooms:
+                        targets = [*targets, sender]  # left meanwhile: still gets its echo
+                else:
+                    targets = pending.recipients or []
+                server._fanout(pending.event, targets, pending.sender, pending.ref, out)
+            self.published_id = batch[-1].event["id"]
+            for session, chunks in out.items():
+                session.deliver(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _maybe_prune(self) -> None:
+        config = self.server.config
+        if (config.retain_days is None and config.max_messages is None) \
+                or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + _PRUNE_EVERY
+        try:
+            deleted = self.store.prune(retain_days=config.retain_days,
+                                       max_messages=config.max_messages)
+        except StoreError as exc:
+            log.error("retention: %s", exc)
+            return
+        if deleted:
+            log.info("retention: deleted %d old messages", deleted)
+            self._next_prune = time.monotonic() + 1.0  # more to do: continue soon
+
+
 class Server:
     """A running chat server. `start()` binds and returns; `stop()` shuts down gracefully."""
 
@@ -315,7 +445,12 @@ class Server:
         self.nicks: dict[str, Session] = {}
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
         self.flusher = Flusher()
-        self._ids = itertools.count(1)
+        self.store = MessageStore(self.config.db or ":memory:", fsync=self.config.fsync,
+                                  log_private=self.config.log_private)
+        self.publisher = Publisher(self, self.store)
+        last_id = self.store.last_id()
+        self.publisher.published_id = last_id  # everything stored before a restart is history
+        self._ids = itertools.count(last_id + 1)
         self._listeners: list[socket.socket] = []
         self._acceptor: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -327,7 +462,7 @@ class Server:
             "join": self.on_join, "part": self.on_part, "nick": self.on_nick,
             "who": self.on_who, "rooms": self.on_rooms, "topic": self.on_topic,
             "help": self.on_help, "command": self.on_command, "ping": self.on_ping,
-            "quit": self.on_quit,
+            "quit": self.on_quit, "history": self.on_history,
         }
 
     # ------------------------------------------------------------------ life cycle
@@ -341,8 +476,13 @@ class Server:
         return self._listeners[0].getsockname()[0]
 
     def start(self) -> None:
-        self._listeners = [_listen(self.config.host, self.config.port)]
+        try:
+            self._listeners = [_listen(self.config.host, self.config.port)]
+        except ChatkitError:
+            self.store.close()
+            raise
         self.flusher.start()
+        self.publisher.start()
         self._acceptor = threading.Thread(target=self._accept_loop, name="chatkit-acceptor",
                                           daemon=True)
         self._acceptor.start()
@@ -395,6 +535,7 @@ class Server:
             self._acceptor.join(5)
         for listener in self._listeners:
             listener.close()
+        self.publisher.stop()  # everything accepted is stored and delivered before the notice
         with self.lock:
             sessions = list(self.sessions)
             for session in sessions:
@@ -411,6 +552,7 @@ class Server:
             if session.thread is not None:
                 session.thread.join(5)
         self.flusher.stop()
+        self.store.close()
         self._wake_r.close()
         self._wake_w.close()
         log.info("server %s stopped", self.name)
@@ -462,7 +604,8 @@ class Server:
                 for room in list(session.rooms.values()):
                     self._leave(session, room)
                 if not self._stopping.is_set():
-                    self._fanout(self.frame("quit", nick=session.nick, reason=reason), audience)
+                    self._queue(self.frame("quit", nick=session.nick, reason=reason),
+                                recipients=audience)
                 log.info("%s disconnected (%s)", session.label, reason or "quit")
         with session.out_lock:
             session._kill(reason)
@@ -479,28 +622,39 @@ class Server:
             return encode(frame)
         return "".join(line + "\r\n" for line in render_text(frame, session.nick)).encode()
 
-    def _fanout(self, frame: Frame, recipients: Iterable[Session],
-                sender: Session | None = None, ref: object = None) -> None:
-        """Deliver one frame to many, encoding it once per mode (caller holds the lock).
+    def _fanout(self, frame: Frame, recipients: Iterable[Session], sender: Session | None,
+                ref: object, out: dict[Session, list[bytes]]) -> None:
+        """Add one frame to each recipient's output, encoding it once per mode.
 
         A JSON sender gets its own copy carrying `ref`; a text sender of a message gets none
-        (its terminal already shows what it typed).
+        (its terminal already shows what it typed). Called by the publisher under the lock.
         """
         as_json: bytes | None = None
         as_text: bytes | None = None
         for member in recipients:
             if member is sender:
                 if member.mode == "json":
-                    member.deliver(encode({**frame, "ref": ref} if ref is not None else frame))
+                    data = encode({**frame, "ref": ref} if ref is not None else frame)
                 elif frame["type"] not in ("message", "private"):
-                    member.deliver(self.encode_for(member, frame))
-                continue
-            if member.mode == "json":
-                as_json = as_json or encode(frame)
-                member.deliver(as_json)
+                    data = self.encode_for(member, frame)
+                else:
+                    continue
+            elif member.mode == "json":
+                data = as_json = as_json or encode(frame)
             else:
-                as_text = as_text or self.encode_for(member, frame)
-                member.deliver(as_text)
+                data = as_text = as_text or self.encode_for(member, frame)
+            chunks = out.get(member)
+            if chunks is None:
+                out[member] = [data]
+            else:
+                chunks.append(data)
+
+    def _queue(self, event: Frame, *, room: Room | None = None,
+               recipients: list[Session] | None = None, sender: Session | None = None,
+               ref: object = None, exclude: Session | None = None,
+               row: StoredMessage | None = None) -> None:
+        """Hand an event to the publisher; the caller holds the lock, so ids stay in order."""
+        self.publisher.queue.put(Pending(event, room, recipients, sender, ref, exclude, row))
 
     def handle_line(self, session: Session, line: bytes) -> None:
         """One complete input line from a client, in its mode."""
@@ -616,7 +770,9 @@ class Server:
             room = self._member_room(session, protocol.field(frame, "room", str))
             event = self.frame("message", room=room.name, nick=session.nick, text=text,
                                action=action)
-            self._fanout(event, room.members.values(), sender=session, ref=frame.get("ref"))
+            row = StoredMessage(event["id"], room.name, "action" if action else "message",
+                                session.nick or "", None, text, event["ts"])
+            self._queue(event, room=room, sender=session, ref=frame.get("ref"), row=row)
 
     def on_me(self, session: Session, frame: Frame) -> None:
         self.on_msg(session, frame, action=True)
@@ -631,15 +787,23 @@ class Server:
             event = self.frame("private", **{"from": session.nick, "to": target.nick,
                                              "text": text})
             recipients = [target] if target is session else [target, session]
-            self._fanout(event, recipients, sender=session, ref=frame.get("ref"))
+            row = StoredMessage(event["id"], None, "private", session.nick or "", target.nick,
+                                text, event["ts"]) if self.store.log_private else None
+            self._queue(event, recipients=recipients, sender=session, ref=frame.get("ref"),
+                        row=row)
 
     def on_join(self, session: Session, frame: Frame) -> None:
         name = normalize_room(protocol.field(frame, "room", str))
         create = protocol.field(frame, "create", bool, required=False, default=True)
+        history = protocol.field(frame, "history", int, required=False,
+                                 default=self.config.history_on_join)
+        after = protocol.field(frame, "after", int, required=False)
         with self.lock:
-            self._join(session, name, create=create, request=frame)
+            self._join(session, name, create=create, request=frame, history=history,
+                       after=after)
 
-    def _join(self, session: Session, name: str, *, create: bool, request: Frame | None) -> None:
+    def _join(self, session: Session, name: str, *, create: bool, request: Frame | None,
+              history: int | None = None, after: int | None = None) -> None:
         key = name_key(name)
         room = self.rooms.get(key)
         if room is None:
@@ -649,9 +813,9 @@ class Server:
         if key in session.rooms:
             session.rooms.pop(key)  # re-inserted below: it becomes the current room
         else:
-            self._fanout(self.frame("join", room=room.name, nick=session.nick),
-                         room.members.values())
             room.members[name_key(session.nick or "")] = session
+            self._queue(self.frame("join", room=room.name, nick=session.nick), room=room,
+                        exclude=session)
             log.info("%s joined %s", session.nick, room.name)
         session.rooms[key] = room
         joined = self.frame("joined", room=room.name, topic=room.topic,
@@ -660,14 +824,41 @@ class Server:
             self._reply(session, joined, request)
         else:
             session.send_frame(joined)
+        if history is None:
+            history = self.config.history_on_join
+        if history > 0 or after is not None:
+            self._send_history(session, room, history if after is None else MAX_HISTORY,
+                               after, request.get("ref") if request else None)
+
+    def _send_history(self, session: Session, room: Room, limit: int, after: int | None,
+                      ref: object) -> None:
+        """Stored messages of `room` up to the last published one (caller holds the lock):
+        anything newer reaches the session live, so nothing arrives twice or not at all."""
+        rows = self.store.room_history(room.name, limit=min(limit, MAX_HISTORY), after=after,
+                                       up_to=self.publisher.published_id)
+        data = b"".join(self.encode_for(session, row.as_frame()) for row in rows)
+        end = self.frame("history_end", room=room.name, count=len(rows),
+                         more=after is not None and len(rows) >= MAX_HISTORY)
+        if ref is not None:
+            end["ref"] = ref
+        session.deliver(data + self.encode_for(session, end))
+
+    def on_history(self, session: Session, frame: Frame) -> None:
+        limit = protocol.field(frame, "limit", int, required=False, default=50)
+        after = protocol.field(frame, "after", int, required=False)
+        if limit < 1:
+            raise FrameError("bad_frame", "'limit' must be at least 1")
+        with self.lock:
+            room = self._member_room(session, protocol.field(frame, "room", str))
+            self._send_history(session, room, limit, after, frame.get("ref"))
 
     def on_part(self, session: Session, frame: Frame) -> None:
         reason = self._optional_text(frame, "reason")
         with self.lock:
             room = self._member_room(session, protocol.field(frame, "room", str))
             event = self.frame("part", room=room.name, nick=session.nick, reason=reason)
-            self._fanout(event, list(room.members.values()), sender=session,
-                         ref=frame.get("ref"))
+            self._queue(event, recipients=list(room.members.values()), sender=session,
+                        ref=frame.get("ref"))
             self._leave(session, room)
             log.info("%s left %s", session.nick, room.name)
 
@@ -704,8 +895,8 @@ class Server:
                 }
             session.nick = new
             event = self.frame("nick", old=old, new=new)
-            self._fanout(event, [session, *self._co_members(session)], sender=session,
-                         ref=frame.get("ref"))
+            self._queue(event, recipients=[session, *self._co_members(session)],
+                        sender=session, ref=frame.get("ref"))
             log.info("%s is now known as %s", old, new)
 
     def on_who(self, session: Session, frame: Frame) -> None:
@@ -742,7 +933,9 @@ class Server:
             room.topic = clean_text(text, "topic", allow_empty=True) or None
             room.topic_by = session.nick
             event = self.frame("topic", room=room.name, text=room.topic, nick=session.nick)
-            self._fanout(event, room.members.values(), sender=session, ref=frame.get("ref"))
+            row = StoredMessage(event["id"], room.name, "topic", session.nick or "", None,
+                                room.topic, event["ts"])
+            self._queue(event, room=room, sender=session, ref=frame.get("ref"), row=row)
 
     def on_help(self, session: Session, frame: Frame) -> None:
         self._reply(session, self.frame("help", commands=protocol.command_list()), frame)
