@@ -11,8 +11,9 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import click
 from click.shell_completion import get_completion_class
@@ -110,22 +111,51 @@ def cli(debug: bool) -> None:
               help="Delete stored messages older than this many days.")
 @click.option("--max-messages", type=click.IntRange(min=1), default=None,
               help="Keep at most this many stored messages (the newest).")
+@click.option("--tls/--no-tls", default=True, show_default=True,
+              help="Offer TLS (chatkit clients use it; nc/telnet users still get plain text).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Your own certificate (PEM) [default: self-signed, made on first run].")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="The key of --tls-cert (PEM).")
+@click.option("--require-tls", is_flag=True, help="Refuse unencrypted connections.")
+@click.option("--password", envvar="CHATKIT_PASSWORD", default=None,
+              help="Password every client must give (prefer CHATKIT_PASSWORD or "
+                   "--password-file: a command line is visible in `ps`).")
+@click.option("--password-file", type=click.File("r"), default=None,
+              help="Read the password from the first line of this file.")
+@click.option("--rate-limit", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Lines per second each client may send (bursts of 20); 0 = no limit.")
+@click.option("--max-clients", default=4096, show_default=True, type=click.IntRange(min=1),
+              help="Connections in all.")
+@click.option("--max-per-address", default=32, show_default=True, type=click.IntRange(min=0),
+              help="Connections from one IP address; 0 = no limit.")
 def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
           log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
           log_private: bool, fsync: str, retain_days: float | None,
-          max_messages: int | None) -> None:
+          max_messages: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
+          require_tls: bool, password: str | None, password_file: TextIO | None,
+          rate_limit: float, max_clients: int, max_per_address: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig, raise_fd_limit
 
     _setup_logging(log_level)
     if no_history and db_path:
         raise click.UsageError("--db and --no-history cannot be combined")
+    if require_tls and not tls:
+        raise click.UsageError("--require-tls and --no-tls cannot be combined")
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+    if password == "":
+        raise click.UsageError("the password is empty")
     config = ServerConfig(host=host, port=port, discovery=discovery,
                           discovery_port=discovery_port,
                           db=None if no_history else (db_path or str(default_db_path())),
                           fsync=fsync, log_private=log_private,
                           history_on_join=history_on_join, retain_days=retain_days,
-                          max_messages=max_messages)
+                          max_messages=max_messages, tls=tls, tls_cert=tls_cert,
+                          tls_key=tls_key, require_tls=require_tls, password=password,
+                          rate_limit=rate_limit, max_clients=max_clients,
+                          max_per_address=max_per_address)
     if name:
         config.name = name
     raise_fd_limit()
@@ -134,6 +164,10 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
         server.start()
     click.echo(f"chatkit: server {server.name!r} listening on "
                f"{', '.join(server.addresses())}", nl=True)
+    if server.fingerprint:
+        click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
+    if password:
+        click.echo("chatkit: clients need the password")
     sys.stdout.flush()
     previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT,
                                                                      signal.SIGTERM)}
@@ -149,6 +183,20 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             signal.signal(sig, handler)
 
 
+def client_security_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every command that connects as a client shares: --no-tls, --insecure,
+    --password."""
+    command = click.option("--password", envvar="CHATKIT_PASSWORD", default=None,
+                           help="Server password (or set CHATKIT_PASSWORD).")(command)
+    command = click.option("--insecure", is_flag=True,
+                           help="Encrypt, but do not check the server's pinned certificate.",
+                           )(command)
+    command = click.option("--no-tls", is_flag=True,
+                           help="Connect without encryption (servers run with --no-tls).",
+                           )(command)
+    return command
+
+
 @cli.command()
 @click.argument("address", required=False, metavar="[HOST[:PORT]]")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
@@ -157,14 +205,16 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
 @click.option("--room", default=DEFAULT_ROOM, show_default=True, help="Room to join first.")
 @click.option("--json", "json_output", is_flag=True,
               help="Without a terminal: print events as JSON lines.")
+@client_security_options
 def join(address: str | None, port: int | None, nick: str | None, room: str,
-         json_output: bool) -> None:
+         json_output: bool, no_tls: bool, insecure: bool, password: str | None) -> None:
     """Join a server and chat interactively (or pipe lines in and out)."""
     with _errors_as_click():
         host, port = _resolve_address(address, port)
         from chatkit.client import run_join
 
-        status = run_join(host, port, nick, room, json_output)
+        status = run_join(host, port, nick, room, json_output, tls=not no_tls,
+                          insecure=insecure, password=password)
     sys.exit(status)
 
 
@@ -204,8 +254,10 @@ def discover(timeout: float, json_output: bool, watch_mode: bool, diagnose_mode:
               help="Nickname to send as (or set CHATKIT_NICK).")
 @click.option("--room", default=DEFAULT_ROOM, show_default=True,
               help="Existing room to send to.")
+@client_security_options
 @click.argument("message", nargs=-1)
-def send(host: str | None, port: int, nick: str, room: str, message: tuple[str, ...]) -> None:
+def send(host: str | None, port: int, nick: str, room: str, no_tls: bool, insecure: bool,
+         password: str | None, message: tuple[str, ...]) -> None:
     """Send MESSAGE (or each line of stdin) to a room, and wait until the server accepted it.
 
     Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, ...);
@@ -217,7 +269,8 @@ def send(host: str | None, port: int, nick: str, room: str, message: tuple[str, 
         if host is None:
             raise ConfigError("no server given: use --host HOST")
         lines = [" ".join(message)] if message else sys.stdin
-        send_messages(host, port, nick, room, lines)
+        send_messages(host, port, nick, room, lines, tls=not no_tls, insecure=insecure,
+                      password=password, notify=lambda note: click.echo(note, err=True))
 
 
 @cli.command()
@@ -247,6 +300,78 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
     for row in rows:
         click.echo(json.dumps(row.as_json(), ensure_ascii=False) if json_output
                    else format_line(row))
+
+
+@cli.command()
+@click.argument("address", required=False, metavar="[HOST[:PORT]]")
+@click.option("--clients", default=10, show_default=True, type=click.IntRange(1, 10000),
+              help="Connections to open, all in one room.")
+@click.option("--senders", default=1, show_default=True, type=click.IntRange(0, 10000),
+              help="How many of the clients send.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Aggregate messages per second over all senders.")
+@click.option("--max", "max_speed", is_flag=True,
+              help="Send as fast as the server accepts (the default without --rate).")
+@click.option("--duration", default=5.0, show_default=True, type=click.FloatRange(0.1, 600),
+              help="Seconds of sending.")
+@click.option("--messages", type=click.IntRange(min=1), default=None,
+              help="Stop each sender after this many messages (or at --duration).")
+@click.option("--size", default=64, show_default=True, type=click.IntRange(0, 2000),
+              help="Bytes of message text.")
+@click.option("--window", default=16, show_default=True, type=click.IntRange(1, 10000),
+              help="Messages in flight per sender with --max.")
+@click.option("--room", default=None, help="Room to use [default: a fresh bench-XXXXXX].")
+@click.option("--stalled", default=0, show_default=True, type=click.IntRange(0, 10000),
+              help="Extra clients that join the room and never read.")
+@click.option("--target", type=click.Choice(["chatkit", "redis"]), default="chatkit",
+              show_default=True, help="What the address is: a chatkit server, or Redis pub/sub "
+              "(the reference of the benchmark suite).")
+@click.option("--json", "json_output", is_flag=True, help="Print one JSON object.")
+def bench(address: str | None, clients: int, senders: int, rate: float | None,
+          max_speed: bool, duration: float, messages: int | None, size: int, window: int,
+          room: str | None, stalled: int, target: str, json_output: bool) -> None:
+    """Load-test a server: N clients in one room, S of them sending; report deliveries/s,
+    latency, lost/duplicated/reordered messages and the generator's own CPU use.
+
+    Exit status: 0 every message arrived once and in order; 1 otherwise; 3 unreachable.
+    """
+    from chatkit.bench import BenchConfig, main_json, run_bench, stderr_is_tty
+    from chatkit.connection import parse_address
+
+    with _errors_as_click():
+        if rate is not None and max_speed:
+            raise ConfigError("--rate and --max exclude each other")
+        try:
+            host, port = parse_address(address or "127.0.0.1",
+                                       6379 if target == "redis" else DEFAULT_PORT)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        result = run_bench(BenchConfig(
+            host=host, port=port, clients=clients, senders=senders, rate=rate,
+            duration=duration, messages=messages, size=size, window=window, room=room,
+            stalled=stalled, target=target, progress=not json_output and stderr_is_tty()))
+    click.echo(main_json(result) if json_output else result.summary())
+    if not result.ok:
+        sys.exit(ExitCode.ERROR)
+
+
+@cli.command()
+@click.option("--forget", metavar="HOST:PORT", default=None,
+              help="Forget the certificate pinned for HOST:PORT (after a legitimate change).")
+def trust(forget: str | None) -> None:
+    """List the server certificates this machine has pinned, or forget one."""
+    from chatkit.paths import config_dir
+    from chatkit.tls import KnownServers
+
+    known = KnownServers(config_dir() / "known_servers.json")
+    with _errors_as_click():
+        if forget is not None:
+            if not known.forget(forget):
+                raise ConfigError(f"no certificate pinned for {forget}")
+            click.echo(f"forgot {forget}; the next connection pins its certificate anew")
+            return
+        for address, fingerprint in sorted(known.all().items()):
+            click.echo(f"{address}  {fingerprint}")
 
 
 @cli.command()

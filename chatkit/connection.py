@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 import socket
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from chatkit import __version__
 from chatkit.errors import ProtocolError, RefusedError, UnreachableError
+from chatkit.paths import config_dir
 from chatkit.protocol import (
     DEFAULT_PORT,
     PROTOCOL_VERSION,
@@ -21,7 +23,9 @@ from chatkit.protocol import (
     LineSplitter,
     decode,
     encode,
+    sanitize_text,
 )
+from chatkit.tls import KnownServers, TlsChannel, open_client_channel
 
 CONNECT_TIMEOUT = 5.0
 
@@ -52,23 +56,38 @@ def format_address(host: str, port: int) -> str:
 class Connection:
     """One JSON-mode session. `recv` is for one reader thread; `send` is thread-safe."""
 
-    def __init__(self, sock: socket.socket, host: str, port: int) -> None:
+    def __init__(self, sock: socket.socket, host: str, port: int,
+                 tls: TlsChannel | None = None) -> None:
         self.sock = sock
         self.host = host
         self.port = port
+        self.tls = tls
+        #: the server's certificate fingerprint (TLS only), and whether it was pinned just now
+        self.fingerprint: str | None = None
+        self.newly_pinned = False
         self.welcome: Frame = {}
         self._splitter = LineSplitter()
         self._pending: list[Frame] = []
         self._send_lock = threading.Lock()
         self._refs = itertools.count(1)
+        self._garbage: list[str] = []  # non-JSON lines before `welcome`, for error messages
         self.closed = False
 
     # ------------------------------------------------------------------ set-up
 
     @classmethod
     def open(cls, host: str, port: int, nick: str, room: str | None = "lobby",
-             timeout: float = CONNECT_TIMEOUT) -> Connection:
-        """Connect and complete the handshake; return a registered connection."""
+             timeout: float = CONNECT_TIMEOUT, *, tls: bool = True, insecure: bool = False,
+             password: str | None = None, expected_fingerprint: str | None = None,
+             known_servers: KnownServers | None = None,
+             on_pin: Callable[[Connection], None] | None = None) -> Connection:
+        """Connect and complete the handshake; return a registered connection.
+
+        With `tls` (the default) the server's certificate is checked against the pinned one
+        (trust on first use; `insecure` skips the check, the link is still encrypted).
+        `on_pin` is told as soon as a new server's certificate is pinned, even if the
+        handshake fails afterwards.
+        """
         address = format_address(host, port)
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
@@ -82,20 +101,40 @@ class Connection:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = cls(sock, host, port)
         try:
-            conn.handshake(nick, room, timeout)
+            if tls:
+                conn.start_tls(timeout, insecure=insecure, expected=expected_fingerprint,
+                               known=known_servers)
+                if conn.newly_pinned and on_pin is not None:
+                    on_pin(conn)
+            conn.handshake(nick, room, timeout, password)
         except BaseException:
             conn.close()
             raise
         sock.settimeout(None)
         return conn
 
-    def handshake(self, nick: str, room: str | None, timeout: float) -> Frame:
-        self.send({"type": "hello", "version": PROTOCOL_VERSION, "nick": nick, "room": room,
-                   "client": f"chatkit {__version__}"})
+    def start_tls(self, timeout: float, *, insecure: bool = False, expected: str | None = None,
+                  known: KnownServers | None = None) -> None:
+        self.tls = open_client_channel(self.sock, self.host, timeout)
+        self.fingerprint = self.tls.server_fingerprint()
+        if insecure or self.fingerprint is None:
+            return
+        known = known or KnownServers(config_dir() / "known_servers.json")
+        self.newly_pinned = known.verify(self.address, self.fingerprint, expected)
+
+    def handshake(self, nick: str, room: str | None, timeout: float,
+                  password: str | None = None) -> Frame:
+        hello: Frame = {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
+                        "room": room, "client": f"chatkit {__version__}"}
+        if password is not None:
+            hello["password"] = password
+        self.send(hello)
         while True:
             frame = self.recv(timeout, skip_garbage=True)
             if frame is None:
-                raise UnreachableError(f"{self.address} closed the connection during the handshake")
+                said = f" (it said: {self._garbage[-1]})" if self._garbage else ""
+                raise UnreachableError(
+                    f"{self.address} closed the connection during the handshake{said}")
             if frame["type"] == "welcome":
                 self.welcome = frame
                 return frame
@@ -118,6 +157,8 @@ class Connection:
     def send(self, frame: Frame) -> None:
         data = encode(frame)
         with self._send_lock:
+            if self.tls is not None:
+                data = self.tls.encrypt(data)
             try:
                 self.sock.sendall(data)
             except OSError as exc:
@@ -137,6 +178,14 @@ class Connection:
                 raise UnreachableError(f"connection to {self.address} lost: {exc}") from None
             if not data:
                 return None
+            if self.tls is not None:
+                try:
+                    data, reply = self.tls.decrypt(data)
+                except ssl.SSLError as exc:
+                    raise UnreachableError(f"TLS error from {self.address}: {exc}") from None
+                if reply:
+                    with self._send_lock:
+                        self.sock.sendall(reply)
             for item in self._splitter.feed(data):
                 if isinstance(item, FrameError):
                     raise ProtocolError(f"{self.address}: {item.message}")
@@ -146,7 +195,9 @@ class Connection:
                     self._pending.append(decode(item))
                 except FrameError as exc:
                     if skip_garbage and not self.welcome:
-                        continue  # a text-mode greeting sent before our hello arrived
+                        # a text-mode greeting or refusal sent before our hello arrived
+                        self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
+                        continue
                     raise ProtocolError(
                         f"{self.address} does not speak the chatkit protocol ({exc.message})"
                     ) from None
@@ -204,6 +255,11 @@ class Connection:
             self.close()
 
 
+def pinned_note(conn: Connection) -> str:
+    return (f"first connection to {conn.address}: pinned its certificate {conn.fingerprint} "
+            "(compare with the fingerprint `chatkit serve` printed)")
+
+
 def raise_for_error(frame: Frame) -> None:
     """Turn an `error` frame into the matching ChatkitError."""
     code = str(frame.get("code", "error"))
@@ -213,11 +269,16 @@ def raise_for_error(frame: Frame) -> None:
     raise RefusedError(message, code)
 
 
-def send_messages(host: str, port: int, nick: str, room: str, lines: Iterator[str] | list[str],
-                  timeout: float = CONNECT_TIMEOUT) -> int:
+def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[str],
+                  timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
+                  insecure: bool = False, password: str | None = None,
+                  notify: Callable[[str], None] | None = None) -> int:
     """Connect as `nick`, join an existing `room`, send each non-empty line, wait until the
-    server has accepted every one (its echo), then quit. Returns the number sent."""
-    conn = Connection.open(host, port, nick, room=None, timeout=timeout)
+    server has accepted every one (its echo), then quit. Returns the number sent.
+    `notify` receives one-line notes for the user (a newly pinned certificate)."""
+    conn = Connection.open(host, port, nick, room=None, timeout=timeout, tls=tls,
+                           insecure=insecure, password=password,
+                           on_pin=(lambda c: notify(pinned_note(c))) if notify else None)
     sent = 0
     try:
         conn.request({"type": "join", "room": room, "create": False, "history": 0}, timeout)

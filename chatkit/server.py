@@ -16,6 +16,8 @@ events in id order, and a burst costs one syscall per recipient rather than one 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import logging
 import queue
@@ -23,10 +25,12 @@ import secrets
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chatkit import protocol
 from chatkit.errors import ChatkitError
@@ -47,6 +51,7 @@ from chatkit.protocol import (
     render_text,
 )
 from chatkit.store import MessageStore, StoredMessage, StoreError
+from chatkit.tls import TLS_RECORD_START, TlsChannel
 
 log = logging.getLogger("chatkit.server")
 
@@ -66,8 +71,18 @@ class ServerConfig:
     max_clients: int = 4096
     #: bytes a client may fall behind before it is disconnected as a non-reader
     max_backlog: int = 1 << 20
-    #: seconds to choose a nickname (text mode) or send `hello` (JSON mode)
-    handshake_timeout: float = 120.0
+    #: seconds to complete TLS, password and nickname (text mode) or `hello` (JSON mode)
+    handshake_timeout: float = 60.0
+    max_per_address: int = 32  # connections from one IP address; 0 = no limit
+    max_rooms_per_client: int = 20
+    #: per-client frames per second (token bucket) and burst; rate 0 = no limit
+    rate_limit: float = 5.0
+    rate_burst: int = 20
+    tls: bool = True
+    tls_cert: str | None = None  # default: a self-signed one made in the config directory
+    tls_key: str | None = None
+    require_tls: bool = False
+    password: str | None = None
     sniff_seconds: float = protocol.SNIFF_SECONDS
     #: the message log; None keeps history in memory only (lost at exit)
     db: str | None = None
@@ -76,6 +91,39 @@ class ServerConfig:
     history_on_join: int = 50
     retain_days: float | None = None
     max_messages: int | None = None
+
+
+class RateLimiter:
+    """A token bucket: frames over the rate are dropped (with a warning now and then), and a
+    client that keeps flooding collects strikes until it is disconnected."""
+
+    WARN_EVERY = 2.0
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.strikes = 0.0
+        self.last = time.monotonic()
+        self.warned_at = -self.WARN_EVERY
+
+    def check(self) -> str:
+        """'ok', 'drop', 'warn' (drop and tell the client) or 'disconnect'."""
+        now = time.monotonic()
+        elapsed = now - self.last
+        self.last = now
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.strikes = max(0.0, self.strikes - elapsed)
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return "ok"
+        self.strikes += 1
+        if self.strikes > 2 * self.burst:
+            return "disconnect"
+        if now - self.warned_at >= self.WARN_EVERY:
+            self.warned_at = now
+            return "warn"
+        return "drop"
 
 
 class Room:
@@ -101,6 +149,9 @@ class Session:
         self.dead = False
         self.quit_reason: str | None = None
         self.quitting = False  # left with /quit: its reason (maybe none) is shown as given
+        self.tls: TlsChannel | None = None
+        self.authenticated = False  # gave the server password (or none is needed)
+        self.limiter: RateLimiter | None = None
         self.thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ output
@@ -112,27 +163,33 @@ class Session:
     def deliver(self, data: bytes) -> None:
         """Queue bytes for this client without ever blocking the caller."""
         with self.out_lock:
-            if self.dead:
+            if self.tls is not None and not self.dead:
+                data = self.tls.encrypt(data)  # under out_lock: ciphertext keeps its order
+            self._send_locked(data)
+
+    def _send_locked(self, data: bytes) -> None:
+        """Send now what the socket takes, keep the rest (caller holds out_lock)."""
+        if self.dead:
+            return
+        if self.backlog:
+            if len(self.backlog) + len(data) > self.server.config.max_backlog:
+                self._overflow()
+            else:
+                self.backlog += data
+            return
+        try:
+            sent = self.sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._kill("connection lost")
+            return
+        if sent < len(data):
+            if len(data) - sent > self.server.config.max_backlog:
+                self._overflow()
                 return
-            if self.backlog:
-                if len(self.backlog) + len(data) > self.server.config.max_backlog:
-                    self._overflow()
-                else:
-                    self.backlog += data
-                return
-            try:
-                sent = self.sock.send(data, _DONTWAIT)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                self._kill("connection lost")
-                return
-            if sent < len(data):
-                if len(data) - sent > self.server.config.max_backlog:
-                    self._overflow()
-                    return
-                self.backlog += memoryview(data)[sent:]
-                self.server.flusher.watch(self)
+            self.backlog += memoryview(data)[sent:]
+            self.server.flusher.watch(self)
 
     def flush(self) -> bool:
         """Send what the socket takes now; True when the backlog is empty (flusher thread)."""
@@ -191,33 +248,27 @@ class Session:
 
     def _run(self) -> None:
         config = self.server.config
-        first = self._peek_first_byte(config.sniff_seconds)
+        deadline = time.monotonic() + config.handshake_timeout
+        first = self._read_within(config.sniff_seconds)
         if first is None:
             return
-        self.mode = "json" if first == b"{" else "text"
-        if first == b"\x16":
-            log.info("%s attempted TLS, which this server does not offer", self.peer)
+        if first[:1] == bytes([TLS_RECORD_START]):
+            first = self._start_tls(first, deadline)
+            if first is None:
+                return
+        elif config.require_tls:
+            self.deliver(b"!!! this server accepts TLS connections only: use `chatkit join`\r\n")
+            self.quit_reason = "plain connection to a TLS-only server"
             return
+        self.mode = "json" if first.startswith(b"{") else "text"
         if self.mode == "text":
-            self._send_text([f"chatkit server {self.server.name} - welcome!",
-                             "Type /quit to leave at any time."], end_prompt=True)
+            greeting = [f"chatkit server {self.server.name} - welcome!",
+                        "Type /quit to leave at any time."]
+            self._send_text(greeting, prompt=self.server.prompt_for(self))
         telnet = TelnetFilter() if self.mode == "text" else None
         splitter = LineSplitter()
-        deadline = time.monotonic() + config.handshake_timeout
+        data = first
         while not self.dead:
-            if self.nick is None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._wait_readable(remaining):
-                    self.quit_reason = "handshake timeout"
-                    self.error("timeout", "no nickname/hello in time; disconnecting")
-                    return
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                self.quit_reason = self.quit_reason or "connection closed"
-                return
             if telnet is not None:
                 data = telnet.feed(data)
             for item in splitter.feed(data):
@@ -226,19 +277,73 @@ class Session:
                     continue
                 if not item.strip():
                     continue
+                if not self.server.admit_frame(self):
+                    continue
                 self.server.handle_line(self, item)
                 if self.dead:
                     return
+            if self.dead:
+                return
+            if self.nick is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._wait_readable(remaining):
+                    self.quit_reason = "handshake timeout"
+                    self.error("timeout", "no nickname/hello in time; disconnecting")
+                    return
+            received = self._receive()
+            if received is None:
+                self.quit_reason = self.quit_reason or "connection closed"
+                return
+            data = received
 
-    def _peek_first_byte(self, seconds: float) -> bytes | None:
-        """The first byte the client sends (left in the socket), b'' if it waits; None if gone."""
+    def _read_within(self, seconds: float) -> bytes | None:
+        """The first bytes the client sends within `seconds` (b'' if it waits), None if gone."""
         if not self._wait_readable(seconds):
             return b""
         try:
-            first = self.sock.recv(1, socket.MSG_PEEK)
+            return self.sock.recv(65536) or None
         except OSError:
             return None
-        return first or None
+
+    def _start_tls(self, first: bytes, deadline: float) -> bytes | None:
+        """Handshake, then the first plaintext (b'' if the client waits), None on failure."""
+        context = self.server.tls_context
+        if context is None:
+            log.info("%s attempted TLS, which this server does not offer (--no-tls)", self.peer)
+            return None
+        channel = TlsChannel(context, server_side=True)
+        try:
+            plaintext = channel.handshake(self.sock, min(deadline, time.monotonic() + 10), first)
+        except (ssl.SSLError, OSError, TimeoutError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.peer, exc)
+            return None
+        self.tls = channel
+        if plaintext:
+            return plaintext
+        if not self._wait_readable(self.server.config.sniff_seconds):
+            return b""
+        return self._receive()
+
+    def _receive(self) -> bytes | None:
+        """The next plaintext bytes (maybe b'' when only TLS housekeeping arrived), None at
+        the end of the connection."""
+        try:
+            data = self.sock.recv(65536)
+        except OSError:
+            return None
+        if not data:
+            return None
+        if self.tls is None:
+            return data
+        try:
+            plaintext, reply = self.tls.decrypt(data)
+        except ssl.SSLError as exc:
+            log.info("%s: TLS error: %s", self.label, exc)
+            return None
+        if reply:
+            with self.out_lock:
+                self._send_locked(reply)
+        return plaintext
 
     def _wait_readable(self, seconds: float) -> bool:
         # poll() instead of a socket timeout: a timeout would make the non-blocking sends of
@@ -247,11 +352,8 @@ class Session:
         poller.register(self.sock, select.POLLIN)
         return bool(poller.poll(max(0, int(seconds * 1000))))
 
-    def _send_text(self, lines: Iterable[str], end_prompt: bool = False) -> None:
-        text = "".join(line + "\r\n" for line in lines)
-        if end_prompt:
-            text += "Nickname: "
-        self.deliver(text.encode())
+    def _send_text(self, lines: Iterable[str], prompt: str = "") -> None:
+        self.deliver(("".join(line + "\r\n" for line in lines) + prompt).encode())
 
 
 class Flusher:
@@ -330,6 +432,10 @@ class Pending:
     exclude: Session | None = None
     row: StoredMessage | None = None
 
+
+AUTH_DELAY = 1.0  # seconds before answering a wrong password
+AUTH_WINDOW = 60.0
+AUTH_MAX_FAILURES = 5  # per address within AUTH_WINDOW; then connections are refused
 
 _STOP = object()
 MAX_HISTORY = 1000  # stored messages sent for one request; `more` says when there are others
@@ -457,6 +563,10 @@ class Server:
         self._stopping = threading.Event()
         self.started = threading.Event()
         self.discovery: object | None = None
+        self.tls_context: ssl.SSLContext | None = None
+        self.fingerprint: str | None = None
+        self.per_address: dict[str, int] = {}
+        self.auth_failures: dict[str, list[float]] = {}
         self.handlers: dict[str, Callable[[Session, Frame], None]] = {
             "msg": self.on_msg, "me": self.on_me, "privmsg": self.on_privmsg,
             "join": self.on_join, "part": self.on_part, "nick": self.on_nick,
@@ -477,6 +587,8 @@ class Server:
 
     def start(self) -> None:
         try:
+            if self.config.tls:
+                self._setup_tls()
             self._listeners = [_listen(self.config.host, self.config.port)]
         except ChatkitError:
             self.store.close()
@@ -490,6 +602,82 @@ class Server:
             self._start_discovery()
         self.started.set()
         log.info("server %s listening on %s", self.name, ", ".join(self.addresses()))
+
+    def _setup_tls(self) -> None:
+        from chatkit import tls
+        from chatkit.netutil import interface_addresses
+        from chatkit.paths import config_dir
+
+        config = self.config
+        if (config.tls_cert is None) != (config.tls_key is None):
+            raise ChatkitError("give both --tls-cert and --tls-key, or neither")
+        if config.tls_cert is None:
+            cert, key = config_dir() / "server-cert.pem", config_dir() / "server-key.pem"
+            try:
+                tls.ensure_certificate(cert, key, socket.gethostname(),
+                                       interface_addresses(include_ipv6=True))
+            except OSError as exc:
+                raise ChatkitError(f"cannot create the TLS certificate in {cert.parent}: "
+                                   f"{exc.strerror or exc}") from None
+        else:
+            cert, key = Path(config.tls_cert), Path(str(config.tls_key))
+        self.tls_context, self.fingerprint = tls.server_context(cert, key)
+
+    def prompt_for(self, session: Session) -> str:
+        """What a text-mode user is asked next while registering."""
+        if self.config.password is not None and not session.authenticated:
+            return "Password: "
+        return "Nickname: "
+
+    def admit_frame(self, session: Session) -> bool:
+        """Apply the per-client rate limit to one incoming line; False drops it."""
+        if self.config.rate_limit <= 0:
+            return True
+        if session.limiter is None:
+            session.limiter = RateLimiter(self.config.rate_limit, self.config.rate_burst)
+        verdict = session.limiter.check()
+        if verdict == "ok":
+            return True
+        if verdict == "warn":
+            session.error("rate_limited", f"you are sending too fast (limit "
+                          f"{self.config.rate_limit:g} per second): lines are being dropped")
+        elif verdict == "disconnect":
+            log.warning("disconnecting %s: flooding", session.label)
+            session.error("flooding", "disconnected for flooding")
+            with session.out_lock:
+                session._kill("disconnected for flooding")
+        return False
+
+    def check_password(self, session: Session, given: object) -> None:
+        """Accept the session or raise FrameError(bad_password) after a delay."""
+        expected = self.config.password
+        if expected is None:
+            session.authenticated = True
+            return
+        ok = isinstance(given, str) and hmac.compare_digest(
+            hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
+        if ok:
+            session.authenticated = True
+            return
+        ip = _ip_of(session.peer)
+        now = time.monotonic()
+        with self.lock:
+            recent = [t for t in self.auth_failures.get(ip, []) if now - t < AUTH_WINDOW]
+            recent.append(now)
+            self.auth_failures[ip] = recent
+        log.warning("%s: wrong password (%d in the last minute)", session.peer, len(recent))
+        time.sleep(AUTH_DELAY)  # only this client's thread waits: slows guessing, nobody else
+        if len(recent) >= AUTH_MAX_FAILURES:
+            session.error("bad_password", "wrong password; too many attempts, disconnecting")
+            with session.out_lock:
+                session._kill("too many wrong passwords")
+            raise FrameError("bad_password", "wrong password")
+        raise FrameError("bad_password", "wrong password")
+
+    def _throttled(self, ip: str) -> bool:
+        now = time.monotonic()
+        failures = [t for t in self.auth_failures.get(ip, []) if now - t < AUTH_WINDOW]
+        return len(failures) >= AUTH_MAX_FAILURES
 
     def _start_discovery(self) -> None:
         from chatkit import discovery
@@ -507,7 +695,8 @@ class Server:
             rooms = len(self.rooms)
         return {"name": self.name, "instance": self.instance, "port": self.port,
                 "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
-                "tls": False, "fingerprint": None, "users": users, "rooms": rooms}
+                "tls": self.tls_context is not None, "fingerprint": self.fingerprint,
+                "users": users, "rooms": rooms}
 
     def addresses(self, with_port: bool = True) -> list[str]:
         """Every address a client can use to reach this server."""
@@ -580,11 +769,25 @@ class Server:
         _tune(sock)
         peer = format_address(address[0], address[1])
         session = Session(self, sock, peer)
+        ip = address[0]
         with self.lock:
+            refusal = None
             if len(self.sessions) >= self.config.max_clients:
-                log.warning("refusing %s: %d clients connected", peer, len(self.sessions))
+                refusal = f"server full ({len(self.sessions)} clients)"
+            elif self.config.max_per_address and \
+                    self.per_address.get(ip, 0) >= self.config.max_per_address:
+                refusal = f"too many connections from {ip}"
+            elif self._throttled(ip):
+                refusal = f"too many wrong passwords from {ip}; wait a minute"
+            if refusal is not None:
+                log.warning("refusing %s: %s", peer, refusal)
+                try:
+                    sock.send(f"!!! {refusal}\r\n".encode(), _DONTWAIT)
+                except OSError:
+                    pass
                 sock.close()
                 return
+            self.per_address[ip] = self.per_address.get(ip, 0) + 1
             self.sessions.add(session)
         session.thread = threading.Thread(target=session.run, name=f"chatkit-{peer}",
                                           daemon=True)
@@ -596,6 +799,10 @@ class Server:
             if session not in self.sessions:
                 return
             self.sessions.discard(session)
+            ip = _ip_of(session.peer)
+            self.per_address[ip] -= 1
+            if not self.per_address[ip]:
+                del self.per_address[ip]
             reason = session.quit_reason if session.quitting \
                 else session.quit_reason or "connection closed"
             if session.nick is not None:
@@ -659,6 +866,10 @@ class Server:
     def handle_line(self, session: Session, line: bytes) -> None:
         """One complete input line from a client, in its mode."""
         ref = None
+        if session.mode == "text" and session.nick is None and line.lstrip().startswith(b"{"):
+            # docs/protocol.md: a program whose hello arrives after the text greeting is still
+            # switched to JSON mode (nicknames never start with "{")
+            session.mode = "json"
         try:
             if session.mode == "json":
                 frame = decode(line)
@@ -671,8 +882,8 @@ class Server:
         except FrameError as exc:
             log.debug("%s: %s", session.label, exc.message)
             session.error(exc.code, exc.message, ref)
-            if session.mode == "text" and session.nick is None:
-                session.deliver(b"Nickname: ")
+            if session.mode == "text" and session.nick is None and not session.dead:
+                session.deliver(self.prompt_for(session).encode())
 
     def _text_to_frame(self, session: Session, line: bytes) -> Frame | None:
         try:
@@ -686,6 +897,10 @@ class Server:
         if session.nick is None:
             if text.lower() in ("/quit", "/exit"):
                 return {"type": "quit"}
+            if not session.authenticated and self.config.password is not None:
+                self.check_password(session, text)
+                session.deliver(self.prompt_for(session).encode())
+                return None
             return {"type": "hello", "version": PROTOCOL_VERSION, "nick": text}
         current = session.current_room
         if text.startswith("/") and not text.startswith("//"):
@@ -730,6 +945,8 @@ class Server:
             with session.out_lock:
                 session._kill(session.quit_reason)
             return
+        if not session.authenticated:
+            self.check_password(session, frame.get("password"))
         nick = normalize_nick(protocol.field(frame, "nick", str))
         room_name = frame.get("room", DEFAULT_ROOM) if "room" in frame else DEFAULT_ROOM
         if session.mode == "text":
@@ -809,6 +1026,10 @@ class Server:
         if room is None:
             if not create:
                 raise FrameError("no_such_room", f"no such room: {name}")
+        if key not in session.rooms and len(session.rooms) >= self.config.max_rooms_per_client:
+            raise FrameError("too_many_rooms", f"you are in {len(session.rooms)} rooms, the "
+                             "most allowed; /part one first")
+        if room is None:
             room = self.rooms[key] = Room(name)
         if key in session.rooms:
             session.rooms.pop(key)  # re-inserted below: it becomes the current room
@@ -972,6 +1193,12 @@ class Server:
             session.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
+
+
+def _ip_of(peer: str) -> str:
+    """The IP address part of a formatted peer address ("1.2.3.4:5" or "[::1]:5")."""
+    host = peer.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") else host
 
 
 def _listen(host: str, port: int) -> socket.socket:

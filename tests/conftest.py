@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from chatkit.server import Server, ServerConfig  # noqa: E402
+
 from helpers import ServeProcess  # noqa: E402
 
 
@@ -42,8 +43,9 @@ def no_leaked_threads() -> Iterator[None]:
 
 
 def make_server(**overrides) -> Server:
+    # Tests send fast and from one address: limits are lifted here and tested on purpose.
     config = ServerConfig(host="127.0.0.1", port=0, name="test", discovery=False,
-                          sniff_seconds=0.1)
+                          sniff_seconds=0.1, rate_limit=0, max_per_address=0)
     for key, value in overrides.items():
         setattr(config, key, value)
     return Server(config)

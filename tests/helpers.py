@@ -19,8 +19,19 @@ DEFAULT_TIMEOUT = 5.0
 class LineClient:
     """A raw TCP client that reads lines with a deadline."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+    def __init__(self, port: int, host: str = "127.0.0.1", *, rcvbuf: int | None = None
+                 ) -> None:
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+        else:  # a small receive buffer, set before connecting so the window stays small
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(DEFAULT_TIMEOUT)
+            try:
+                self.sock.connect((host, port))
+            except BaseException:
+                self.sock.close()
+                raise
         self.buffer = b""
         self.lines: list[str] = []  # every line received, in order
 
@@ -107,8 +118,9 @@ class TextClient(LineClient):
 class JsonClient(LineClient):
     """A program speaking JSON mode."""
 
-    def __init__(self, port: int, nick: str | None = None, room: Any = "lobby") -> None:
-        super().__init__(port)
+    def __init__(self, port: int, nick: str | None = None, room: Any = "lobby", *,
+                 rcvbuf: int | None = None) -> None:
+        super().__init__(port, rcvbuf=rcvbuf)
         self.welcome: dict[str, Any] | None = None
         self.frames: list[dict[str, Any]] = []
         if nick is not None:
@@ -116,6 +128,7 @@ class JsonClient(LineClient):
             self.welcome = self.expect("welcome")
             if room is not None:
                 self.expect("joined")
+                self.expect("history_end")  # follows `joined` while the server keeps history
 
     def send(self, frame: dict[str, Any]) -> None:
         self.sock.sendall(json.dumps(frame).encode() + b"\n")

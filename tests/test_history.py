@@ -9,7 +9,6 @@ import subprocess
 import threading
 
 import pytest
-from helpers import JsonClient, ServeProcess, TextClient, chatkit_cmd, cli_env, wait_for
 
 from chatkit.store import (
     MIGRATIONS,
@@ -20,6 +19,8 @@ from chatkit.store import (
     parse_since,
     read_history,
 )
+
+from helpers import JsonClient, ServeProcess, TextClient, chatkit_cmd, cli_env, wait_for
 
 # --------------------------------------------------------------------------- the store
 
@@ -225,7 +226,8 @@ def test_private_messages_are_not_stored_unless_asked(server_factory, tmp_path):
 def test_sigkill_under_load_loses_no_accepted_message(tmp_path):
     home = str(tmp_path / "home")
     db = tmp_path / "crash.db"
-    serve = ServeProcess.start(["--no-discovery", "--db", str(db)], env_home=home)
+    serve = ServeProcess.start(["--no-discovery", "--db", str(db), "--rate-limit", "0"],
+                               env_home=home)
     accepted: list[list[int]] = [[] for _ in range(3)]
     stop = threading.Event()
 

@@ -34,6 +34,7 @@ STYLE = Style.from_dict({
     "nick": "bold",
     "own": "bold",
     "text": "",
+    "history": "#a8a8a8",
     "action": "italic",
     "pm": "ansimagenta",
     "pm.tag": "ansimagenta bold",
@@ -129,12 +130,18 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         if room and (view.current_room is None or name_key(room) != name_key(view.current_room)):
             out.append(("class:room", f"[{room}] "))
         text_style = "class:mention" if mention else "class:text"
+        if frame.get("history"):  # replayed from the server's log: dimmed, never a mention
+            mention = False
+            text_style = "class:history"
+            out[0] = ("class:timestamp", time.strftime("%m-%d %H:%M ",
+                                                       time.localtime(frame.get("ts", 0))))
         if frame.get("action"):
             out += [("class:action", "* "), _nick(nick, own),
                     (f"class:action {text_style}", f" {text}")]
         else:
             out += [("", "<"), _nick(nick, own), ("", "> "), (text_style, text)]
-        return Rendered(FormattedText(out), mention=mention, own=own, kinds={"message"})
+        kinds = {"history"} if frame.get("history") else {"message"}
+        return Rendered(FormattedText(out), mention=mention, own=own, kinds=kinds)
 
     if kind == "private":
         sender = str(frame.get("from", "?"))
@@ -189,11 +196,8 @@ def render_lines(lines: Iterable[str], style: str = "class:notice") -> Formatted
     return FormattedText(out)
 
 
-BELL_MODES = ("off", "mention", "pm", "all")
-
-
 def should_ring(bell: str, rendered: Rendered) -> bool:
-    """Whether an event rings the bell under bell mode `bell` (see BELL_MODES)."""
+    """Whether an event rings the bell under bell mode `bell` (see settings.BELL_MODES)."""
     if rendered.own or bell == "off":
         return False
     if bell == "all":

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chatkit.connection import Connection, format_address
+from chatkit.connection import Connection, format_address, pinned_note
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
 from chatkit.protocol import (
     COMMANDS,
@@ -34,6 +34,7 @@ from chatkit.protocol import (
     name_key,
     parse_command,
 )
+from chatkit.tls import TrustError
 
 log = logging.getLogger("chatkit.client")
 
@@ -81,8 +82,16 @@ class ChatSession:
         max_attempts: int = 2000,
         queue_limit: int = 100,
         rng: random.Random | None = None,
+        tls: bool = True,
+        insecure: bool = False,
+        password: str | None = None,
+        expected_fingerprint: str | None = None,
     ) -> None:
         self.host = host
+        self.use_tls = tls
+        self.insecure = insecure
+        self.password = password
+        self.expected_fingerprint = expected_fingerprint
         self.port = port
         self.nick = nick
         self.initial_room = room
@@ -105,7 +114,7 @@ class ChatSession:
         self.users: dict[str, str] = {}  # name_key -> nick, everyone we have heard of
         self.last_id: int | None = None  # id of the last frame received
         self.last_message_ids: dict[str, int] = {}  # name_key(room) -> id of its last message
-        self.tls: str | None = None  # filled in by the security feature
+        self.tls: str | None = None  # "TLS" / "TLS (unverified)" / "plain", for the toolbar
 
         self._lock = threading.RLock()
         self._settled = threading.Condition(self._lock)
@@ -130,8 +139,7 @@ class ChatSession:
         """First connection and handshake, then the reader thread. Raises ChatkitError."""
         self.state = "connecting"
         try:
-            conn = Connection.open(self.host, self.port, self.nick, self.initial_room,
-                                   timeout=self.connect_timeout)
+            conn = self._open(self.nick, self.initial_room)
         except BaseException:
             self.state = "offline"
             raise
@@ -139,6 +147,9 @@ class ChatSession:
             self._conn = conn
             self._welcomed(conn)
             self.state = "connected"
+            # The server joins the hello's room right after `welcome`; lines typed before its
+            # `joined` frame arrives belong there too.
+            self.current_room = self.initial_room
         self._send_quiet(conn, {"type": "rooms"})
         self._send_quiet(conn, {"type": "who"})
         self._emit(conn.welcome)
@@ -289,6 +300,18 @@ class ChatSession:
             text += f" ({len(unanswered)} unconfirmed line(s) will be sent again)"
         self._status(text, level="error")
 
+    def _open(self, nick: str, room: str | None) -> Connection:
+        conn = Connection.open(
+            self.host, self.port, nick, room, timeout=self.connect_timeout, tls=self.use_tls,
+            insecure=self.insecure, password=self.password,
+            expected_fingerprint=self.expected_fingerprint,
+            on_pin=lambda c: self._status(pinned_note(c), level="security"))
+        if not self.use_tls:
+            self.tls = "plain"
+        else:
+            self.tls = "TLS (unverified)" if self.insecure else "TLS"
+        return conn
+
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_initial * 2 ** min(attempt - 1, 30))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)  # "equal jitter"
@@ -308,8 +331,10 @@ class ChatSession:
                 self.retry_at = None
                 nick = self.nick
             try:
-                conn = Connection.open(self.host, self.port, nick, room=None,
-                                       timeout=self.connect_timeout)
+                conn = self._open(nick, None)
+            except TrustError as exc:  # never retry into a server that changed identity
+                self._status(f"giving up: {exc}", level="error")
+                break
             except RefusedError as exc:
                 # Usually our old connection has not timed out on the server yet.
                 self._status(f"server refused {nick!r} ({exc}); trying again", level="error")
@@ -342,8 +367,7 @@ class ChatSession:
             self._welcomed(conn)
             rooms = [room.name for room in self.rooms.values()]
             for room in rooms:
-                self._send_quiet(conn, {"type": "join", "room": room}, tag="rejoin")
-            self._catch_up(conn)
+                self._send_quiet(conn, self._rejoin_frame(room), tag="rejoin")
             self._send_quiet(conn, {"type": "rooms"})
             self._send_quiet(conn, {"type": "who"})
             flushed = 0
@@ -365,11 +389,17 @@ class ChatSession:
             text += f"; sent {flushed} queued line(s)"
         self._status(text)
 
-    def _catch_up(self, conn: Connection) -> None:
-        """Ask for what was missed since `last_message_ids` (the history feature fills this in).
+    def _rejoin_frame(self, room: str) -> Frame:
+        """Rejoin `room` asking only for what was missed since the last message seen there.
 
-        The server keeps no history yet, so there is nothing to ask for.
+        `after` makes a server with history replay the gap (as `message` frames marked
+        `history`); without a known id, `history: 0` avoids replaying what is on screen.
+        Servers without history ignore both fields.
         """
+        last = self.last_message_ids.get(name_key(room))
+        if last is None:
+            return {"type": "join", "room": room, "history": 0}
+        return {"type": "join", "room": room, "after": last}
 
     def _welcomed(self, conn: Connection) -> None:
         welcome = conn.welcome

@@ -1,0 +1,630 @@
+"""`chatkit bench`: a load generator that measures a chat server's fan-out.
+
+One asyncio event loop opens N real client connections, joins them to one room and lets S of them
+send messages. Every message text carries the sender's id, a sequence number and the send time
+(`time.monotonic_ns`, so generator and server must share the machine's clock for latencies, which
+they do on loopback), so each receiver can check that it got every message of every sender
+exactly once and in order, and how long each took.
+
+Two modes: at an aggregate rate (`rate`), or as fast as the server accepts (`rate=None`), where
+each sender keeps at most `window` messages in flight and counts a message as acknowledged when
+its own copy comes back through the fan-out (the echo carrying `ref`).
+
+The same generator can drive Redis pub/sub (`target="redis"`: one SUBSCRIBE connection per client,
+one PUBLISH connection per sender), the reference the benchmark suite compares against.
+
+Receiving is the generator's hot loop, so it never decodes JSON: one compiled regex pulls the
+`@@sender:seq:ns@@` marker out of every complete line of a chunk. The generator reports its own
+CPU time, so a reader can tell when it, not the server, was the bottleneck.
+
+Importable without click; the entry point is `run_bench(BenchConfig(...)) -> BenchResult`.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import json
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from chatkit.errors import ConfigError, UnreachableError
+from chatkit.protocol import DEFAULT_PORT, MAX_TEXT, PROTOCOL_VERSION
+
+TARGETS = ("chatkit", "redis")
+
+#: Latency samples kept before halving (memory and sort time stay bounded on long runs).
+_MAX_SAMPLES = 1_000_000
+#: Hard bound on messages per sender when no count is given (the duration bounds it first).
+_MAX_MESSAGES = 10_000_000
+#: In rate mode, how many messages a sender may have in flight before it waits.
+_RATE_WINDOW = 1000
+
+
+@dataclass
+class BenchConfig:
+    """What to run. Defaults suit a quick run against a local server."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    clients: int = 10
+    senders: int = 1
+    #: aggregate messages per second over all senders; None = as fast as the server accepts
+    rate: float | None = None
+    duration: float = 5.0
+    #: messages per sender; the run ends at whichever of this and `duration` comes first
+    messages: int | None = None
+    #: bytes of message text (the marker included; padded with 'x')
+    size: int = 64
+    #: None: a fresh room per run, so a late message of an earlier run can never be counted
+    room: str | None = None
+    #: messages in flight per sender in max mode
+    window: int = 16
+    target: str = "chatkit"
+    #: extra clients that join the room and never read (not counted as receivers)
+    stalled: int = 0
+    connect_concurrency: int = 100
+    connect_timeout: float = 30.0
+    #: after the last send, how long to wait for the remaining deliveries
+    drain_timeout: float = 10.0
+    #: print a progress line to stderr while running
+    progress: bool = False
+
+    def validate(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown target {self.target!r}; use one of {', '.join(TARGETS)}")
+        if self.clients < 1:
+            raise ConfigError("--clients must be at least 1")
+        if not 0 <= self.senders <= self.clients:
+            raise ConfigError("--senders must be between 0 and --clients")
+        if self.rate is not None and self.rate <= 0:
+            raise ConfigError("--rate must be positive")
+        if self.duration <= 0:
+            raise ConfigError("--duration must be positive")
+        if self.messages is not None and self.messages < 1:
+            raise ConfigError("--messages must be at least 1")
+        if not 0 <= self.size <= MAX_TEXT:
+            raise ConfigError(f"--size must be between 0 and {MAX_TEXT}")
+        if self.window < 1:
+            raise ConfigError("--window must be at least 1")
+
+
+@dataclass
+class BenchResult:
+    """What a run measured. `to_dict()` is the `--json` output."""
+
+    config: dict[str, Any]
+    clients_connected: int = 0
+    connect_s: float = 0.0
+    sent: int = 0
+    deliveries: int = 0
+    expected_deliveries: int = 0
+    #: from the first send to the last delivery
+    elapsed_s: float = 0.0
+    deliveries_per_s: float = 0.0
+    messages_per_s: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    lost: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    per_sender: list[dict[str, int]] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    stalled_disconnected: int = 0
+    #: generator CPU seconds (user + system) over the whole run, and over the sending phase
+    generator_cpu_s: float = 0.0
+    generator_wall_s: float = 0.0
+    #: fraction of one core the generator used while sending; near 1.0 it was the bottleneck
+    generator_cpu_util: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every receiver got every message exactly once, in order, without errors."""
+        return not (self.lost or self.duplicated or self.reordered or self.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+    def summary(self) -> str:
+        """A short human-readable report."""
+        cfg = self.config
+        mode = f"{cfg['rate']:g} msg/s" if cfg["rate"] else f"max (window {cfg['window']})"
+        lat = self.latency_ms
+        lines = [
+            f"target       {cfg['target']} {cfg['host']}:{cfg['port']} room {cfg['room']}",
+            f"load         {self.clients_connected} clients, {cfg['senders']} senders, {mode}, "
+            f"{cfg['size']} B text",
+            f"connect      {self.clients_connected} clients in {self.connect_s:.2f} s",
+            f"sent         {self.sent} messages ({self.messages_per_s:,.0f}/s)",
+            f"deliveries   {self.deliveries} of {self.expected_deliveries} in "
+            f"{self.elapsed_s:.2f} s = {self.deliveries_per_s:,.0f}/s",
+        ]
+        if lat:
+            lines.append(f"latency ms   p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  "
+                         f"p99 {lat['p99']:.2f}  max {lat['max']:.2f}")
+        lines.append(f"integrity    lost {self.lost}, duplicated {self.duplicated}, "
+                     f"out of order {self.reordered}")
+        lines.append(f"errors       {self.errors}" + (f" ({'; '.join(self.error_samples[:3])})"
+                                                      if self.error_samples else ""))
+        if cfg["stalled"]:
+            lines.append(f"stalled      {cfg['stalled']} non-reading clients, "
+                         f"{self.stalled_disconnected} disconnected by the server")
+        lines.append(f"generator    {self.generator_cpu_s:.2f} CPU s, "
+                     f"{self.generator_cpu_util:.0%} of one core while sending"
+                     + ("  (the generator may have been the bottleneck)"
+                        if self.generator_cpu_util > 0.9 else ""))
+        return "\n".join(lines)
+
+
+def run_bench(config: BenchConfig, on_connected: Callable[[], None] | None = None,
+              on_finished: Callable[[], None] | None = None) -> BenchResult:
+    """Run one benchmark and return what it measured.
+
+    `on_connected` is called once every client is connected and joined, before any message is
+    sent (the benchmark suite reads the server's idle memory there); `on_finished` after the
+    last delivery, before the clients disconnect (it reads the server's CPU time there).
+    Raises ConfigError for bad settings and UnreachableError when no client (or a sender) can
+    connect.
+    """
+    config.validate()
+    _raise_nofile_limit(config.clients + config.stalled + config.senders + 64)
+    return asyncio.run(_Bench(config, on_connected, on_finished).run())
+
+
+def _raise_nofile_limit(needed: int) -> None:
+    """Each connection is a descriptor; the default soft limit (often 1024) is too low."""
+    try:
+        import resource
+    except ImportError:  # not POSIX: nothing to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        raise ConfigError(f"this run needs about {needed} file descriptors, the limit is {soft} "
+                          "(raise it with `ulimit -n`)")
+
+
+def _percentile(ordered: list[int], fraction: float) -> int:
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+class _Sender:
+    """One sending client: builds messages and keeps its window of messages in flight."""
+
+    def __init__(self, bench: _Bench, sid: int) -> None:
+        self.bench = bench
+        self.sid = sid
+        self.seq = 0  # last sequence number sent (they start at 1)
+        self.acked = 0
+        self.write: Callable[[bytes], None] | None = None
+        self.wake = asyncio.Event()
+        cfg = bench.config
+        self.cap = cfg.messages or _MAX_MESSAGES
+        room = bench.room.encode()
+        self._mark = b"@@" + bench.run_id.encode() + b":%d:%d:%d@@"
+        if cfg.target == "chatkit":
+            self._head = b'{"type":"msg","room":' + json.dumps(bench.room).encode() + b',"ref":'
+        else:
+            self._head = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(room), room)
+
+    @property
+    def inflight(self) -> int:
+        return self.seq - self.acked
+
+    def frames(self, count: int) -> bytes:
+        """The next `count` messages, ready to write."""
+        cfg = self.bench.config
+        out = []
+        for _ in range(count):
+            self.seq += 1
+            text = self._mark % (self.sid, self.seq, time.monotonic_ns())
+            if len(text) < cfg.size:
+                text += b"x" * (cfg.size - len(text))
+            if cfg.target == "chatkit":
+                out.append(b'%s%d,"text":"%s"}\n' % (self._head, self.seq, text))
+            else:
+                out.append(b"%s$%d\r\n%s\r\n" % (self._head, len(text), text))
+        self.bench.sent += count
+        return b"".join(out)
+
+    def send(self, count: int) -> None:
+        if count > 0 and self.write is not None:
+            self.write(self.frames(count))
+
+    def pump(self) -> None:
+        """Max mode: top the window up (called at the start and on every acknowledgement)."""
+        if self.bench.sending:
+            self.send(min(self.bench.config.window - self.inflight, self.cap - self.seq))
+
+    def on_ack(self, count: int) -> None:
+        self.acked += count
+        if self.bench.config.rate is None:
+            self.pump()
+        else:
+            self.wake.set()
+
+    @property
+    def done(self) -> bool:
+        return self.seq >= self.cap
+
+
+class _Conn(asyncio.Protocol):
+    """One connection. Receivers check every message; a stalled one never reads."""
+
+    def __init__(self, bench: _Bench, index: int, role: str) -> None:
+        self.bench = bench
+        self.index = index
+        self.role = role  # "receiver", "stalled" or "publisher" (Redis only)
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.tail = b""
+        self.sender: _Sender | None = None  # set on a receiver whose own messages are acks
+        nsend = bench.config.senders
+        self.last = [0] * nsend  # highest sequence number seen, per sender
+        self.missing: set[tuple[int, int]] = set()  # gaps that may still arrive late
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        bench = self.bench
+        if not self.ready.done():
+            self.ready.set_exception(UnreachableError("connection closed during the handshake"))
+        elif not bench.closing:
+            if self.role == "stalled":
+                bench.stalled_disconnected += 1
+            else:
+                bench.error(f"client {self.index} disconnected"
+                            + (f": {exc}" if exc else ""))
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        if self.tail:
+            data = self.tail + data
+        cut = data.rfind(b"\n") + 1
+        if cut != len(data):
+            self.tail = data[cut:]
+            data = data[:cut]
+        else:
+            self.tail = b""
+        if not data:
+            return
+        bench = self.bench
+        if bench.redis:
+            if b"\n-" in data or data.startswith(b"-"):
+                bench.error(data[data.find(b"-"):].split(b"\r\n", 1)[0].decode(errors="replace"))
+            if self.role == "publisher":
+                return  # PUBLISH replies: the count of receivers, not needed
+            if not self.ready.done() and b"subscribe" in data:
+                self.ready.set_result(None)
+        else:
+            if b'"type":"error"' in data:
+                for line in data.splitlines():
+                    if b'"type":"error"' in line:
+                        bench.error(line.decode(errors="replace")[:200])
+                        if not self.ready.done():
+                            self.ready.set_exception(UnreachableError(line.decode()[:200]))
+            if not self.ready.done() and b'"type":"joined"' in data:
+                self.ready.set_result(None)
+        marks = bench.marker.findall(data)
+        if marks:
+            bench.receive(self, marks, now)
+
+
+class _Bench:
+    def __init__(self, config: BenchConfig, on_connected: Callable[[], None] | None,
+                 on_finished: Callable[[], None] | None) -> None:
+        self.config = config
+        self.on_connected = on_connected
+        self.on_finished = on_finished
+        self.redis = config.target == "redis"
+        self.run_id = secrets.token_hex(3)
+        self.room = config.room or f"bench-{self.run_id}"
+        # The marker every message text starts with: this run's id, then sender, sequence
+        # number and send time; letters and digits only, so it survives sanitising.
+        self.marker = re.compile(b"@@" + self.run_id.encode() + rb":(\d+):(\d+):(\d+)@@")
+        self.receivers: list[_Conn] = []
+        self.stalled: list[_Conn] = []
+        self.publishers: list[_Conn] = []
+        self.senders: list[_Sender] = []
+        self.sent = 0
+        self.deliveries = 0
+        self.sending = False
+        self.closing = False
+        self.samples = array.array("q")
+        self.stride = 1  # keep every stride-th latency once _MAX_SAMPLES were reached
+        self.sample_tick = 0
+        self.max_latency = 0
+        self.first_send = 0
+        self.last_delivery = 0
+        self.dup = [0] * config.senders
+        self.reordered = [0] * config.senders
+        self.errors = 0
+        self.error_samples: list[str] = []
+        self.stalled_disconnected = 0
+        self.drained = asyncio.Event()
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.error_samples) < 10:
+            self.error_samples.append(text)
+
+    # ------------------------------------------------------------------ receiving (hot)
+
+    def receive(self, conn: _Conn, marks: list[tuple[bytes, bytes, bytes]], now: int) -> None:
+        last = conn.last
+        own = conn.sender.sid if conn.sender is not None else -1
+        acks = 0
+        samples = self.samples
+        stride = self.stride
+        tick = self.sample_tick
+        worst = self.max_latency
+        for sid_b, seq_b, ts_b in marks:
+            sid = int(sid_b)
+            seq = int(seq_b)
+            previous = last[sid]
+            if seq == previous + 1:
+                last[sid] = seq
+            elif seq > previous:
+                conn.missing.update((sid, n) for n in range(previous + 1, seq))
+                last[sid] = seq
+            elif (sid, seq) in conn.missing:
+                conn.missing.discard((sid, seq))
+                self.reordered[sid] += 1
+            else:
+                self.dup[sid] += 1
+            latency = now - int(ts_b)
+            if latency > worst:
+                worst = latency
+            tick += 1
+            if tick >= stride:
+                tick = 0
+                samples.append(latency)
+            if sid == own:
+                acks += 1
+        self.sample_tick = tick
+        self.max_latency = worst
+        self.deliveries += len(marks)
+        self.last_delivery = now
+        if len(samples) >= _MAX_SAMPLES:
+            self.samples = array.array("q", samples[::2])
+            self.stride *= 2
+        if acks:
+            conn.sender.on_ack(acks)  # type: ignore[union-attr]
+        if not self.sending and self.deliveries >= self.sent * len(self.receivers):
+            self.drained.set()
+
+    # ------------------------------------------------------------------ phases
+
+    async def run(self) -> BenchResult:
+        cfg = self.config
+        result = BenchResult(config={**asdict(cfg), "room": self.room})
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        progress = asyncio.create_task(self._progress()) if cfg.progress else None
+        try:
+            t0 = time.monotonic()
+            await self._connect_all()
+            result.connect_s = time.monotonic() - t0
+            result.clients_connected = len(self.receivers) + len(self.stalled)
+            if self.on_connected is not None:
+                self.on_connected()
+            cpu1, wall1 = time.process_time(), time.monotonic()
+            await self._send_phase()
+            cpu2, wall2 = time.process_time(), time.monotonic()
+            if self.on_finished is not None:
+                self.on_finished()
+        finally:
+            self.closing = True
+            self.sending = False
+            if progress is not None:
+                progress.cancel()
+                await asyncio.gather(progress, return_exceptions=True)
+                print(file=sys.stderr)
+            for conn in (*self.receivers, *self.stalled, *self.publishers):
+                if conn.transport is not None:
+                    conn.transport.abort()
+            await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
+        self._fill(result)
+        result.generator_cpu_s = time.process_time() - cpu0
+        result.generator_wall_s = time.monotonic() - wall0
+        result.generator_cpu_util = (cpu2 - cpu1) / max(1e-9, wall2 - wall1)
+        return result
+
+    async def _open(self, index: int, role: str, gate: asyncio.Semaphore) -> _Conn:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        async with gate:
+            try:
+                _, conn = await asyncio.wait_for(loop.create_connection(
+                    lambda: _Conn(self, index, role), cfg.host, cfg.port), cfg.connect_timeout)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise UnreachableError(f"cannot connect to {cfg.host}:{cfg.port}: "
+                                       f"{exc or type(exc).__name__}") from None
+            assert conn.transport is not None
+            if role == "publisher":
+                conn.ready.set_result(None)
+                return conn
+            if self.redis:
+                room = self.room.encode()
+                conn.transport.write(b"*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n" % (len(room), room))
+            else:
+                hello = {"type": "hello", "version": PROTOCOL_VERSION, "room": self.room,
+                         "nick": f"bench{self.run_id}_{index}", "client": "chatkit bench"}
+                conn.transport.write(json.dumps(hello).encode() + b"\n")
+            try:
+                await asyncio.wait_for(asyncio.shield(conn.ready), cfg.connect_timeout)
+            except asyncio.TimeoutError:
+                conn.transport.abort()
+                raise UnreachableError(f"client {index}: no answer to the handshake within "
+                                       f"{cfg.connect_timeout:g} s") from None
+            except UnreachableError:
+                conn.transport.abort()
+                raise
+            if role == "stalled":
+                conn.transport.pause_reading()  # never read again: the server must cope
+            return conn
+
+    async def _connect_all(self) -> None:
+        cfg = self.config
+        gate = asyncio.Semaphore(cfg.connect_concurrency)
+        plan = [(i, "receiver") for i in range(cfg.clients)]
+        plan += [(cfg.clients + i, "stalled") for i in range(cfg.stalled)]
+        if self.redis:
+            plan += [(i, "publisher") for i in range(cfg.senders)]
+        outcomes = await asyncio.gather(*(self._open(i, role, gate) for i, role in plan),
+                                        return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for outcome in failures:
+            self.error(f"connect: {outcome}")
+        conns = [o for o in outcomes if isinstance(o, _Conn)]
+        by_role: dict[str, dict[int, _Conn]] = {"receiver": {}, "stalled": {}, "publisher": {}}
+        for conn in conns:
+            by_role[conn.role][conn.index] = conn
+        self.receivers = sorted(by_role["receiver"].values(), key=lambda c: c.index)
+        self.stalled = list(by_role["stalled"].values())
+        self.publishers = sorted(by_role["publisher"].values(), key=lambda c: c.index)
+        for sid in range(cfg.senders):
+            receiver = by_role["receiver"].get(sid)
+            writer = by_role["publisher"].get(sid) if self.redis else receiver
+            if receiver is None or writer is None or writer.transport is None:
+                for conn in conns:
+                    if conn.transport is not None:
+                        conn.transport.abort()
+                first = failures[0] if failures else "lost"
+                raise UnreachableError(f"sender {sid} could not connect ({first}); "
+                                       f"{len(failures)} connections failed")
+            sender = _Sender(self, sid)
+            sender.write = writer.transport.write
+            receiver.sender = sender
+            self.senders.append(sender)
+
+    async def _send_phase(self) -> None:
+        cfg = self.config
+        if not self.senders:
+            await asyncio.sleep(min(cfg.duration, 1.0))  # connect-only run
+            return
+        self.first_send = time.monotonic_ns()
+        self.sending = True
+        deadline = time.monotonic() + cfg.duration
+        if cfg.rate is None:
+            for sender in self.senders:
+                sender.pump()
+            while time.monotonic() < deadline and not all(s.done for s in self.senders):
+                await asyncio.sleep(0.02)
+        else:
+            await asyncio.gather(*(self._paced(s, deadline) for s in self.senders))
+        self.sending = False
+        if self.deliveries >= self.sent * len(self.receivers):
+            self.drained.set()
+        try:
+            await asyncio.wait_for(self.drained.wait(), cfg.drain_timeout)
+        except asyncio.TimeoutError:
+            pass  # what did not arrive is reported as lost
+
+    async def _paced(self, sender: _Sender, deadline: float) -> None:
+        """Send at rate/senders per second on a fixed schedule, staggered between senders."""
+        cfg = self.config
+        assert cfg.rate is not None
+        interval = len(self.senders) / cfg.rate
+        start = time.monotonic() + interval * sender.sid / len(self.senders)
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        while not sender.done:
+            now = time.monotonic()
+            if now >= deadline:
+                return
+            due = min(int((now - start) / interval) + 1, sender.cap)
+            if sender.seq < due:
+                if sender.inflight >= _RATE_WINDOW:  # the server is far behind: wait for it
+                    sender.wake.clear()
+                    try:
+                        await asyncio.wait_for(sender.wake.wait(), deadline - now)
+                    except asyncio.TimeoutError:
+                        return
+                    continue
+                sender.send(min(due - sender.seq, _RATE_WINDOW - sender.inflight))
+                continue
+            await asyncio.sleep(max(0.0, start + sender.seq * interval - time.monotonic()))
+
+    async def _progress(self) -> None:
+        start = time.monotonic()
+        previous, previous_t = 0, start
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            rate = (self.deliveries - previous) / max(1e-9, now - previous_t)
+            previous, previous_t = self.deliveries, now
+            phase = "sending" if self.sending else ("connecting" if not self.first_send
+                                                     else "draining")
+            connected = sum(1 for c in self.receivers)
+            sys.stderr.write(f"\r{now - start:6.1f} s  {phase:<10}  sent {self.sent:>9,}  "
+                             f"deliveries {self.deliveries:>11,}  {rate:>11,.0f}/s  "
+                             f"errors {self.errors}" + (f"  clients {connected}" if connected
+                                                       else "") + "   ")
+            sys.stderr.flush()
+
+    # ------------------------------------------------------------------ report
+
+    def _fill(self, result: BenchResult) -> None:
+        nrecv = len(self.receivers)
+        result.sent = self.sent
+        result.deliveries = self.deliveries
+        result.expected_deliveries = self.sent * nrecv
+        if self.first_send and self.last_delivery > self.first_send:
+            result.elapsed_s = (self.last_delivery - self.first_send) / 1e9
+            result.deliveries_per_s = self.deliveries / result.elapsed_s
+            result.messages_per_s = self.sent / result.elapsed_s
+        if self.samples:
+            ordered = sorted(self.samples)
+            result.latency_ms = {
+                "p50": _percentile(ordered, 0.50) / 1e6,
+                "p95": _percentile(ordered, 0.95) / 1e6,
+                "p99": _percentile(ordered, 0.99) / 1e6,
+                "max": self.max_latency / 1e6,
+            }
+        for sender in self.senders:
+            sid = sender.sid
+            lost = 0
+            for conn in self.receivers:
+                lost += sum(1 for s, _ in conn.missing if s == sid) if conn.missing else 0
+                lost += sender.seq - conn.last[sid]
+            result.per_sender.append({"sender": sid, "sent": sender.seq, "lost": lost,
+                                      "duplicated": self.dup[sid],
+                                      "reordered": self.reordered[sid]})
+            result.lost += lost
+            result.duplicated += self.dup[sid]
+            result.reordered += self.reordered[sid]
+        result.errors = self.errors
+        result.error_samples = list(self.error_samples)
+        result.stalled_disconnected = self.stalled_disconnected
+
+
+def main_json(result: BenchResult) -> str:
+    """The `--json` output: one JSON object on one line."""
+    return json.dumps(result.to_dict(), separators=(",", ":"))
+
+
+def stderr_is_tty() -> bool:
+    """Whether a progress line on stderr would reach a person."""
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced or captured stderr
+        return False
+
+
+__all__ = ["BenchConfig", "BenchResult", "run_bench", "TARGETS"]

@@ -1,0 +1,80 @@
+"""The chatkit client: `chatkit join`, interactive in a terminal or line-by-line in a pipe.
+
+`run_join` is the one entry point the CLI calls. The pieces: `session` (a connection that heals
+itself), `render` (styled lines), `completer` (Tab), `settings` (remembered choices), `app` (the
+prompt_toolkit UI) and `piped` (no terminal).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from chatkit.client.session import ChatSession
+from chatkit.errors import ConfigError
+from chatkit.protocol import FrameError, normalize_nick, normalize_room
+
+__all__ = ["run_join", "ChatSession"]
+
+NICK_ATTEMPTS = 5
+
+
+def _ask_nick() -> str:
+    """Ask for a nickname on the terminal until a valid one is given (a few tries)."""
+    from prompt_toolkit import prompt
+
+    for _ in range(NICK_ATTEMPTS):
+        try:
+            answer = prompt("Nickname: ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        try:
+            return normalize_nick(answer)
+        except FrameError as exc:
+            print(f"{exc.message}", file=sys.stderr)
+    raise ConfigError("no nickname given (use --nick or set CHATKIT_NICK)")
+
+
+def run_join(host: str, port: int, nick: str | None, room: str, json_output: bool = False,
+             *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+             stderr: TextIO | None = None, tls: bool = True, insecure: bool = False,
+             password: str | None = None, expected_fingerprint: str | None = None) -> int:
+    """Join `host:port` as `nick` in `room`; returns the exit status (0 when the user left).
+
+    With a terminal on stdin and stdout (and no `--json`) this runs the interactive UI;
+    otherwise it sends stdin lines and prints events (see `chatkit.client.piped`). Failures
+    are ChatkitError subclasses with one-line messages: unreachable, refused, protocol.
+    """
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    interactive = not json_output and stdin.isatty() and stdout.isatty()
+    try:
+        room = normalize_room(room)
+        if nick is not None:
+            nick = normalize_nick(nick)
+    except FrameError as exc:
+        raise ConfigError(exc.message) from None
+    if nick is None:
+        if not interactive:
+            raise ConfigError("--nick is required when stdin is not a terminal "
+                              "(or set CHATKIT_NICK)")
+        nick = _ask_nick()
+
+    session = ChatSession(host, port, nick, room, tls=tls, insecure=insecure, password=password,
+                          expected_fingerprint=expected_fingerprint)
+    if not interactive:
+        from chatkit.client.piped import PipedClient
+
+        client = PipedClient(session, stdout, stderr, json_output=json_output)
+        session.connect()
+        return client.run(stdin)
+
+    from chatkit.client.app import ChatApp
+
+    app = ChatApp(session)  # before connect(), so the welcome is not missed
+    session.connect()
+    try:
+        return app.run()
+    finally:
+        session.quit()

@@ -1,0 +1,124 @@
+"""`chatkit bench` and the benchmark suite: right counts against a real server, no timings.
+
+Speed targets live in benchmarks/README.md, never here: these tests only check that the
+generator counts deliveries, losses, duplicates and reordering correctly, that the command line
+works, and that `benchmarks/run.py --smoke` runs end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatkit.bench import BenchConfig, run_bench
+from chatkit.errors import ConfigError, UnreachableError
+
+from helpers import chatkit_cmd, cli_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def open_server(server_factory):
+    """A server whose flood protection does not drop benchmark traffic."""
+    return server_factory(rate_limit=0, max_per_address=0)
+
+
+def test_max_mode_every_message_delivered_once_in_order(open_server):
+    result = run_bench(BenchConfig(port=open_server.port, clients=5, senders=2, messages=20,
+                                   duration=10, window=4))
+    assert result.clients_connected == 5
+    assert result.sent == 40
+    assert result.deliveries == result.expected_deliveries == 200  # 5 receivers x 40
+    assert (result.lost, result.duplicated, result.reordered, result.errors) == (0, 0, 0, 0)
+    assert result.ok
+    assert [s["sent"] for s in result.per_sender] == [20, 20]
+    assert set(result.latency_ms) == {"p50", "p95", "p99", "max"}
+    assert 0 <= result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
+    assert result.generator_cpu_s > 0
+    data = result.to_dict()
+    assert data["ok"] is True and data["config"]["room"].startswith("bench-")
+    json.dumps(data)  # the --json output is plain JSON
+
+
+def test_rate_mode_and_a_stalled_client(open_server):
+    result = run_bench(BenchConfig(port=open_server.port, clients=4, senders=2, messages=5,
+                                   rate=400, duration=10, stalled=1))
+    assert result.clients_connected == 5  # 4 receivers and the one that never reads
+    assert result.deliveries == result.expected_deliveries == 4 * 10
+    assert result.ok
+
+
+def test_a_room_shared_with_people_is_not_disturbed(open_server):
+    """Other traffic in the room (a person chatting) is neither counted nor an error."""
+    from helpers import JsonClient
+
+    person = JsonClient(open_server.port, "person", room="shared")
+    person.send({"type": "msg", "room": "shared", "text": "@@ not a bench message @@"})
+    result = run_bench(BenchConfig(port=open_server.port, clients=3, senders=1, messages=10,
+                                   room="shared", duration=10))
+    assert result.deliveries == 30 and result.ok
+    person.close()
+
+
+def test_unreachable_server_is_one_error():
+    with socket.socket() as sock:  # bound but not listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        with pytest.raises(UnreachableError, match="cannot connect"):
+            run_bench(BenchConfig(port=port, clients=2, senders=1, messages=1,
+                                  connect_timeout=5))
+
+
+@pytest.mark.parametrize("changes", [{"senders": 3, "clients": 2}, {"rate": 0.0},
+                                     {"size": 5000}, {"target": "irc"}, {"window": 0}])
+def test_bad_settings_are_config_errors(changes):
+    with pytest.raises(ConfigError):
+        run_bench(BenchConfig(**changes))
+
+
+def test_cli_json(open_server, tmp_path):
+    done = subprocess.run(
+        chatkit_cmd("bench", f"127.0.0.1:{open_server.port}", "--clients", "3", "--senders",
+                    "1", "--messages", "10", "--json"),
+        capture_output=True, text=True, timeout=30, env=cli_env(str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["deliveries"] == 30 and data["ok"] is True
+    assert data["lost"] == data["duplicated"] == data["reordered"] == 0
+    assert done.stderr == ""  # no progress line without a terminal
+
+
+def test_cli_human_summary_and_usage_errors(open_server, tmp_path):
+    env = cli_env(str(tmp_path))
+    done = subprocess.run(
+        chatkit_cmd("bench", f"127.0.0.1:{open_server.port}", "--clients", "2", "--messages",
+                    "3", "--rate", "100"),
+        capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "deliveries   6 of 6" in done.stdout and "lost 0" in done.stdout
+    both = subprocess.run(chatkit_cmd("bench", "--rate", "10", "--max"), capture_output=True,
+                          text=True, timeout=30, env=env)
+    assert both.returncode == 2 and "exclude each other" in both.stderr
+
+
+def test_benchmark_suite_smoke(tmp_path):
+    """The suite's tiny configuration end to end (Redis too when redis-server is installed)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--out",
+         str(tmp_path)], capture_output=True, text=True, timeout=55, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    raw = list(tmp_path.glob("smoke-*.json"))
+    assert len(raw) == 1
+    data = json.loads(raw[0].read_text())
+    matrix = [r for r in data["records"] if r["target"] == "chatkit" and "stalled" not in
+              r["label"] and not r["label"].startswith("idle")]
+    assert matrix and all(r["ok"] and r["deliveries"] == r["expected_deliveries"]
+                          for r in matrix)
+    assert all(r["server_peak_rss_kib"] > 0 for r in matrix)
+    assert "| target | measured | met? |" in done.stdout

@@ -1,0 +1,92 @@
+"""`chatkit join` without a terminal, through a real subprocess of the real CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from helpers import JsonClient, chatkit_cmd, cli_env
+
+
+def join(port: int, home: str, stdin: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        chatkit_cmd("join", f"127.0.0.1:{port}", *args), input=stdin, capture_output=True,
+        text=True, env=cli_env(home), timeout=20)
+
+
+def test_lines_are_sent_and_events_printed(server, chatkit_home):
+    watcher = JsonClient(server.port, "watcher")
+    try:
+        result = join(server.port, chatkit_home, "hello\n/me waves\n\n//slash\n",
+                      "--nick", "bot")
+        assert result.returncode == 0, result.stderr
+        out = result.stdout.splitlines()
+        assert "[lobby] <bot> hello" in out  # accepted: the server's echo
+        assert "[lobby] * bot waves" in out
+        assert "[lobby] <bot> /slash" in out
+        texts = [watcher.expect("message", nick="bot")["text"] for _ in range(3)]
+        assert texts == ["hello", "waves", "/slash"]
+        assert "\x1b" not in result.stdout  # plain lines, no prompt UI
+    finally:
+        watcher.close()
+
+
+def test_json_output(server, chatkit_home):
+    result = join(server.port, chatkit_home, "hi\n", "--nick", "bot", "--json")
+    assert result.returncode == 0, result.stderr
+    frames = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [frame["type"] for frame in frames]
+    assert kinds[0] == "welcome" and "joined" in kinds
+    echo = next(frame for frame in frames if frame["type"] == "message")
+    assert echo["text"] == "hi" and echo["nick"] == "bot" and "ref" in echo
+
+
+def test_nick_from_environment_and_room_option(server, chatkit_home):
+    result = subprocess.run(
+        chatkit_cmd("join", f"127.0.0.1:{server.port}", "--room", "dev"), input="x\n",
+        capture_output=True, text=True, env=cli_env(chatkit_home, CHATKIT_NICK="envbot"),
+        timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert "[dev] <envbot> x" in result.stdout.splitlines()
+
+
+def test_quit_line_stops_reading(server, chatkit_home):
+    result = join(server.port, chatkit_home, "one\n/quit done\nnever sent\n", "--nick", "bot")
+    assert result.returncode == 0
+    assert "never sent" not in result.stdout
+
+
+def test_refused_line_gives_refused_status(server, chatkit_home):
+    result = join(server.port, chatkit_home, "/msg nobody hi\n", "--nick", "bot")
+    assert result.returncode == 4
+    assert "!!!" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_nick_without_terminal_is_a_usage_error(server, chatkit_home):
+    result = join(server.port, chatkit_home, "hi\n")
+    assert result.returncode == 2
+    assert "--nick" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_taken_nick_is_refused_in_one_line(server, chatkit_home):
+    holder = JsonClient(server.port, "bot")
+    try:
+        result = join(server.port, chatkit_home, "hi\n", "--nick", "bot")
+    finally:
+        holder.close()
+    assert result.returncode == 4
+    assert len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr
+
+
+def test_unreachable_server_is_one_line(server, chatkit_home):
+    port = server.port
+    server.stop()
+    result = join(port, chatkit_home, "hi\n", "--nick", "bot")
+    assert result.returncode == 3
+    assert len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the note about a certificate pinned on first use."""
+    return [line for line in stderr.strip().splitlines() if "pinned its certificate" not in line]

@@ -1,0 +1,178 @@
+"""Formatting of events for the terminal, and the client's remembered settings."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from chatkit.client.render import (
+    NICK_COLOURS,
+    Rendered,
+    View,
+    mentions,
+    nick_colour,
+    render_event,
+    should_ring,
+)
+from chatkit.client.settings import Settings, settings_path
+
+TS = 1_700_000_000.0
+ME = View(me="alice", current_room="lobby")
+
+
+def msg(text: str, nick: str = "bob", room: str = "lobby", **extra) -> dict:
+    return {"type": "message", "room": room, "nick": nick, "text": text, "action": False,
+            "id": 7, "ts": TS, **extra}
+
+
+def styles(rendered: Rendered) -> list[str]:
+    return [style for style, *_ in rendered.fragments]
+
+
+def test_message_line_has_timestamp_nick_and_text():
+    rendered = render_event(msg("hello"), ME)
+    assert rendered.plain == time.strftime("%H:%M", time.localtime(TS)) + " <bob> hello"
+    assert any(f"fg:{nick_colour('bob')}" in style for style in styles(rendered))
+
+
+def test_nick_colour_is_stable_and_case_insensitive():
+    assert nick_colour("Bob") == nick_colour("bob") == nick_colour("BOB")
+    assert nick_colour("bob") in NICK_COLOURS
+    assert len({nick_colour(f"user{i}") for i in range(50)}) > 3
+
+
+def test_escape_sequences_from_peers_are_rendered_harmless():
+    evil = "\x1b[2J\x1b]0;pwned\x07red\u202etxt\x9b31m"
+    rendered = render_event(msg(evil, nick="b\x1bob", room="lob\x1bby"), ME)
+    for _style, text, *_ in rendered.fragments:
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+        assert "\x9b" not in text
+    assert "[2J" in rendered.plain  # shown as text, not obeyed
+
+
+def test_newlines_from_peers_cannot_fake_lines():
+    rendered = render_event(msg("one\n12:00 <carol> fake"), ME)
+    assert "\n" not in rendered.plain
+
+
+def test_room_tag_only_for_other_rooms():
+    assert "[lobby]" not in render_event(msg("x"), ME).plain
+    assert "[dev] <bob> x" in render_event(msg("x", room="dev"), ME).plain
+
+
+def test_mention_is_highlighted_and_flagged():
+    rendered = render_event(msg("hey Alice, look"), ME)
+    assert rendered.mention
+    assert "class:mention" in styles(rendered)
+    assert not render_event(msg("malice aforethought"), ME).mention
+
+
+def test_own_message_is_not_a_mention():
+    rendered = render_event(msg("I am alice", nick="alice"), ME)
+    assert rendered.own and not rendered.mention
+    assert "class:own" in styles(rendered)
+
+
+def test_mentions_word_boundaries():
+    assert mentions("alice: hi", "alice")
+    assert mentions("hi @alice!", "alice")
+    assert not mentions("alicex", "alice")
+    assert not mentions("anything", "")
+
+
+def test_action_private_notice_error_have_distinct_styles():
+    action = render_event(msg("waves", action=True), ME)
+    assert action.plain.endswith("* bob waves")
+    assert any("class:action" in style for style in styles(action))
+
+    private = render_event({"type": "private", "from": "bob", "to": "alice", "text": "psst",
+                            "ts": TS}, ME)
+    assert private.plain.endswith("[pm] <bob> psst") and private.private
+    assert "class:pm" in styles(private)
+
+    sent = render_event({"type": "private", "from": "alice", "to": "bob", "text": "yo",
+                         "ts": TS}, ME)
+    assert sent.plain.endswith("[pm -> bob] yo") and not sent.private
+
+    notice = render_event({"type": "join", "room": "lobby", "nick": "bob", "ts": TS}, ME)
+    assert notice.plain.endswith("*** bob joined lobby")
+    assert "class:notice" in styles(notice)
+
+    error = render_event({"type": "error", "code": "no_such_nick", "message": "no such nick",
+                          "ts": TS}, ME)
+    assert error.plain.endswith("!!! no such nick")
+    assert "class:error" in styles(error)
+
+    status = render_event({"type": "status", "level": "info", "text": "reconnected"}, ME)
+    assert status.plain.endswith("-!- reconnected")
+
+    assert len({"class:action", "class:pm", "class:notice", "class:error", "class:status"}) == 5
+
+
+def test_multi_line_notices_are_indented():
+    rendered = render_event({"type": "rooms", "ts": TS, "rooms": [
+        {"name": "lobby", "members": 2, "topic": None},
+        {"name": "dev", "members": 1, "topic": "ship it"}]}, ME)
+    lines = rendered.plain.split("\n")
+    assert len(lines) == 3
+    assert lines[2].strip() == "***   dev (1) - ship it"
+
+
+def test_ignored_nicks_are_hidden():
+    view = View(me="alice", current_room="lobby", ignored=frozenset({"bob"}))
+    assert render_event(msg("spam", nick="BOB"), view) is None
+    assert render_event({"type": "private", "from": "bob", "to": "alice", "text": "x"},
+                        view) is None
+    assert render_event({"type": "join", "room": "lobby", "nick": "bob"}, view) is None
+    assert render_event(msg("fine", nick="carol"), view) is not None
+
+
+def test_unshown_and_malformed_frames():
+    assert render_event({"type": "pong", "ts": TS}, ME) is None
+    assert render_event({"type": "join"}, ME) is None  # missing fields: no crash
+
+
+def test_bell_modes():
+    mention = render_event(msg("alice!"), ME)
+    plain = render_event(msg("hello"), ME)
+    private = render_event({"type": "private", "from": "bob", "to": "alice", "text": "x"}, ME)
+    own = render_event(msg("alice here", nick="alice"), ME)
+    notice = render_event({"type": "join", "room": "lobby", "nick": "bob"}, ME)
+    table = {
+        "off": (False, False, False, False, False),
+        "mention": (True, False, True, False, False),
+        "pm": (False, False, True, False, False),
+        "all": (True, True, True, False, False),
+    }
+    for mode, expected in table.items():
+        got = tuple(should_ring(mode, r) for r in (mention, plain, private, own, notice))
+        assert got == expected, mode
+
+
+def test_settings_round_trip_in_chatkit_home(chatkit_home):
+    settings = Settings.load()
+    assert settings.bell == "mention" and settings.ignored == []
+    settings.bell = "pm"
+    assert settings.ignore("Bob")
+    assert not settings.ignore("bob")  # case-insensitive
+    settings.save()
+    assert str(settings_path()).startswith(chatkit_home)
+    again = Settings.load()
+    assert again.bell == "pm" and again.ignored == ["Bob"]
+    assert again.unignore("BOB") and not again.unignore("bob")
+
+
+def test_damaged_settings_file_gives_defaults(chatkit_home):
+    path = settings_path()
+    path.write_text("{not json")
+    assert Settings.load().bell == "mention"
+    path.write_text(json.dumps({"bell": "loud", "ignored": ["ok", 3]}))
+    loaded = Settings.load()
+    assert loaded.bell == "mention" and loaded.ignored == ["ok"]
+
+
+def test_replayed_history_is_dimmed_and_silent():
+    rendered = render_event(msg("alice: earlier", history=True), ME)
+    assert "class:history" in styles(rendered)
+    assert not rendered.mention
+    assert not should_ring("all", rendered)

@@ -1,0 +1,609 @@
+"""Discovery on loopback: real UDP sockets, probes only ever to 127.255.255.255 or 127.0.0.1.
+
+Every responder here is bound to 127.0.0.1 (so it announces to 127.255.255.255 only) and every
+test uses its own free discovery port, so nothing leaves this machine and tests don't interfere.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import logging
+import os
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from chatkit import discovery as d
+from chatkit.cli import cli
+from chatkit.errors import ConfigError, ExitCode
+
+from helpers import JsonClient, wait_for
+
+LOOPBACK = ["127.255.255.255"]
+pytestmark = pytest.mark.timeout(30)
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("0.0.0.0", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def port() -> int:
+    return free_udp_port()
+
+
+def server_info(name: str = "alpha", **overrides: Any) -> dict[str, Any]:
+    info = {"name": name, "instance": secrets.token_hex(8), "port": 4000,
+            "addresses": ["127.0.0.1"], "version": 1, "tls": False, "fingerprint": None,
+            "users": 2, "rooms": 1}
+    info.update(overrides)
+    return info
+
+
+@pytest.fixture
+def responders(port: int) -> Iterator[Callable[..., d.DiscoveryResponder]]:
+    """Start responders bound to 127.0.0.1 on the test's port; all stopped at teardown."""
+    started: list[d.DiscoveryResponder] = []
+
+    def start(name: str = "alpha", interval: float = 30.0, **info: Any) -> d.DiscoveryResponder:
+        data = server_info(name, **info)
+        responder = d.DiscoveryResponder(bind_host="127.0.0.1", chat_port=data["port"],
+                                         discovery_port=port, info=lambda: data,
+                                         announce_interval=interval)
+        responder.start()
+        assert responder.active, responder.describe()
+        started.append(responder)
+        return responder
+
+    yield start
+    for responder in started:
+        responder.stop()
+
+
+def probe_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def collect(sock: socket.socket, seconds: float) -> list[bytes]:
+    """Every datagram arriving on `sock` within `seconds`."""
+    got: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            got.append(sock.recv(65536))
+        except TimeoutError:
+            break
+    return got
+
+
+def probe_once(sock: socket.socket, port: int, *, size: int = d.PROBE_SIZE,
+               target: str = "127.0.0.1") -> list[bytes]:
+    nonce = secrets.token_hex(16)
+    sock.sendto(d.encode_datagram({"type": "probe", "nonce": nonce}, pad_to=size),
+                (target, port))
+    return [r for r in collect(sock, 0.5) if nonce.encode() in r]
+
+
+# --------------------------------------------------------------------------- wire format
+
+
+def test_probe_is_padded_and_round_trips() -> None:
+    data = d.make_probe("ab" * 16)
+    assert len(data) == d.PROBE_SIZE
+    assert data.startswith(b"CHATKIT-DISCOVERY 1\n")
+    assert d.decode_datagram(data) == {"type": "probe", "nonce": "ab" * 16}
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"x" * (d.MAX_DATAGRAM + 1), "oversized"),
+    (b"HELLO 1\n{}", "bad magic"),
+    (b"CHATKIT-DISCOVERY 1{\"type\":\"probe\"}", "bad magic"),
+    (b"CHATKIT-DISCOVERY 2\n{\"type\":\"probe\"}", "wrong version"),
+    (b"CHATKIT-DISCOVERY 01\n{\"type\":\"probe\"}", "wrong version"),
+    (b"CHATKIT-DISCOVERY 1\n{\"type\":", "bad json"),
+    (b"CHATKIT-DISCOVERY 1\n\xff\xfe", "bad json"),
+    (b"CHATKIT-DISCOVERY 1\n" + b"[" * 1000, "bad json"),
+    (b"CHATKIT-DISCOVERY 1\n[1, 2]", "bad type"),
+    (b"CHATKIT-DISCOVERY 1\n{\"type\":\"hello\"}", "bad type"),
+    (b"", "bad magic"),
+])
+def test_decode_rejects_hostile_datagrams(data: bytes, reason: str) -> None:
+    with pytest.raises(d.DatagramError) as info:
+        d.decode_datagram(data)
+    assert info.value.reason == reason
+
+
+@pytest.mark.parametrize("change", [
+    {"port": 0}, {"port": 70000}, {"port": "12345"}, {"port": True}, {"instance": "a b"},
+    {"instance": ""}, {"name": 5}, {"addresses": ["not-an-ip"]}, {"addresses": "127.0.0.1"},
+    {"addresses": ["10.0.0.1"] * 17}, {"tls": "yes"}, {"fingerprint": "\x1b[31m"},
+    {"users": -1}, {"rooms": 1.5}, {"interval": 0}, {"interval": "30"},
+])
+def test_server_info_rejects_bad_fields(change: dict[str, Any]) -> None:
+    with pytest.raises(d.DatagramError):
+        d.parse_server_info({**server_info(), **change})
+
+
+def test_server_info_sanitizes_name() -> None:
+    info = d.parse_server_info(server_info("\x1b[2Joffice\u202e" + "x" * 200))
+    assert info["name"].startswith("[2Joffice")
+    assert "\x1b" not in info["name"] and "\u202e" not in info["name"]
+    assert len(info["name"]) == d.MAX_NAME
+
+
+def test_fit_never_exceeds_the_limit() -> None:
+    body = {"type": "reply", "nonce": "ab" * 16,
+            **server_info("n" * 64, addresses=["fd00::1234:5678:9abc:def0"] * 16,
+                          fingerprint="ab:" * 40 + "ab")}
+    data = d._fit(body, 512)
+    assert data is not None and len(data) <= 512
+    assert d.decode_datagram(data)["fingerprint"] == body["fingerprint"]
+
+
+# --------------------------------------------------------------------------- scope
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1.2.3", "::1", "localhost", "[::1]"])
+def test_loopback_bind_is_visible_on_loopback_only(host: str) -> None:
+    scope = d.scope_for_bind(host)
+    assert scope.kind == "loopback"
+    assert scope.targets() == ["127.255.255.255"]
+    assert scope.accepts("127.0.0.1") and scope.accepts("127.9.9.9")
+    assert not scope.accepts("10.1.2.3") and not scope.accepts("192.0.2.7")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "*"])
+def test_wildcard_bind_covers_every_interface_that_is_up(host: str) -> None:
+    scope = d.scope_for_bind(host)
+    assert scope.kind == "all"
+    expected = {i.broadcast for i in d.interfaces() if i.up and i.broadcast}
+    assert set(scope.targets()) == expected | {"127.255.255.255"}
+    assert scope.accepts("10.1.2.3")
+    assert not scope.accepts("0.0.0.0") and not scope.accepts("255.255.255.255")
+    assert not scope.accepts("224.0.0.1")
+
+
+@pytest.mark.parametrize("host", ["2001:db8::1", "fe80::1", "no-such-host.invalid"])
+def test_unreachable_bind_is_never_advertised(host: str, port: int) -> None:
+    scope = d.scope_for_bind(host)
+    assert scope.kind == "none" and scope.targets() == []
+    responder = d.DiscoveryResponder(bind_host=host, chat_port=1, discovery_port=port,
+                                     info=server_info)
+    responder.start()
+    assert not responder.active and "off" in responder.describe()
+    responder.stop()
+
+
+def test_single_address_bind_covers_only_its_network() -> None:
+    lan = [i for i in d.interfaces() if not i.loopback and i.broadcast]
+    if not lan:
+        pytest.skip("no non-loopback IPv4 interface to compute a scope for")
+    iface = lan[0]
+    scope = d.scope_for_bind(iface.address)
+    assert scope.kind == "address"
+    assert scope.targets() == [iface.broadcast]  # computed only, nothing is sent
+    neighbour = str(next(h for h in iface.network.hosts() if str(h) != iface.address))
+    assert scope.accepts(neighbour)
+    assert scope.accepts("127.0.0.1")  # this host can always connect
+    outside = "10.255.255.1" if not iface.network.overlaps(
+        ipaddress.IPv4Network("10.0.0.0/8")) else "172.31.255.1"
+    assert not scope.accepts(outside)
+
+
+def test_ipv4_mapped_bind_is_treated_as_ipv4() -> None:
+    assert d.scope_for_bind("::ffff:127.0.0.1").kind == "loopback"
+
+
+# --------------------------------------------------------------------------- rate limiting
+
+
+def test_rate_limiter_per_source_burst_and_refill() -> None:
+    now = [0.0]
+    limiter = d.RateLimiter(rate=2.0, burst=4.0, clock=lambda: now[0])
+    assert [limiter.allow("a") for _ in range(6)] == [True] * 4 + [False] * 2
+    assert limiter.allow("b")  # other sources are unaffected
+    now[0] += 1.0
+    assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
+
+
+def test_rate_limiter_global_cap_and_bounded_memory() -> None:
+    now = [0.0]
+    limiter = d.RateLimiter(rate=1.0, burst=1.0, global_rate=1.0, global_burst=10.0,
+                            max_sources=50, clock=lambda: now[0])
+    allowed = sum(limiter.allow(f"10.0.{i // 256}.{i % 256}") for i in range(1000))
+    assert allowed == 10  # spoofing many sources does not multiply what we send
+    assert len(limiter._buckets) <= 50
+
+
+# --------------------------------------------------------------------------- responder + discover
+
+
+def test_several_servers_on_one_host_all_answer(responders, port: int) -> None:
+    a = responders("alpha", port=4001)
+    b = responders("beta", port=4002, users=5)
+    found = d.discover(timeout=0.6, broadcast=LOOPBACK, discovery_port=port)
+    assert [(s.name, s.port, s.users) for s in found] == [("alpha", 4001, 2), ("beta", 4002, 5)]
+    for server in found:
+        assert server.host == "127.0.0.1"
+        assert server.rtt is not None and 0 <= server.rtt < 0.6
+    assert {s.instance for s in found} == {a.info()["instance"], b.info()["instance"]}
+
+
+def test_one_row_per_instance_even_when_it_answers_several_probes(responders,
+                                                                   port: int) -> None:
+    responders("alpha")
+    # the broadcast and the unicast probe both reach it; it answers both, three times each
+    found = d.discover(timeout=0.6, broadcast=["127.255.255.255", "127.0.0.1"],
+                       discovery_port=port)
+    assert len(found) == 1
+    assert d.format_table(found).count("alpha") == 1
+
+
+def test_nothing_found(port: int) -> None:
+    assert d.discover(timeout=0.3, broadcast=LOOPBACK, discovery_port=port) == []
+
+
+def test_real_server_is_found_and_reachable(server_factory, port: int) -> None:
+    server = server_factory(discovery=True, discovery_port=port, name="office")
+    found = d.discover(timeout=0.6, broadcast=LOOPBACK, discovery_port=port)
+    assert len(found) == 1
+    assert (found[0].name, found[0].port, found[0].instance) == (
+        "office", server.port, server.instance)
+    client = JsonClient(found[0].port, nick="dora") if found[0].host == "127.0.0.1" else None
+    assert client is not None and client.welcome is not None
+    wait_for(lambda: d.discover(timeout=0.3, broadcast=LOOPBACK,
+                                discovery_port=port)[0].users == 1, message="user count")
+    client.close()
+    server.stop()
+    assert d.discover(timeout=0.3, broadcast=LOOPBACK, discovery_port=port) == []
+
+
+def test_connect_host_prefers_the_bound_address() -> None:
+    assert d._connect_host("10.0.0.5", ["0.0.0.0"]) == "10.0.0.5"
+    assert d._connect_host("10.0.0.5", ["10.0.0.5", "127.0.0.1"]) == "10.0.0.5"
+    assert d._connect_host("127.0.0.1", ["10.0.0.5"]) == "10.0.0.5"
+    assert d._connect_host("10.0.0.5", []) == "10.0.0.5"
+
+
+# --------------------------------------------------------------------------- hostile network
+
+
+HOSTILE = [
+    b"",
+    b"\x00" * 50,
+    os.urandom(1024),
+    b"x" * 9000,  # oversized
+    b"CHATKIT-DISCOVERY 2\n" + b'{"type":"probe","nonce":"' + b"a" * 32 + b'"}' + b" " * 1000,
+    b"CHATKIT-DISCOVERY 1\n" + b"{" * 1100,
+    b"CHATKIT-DISCOVERY 1\n" + b'{"type":"probe","nonce":["x"]}' + b" " * 1000,
+    b"CHATKIT-DISCOVERY 1\n" + b'{"type":"probe","nonce":"' + b"Z" * 32 + b'"}' + b" " * 1000,
+    b"CHATKIT-DISCOVERY 1\n" + b'{"type":"reply","nonce":"' + b"a" * 32 + b'"}' + b" " * 1000,
+    b"CHATKIT-DISCOVERY 1\n" + b'{"type":"announce","event":"stop"}',
+]
+
+
+def test_responder_ignores_hostile_datagrams(responders, port: int, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="chatkit.discovery")
+    responder = responders("alpha")
+    with probe_socket() as sock:
+        for _ in range(20):
+            for data in HOSTILE:
+                sock.sendto(data, ("127.0.0.1", port))
+        assert collect(sock, 0.3) == []  # no answer to any of them
+        assert len(probe_once(sock, port)) == 1  # and still answering good probes
+    assert responder.active
+    records = [r for r in caplog.records if r.name == "chatkit.discovery"]
+    assert len(records) <= 2, [r.getMessage() for r in records]  # no log flood
+
+
+def test_short_probes_get_no_answer(responders, port: int) -> None:
+    responders("alpha")
+    with probe_socket() as sock:
+        assert probe_once(sock, port, size=0) == []
+        assert probe_once(sock, port, size=d.PROBE_SIZE - 1) == []
+        assert len(probe_once(sock, port, size=d.PROBE_SIZE)) == 1
+
+
+def test_reply_is_never_larger_than_the_probe(responders, port: int) -> None:
+    responders("n" * 64, addresses=["fd00::1234:5678:9abc:def0"] * 16,
+               fingerprint="ab:" * 40 + "ab")
+    with probe_socket() as sock:
+        for size in (d.PROBE_SIZE, 1100, d.MAX_DATAGRAM):
+            (reply,) = probe_once(sock, port, size=size)
+            assert len(reply) <= size
+
+
+def test_replies_are_rate_limited_per_source(responders, port: int) -> None:
+    responders("alpha")
+    with probe_socket() as sock:
+        probe = d.make_probe("cd" * 16)
+        start = time.monotonic()
+        for _ in range(60):
+            sock.sendto(probe, ("127.0.0.1", port))
+        replies = collect(sock, 0.5)
+        elapsed = time.monotonic() - start
+    assert 1 <= len(replies) <= 8 + 2 * elapsed + 1
+
+
+def test_loopback_server_ignores_probes_from_other_networks(responders, port: int) -> None:
+    lan = [i for i in d.interfaces() if not i.loopback]
+    if not lan:
+        pytest.skip("no non-loopback local address to send from")
+    responders("alpha")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        # a local non-loopback source address, to loopback's 127.0.0.1: never leaves the host
+        sock.bind((lan[0].address, 0))
+        assert probe_once(sock, port) == []
+
+
+def test_privileged_source_ports_get_no_answer(responders, port: int) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to send from a port below 1024")
+    responders("alpha")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", 1000 + secrets.randbelow(23)))
+        except OSError as exc:
+            pytest.skip(f"cannot bind a privileged port: {exc}")
+        assert probe_once(sock, port) == []
+
+
+def test_port_held_without_sharing_leaves_server_running(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hog:
+        hog.bind(("0.0.0.0", port))
+        responder = d.DiscoveryResponder(bind_host="127.0.0.1", chat_port=1,
+                                         discovery_port=port, info=server_info)
+        responder.start()  # must not raise
+        assert not responder.active and "off" in responder.describe()
+        responder.stop()
+
+
+def test_client_ignores_spoofed_and_malformed_replies(port: int) -> None:
+    """A fake server answers the probe with junk first, then one valid reply."""
+    fake = d._udp_socket(port, shared=True)
+    fake.settimeout(5)
+    result: list[list[d.ServerFound]] = []
+    thread = threading.Thread(target=lambda: result.append(
+        d.discover(timeout=1.0, broadcast=LOOPBACK, discovery_port=port, attempts=1)))
+    thread.start()
+    try:
+        data, source = fake.recvfrom(2048)
+        nonce = d.decode_datagram(data)["nonce"]
+        good = server_info("\x1b[31mevil\x07", instance="fake1")
+        junk = [
+            d.encode_datagram({"type": "reply", "nonce": "00" * 16, **server_info("spoof")}),
+            d.encode_datagram({"type": "reply", **server_info("no-nonce")}),
+            d.encode_datagram({"type": "reply", "nonce": nonce, **server_info("bad", port=0)}),
+            d.encode_datagram({"type": "announce", "nonce": nonce, **server_info("ann")}),
+            d.encode_datagram({"type": "probe", "nonce": nonce}),
+            b"CHATKIT-DISCOVERY 9\n" + json.dumps({"type": "reply", "nonce": nonce,
+                                                   **server_info("v9")}).encode(),
+            b"x" * 5000,
+            os.urandom(600),
+        ]
+        for datagram in [*junk, d.encode_datagram({"type": "reply", "nonce": nonce, **good})]:
+            fake.sendto(datagram, source)
+    finally:
+        thread.join(10)
+        fake.close()
+    (found,) = result
+    assert [(s.name, s.instance) for s in found] == [("[31mevil", "fake1")]
+
+
+# --------------------------------------------------------------------------- watch
+
+
+class Watcher:
+    """Runs `watch` in a thread; events land in a queue."""
+
+    def __init__(self, port: int, **kwargs: Any) -> None:
+        self.events: queue.Queue[d.WatchEvent] = queue.Queue()
+        self.stop = threading.Event()
+        self.error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(port, kwargs))
+        self.thread.start()
+
+    def _run(self, port: int, kwargs: dict[str, Any]) -> None:
+        try:
+            for event in d.watch(broadcast=LOOPBACK, discovery_port=port, stop=self.stop,
+                                 duration=25, **kwargs):
+                self.events.put(event)
+        except BaseException as exc:  # surfaced by the test
+            self.error.append(exc)
+
+    def expect(self, kind: str, reason: str | None = None, timeout: float = 5.0
+               ) -> d.WatchEvent:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {kind} event within {timeout}s") from None
+            if event.kind == kind and (reason is None or event.reason == reason):
+                return event
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.error, self.error
+
+
+@pytest.fixture
+def watcher(port: int) -> Iterator[Callable[..., Watcher]]:
+    made: list[Watcher] = []
+
+    def make(**kwargs: Any) -> Watcher:
+        made.append(Watcher(port, **kwargs))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def test_watch_sees_servers_come_and_go(responders, watcher, port: int) -> None:
+    responders("early")  # already running: found by the watcher's first probe
+    w = watcher(probe_interval=60)
+    assert w.expect("appear").server.name == "early"
+    late = responders("late", interval=0.2)  # started later: heard from its announcement
+    event = w.expect("appear")
+    assert (event.server.name, event.reason) == ("late", "announce")
+    late.stop()
+    assert w.expect("leave", "stopped").server.name == "late"
+
+
+def test_watch_forgets_a_silent_server_and_notices_a_restart(watcher, port: int) -> None:
+    w = watcher(probe_interval=60, missed=3)
+    with probe_socket() as sock:
+        first = server_info("crashy", instance="one", interval=0.1)
+
+        def announce(info: dict[str, Any]) -> None:
+            sock.sendto(d.encode_datagram({"type": "announce", "event": "alive", **info}),
+                        ("127.255.255.255", port))
+
+        deadline = time.monotonic() + 5
+        while w.events.empty() and time.monotonic() < deadline:
+            announce(first)
+            w.stop.wait(0.05)
+        assert w.expect("appear").server.instance == "one"
+        # silence: forgotten after about 3 missed 0.1 s intervals
+        started = time.monotonic()
+        assert w.expect("leave", "silent", timeout=3).server.instance == "one"
+        assert time.monotonic() - started < 2
+
+        announce(first)
+        assert w.expect("appear").server.instance == "one"
+        announce(server_info("crashy", instance="two"))  # same address and port: a restart
+        assert w.expect("leave", "replaced").server.instance == "one"
+        assert w.expect("appear").server.instance == "two"
+
+
+def test_watch_ignores_hostile_datagrams(watcher, port: int) -> None:
+    w = watcher(probe_interval=60)
+    good = d.encode_datagram({"type": "announce", "event": "alive",
+                              **server_info("ok", instance="good")})
+    with probe_socket() as sock:
+        deadline = time.monotonic() + 5
+        while w.events.empty() and time.monotonic() < deadline:  # until the watcher listens
+            for data in [*HOSTILE, good]:
+                sock.sendto(data, ("127.255.255.255", port))
+            w.stop.wait(0.05)
+    assert w.expect("appear").server.instance == "good"
+    assert w.events.empty()
+
+
+# --------------------------------------------------------------------------- diagnose, output
+
+
+def test_diagnose_with_a_server(responders, port: int) -> None:
+    responders("alpha")
+    report = d.diagnose(timeout=0.5, broadcast=LOOPBACK, discovery_port=port)
+    assert report.ok and report.listening
+    (check,) = report.targets
+    assert (check.target, check.interface, check.error, check.echoed) == (
+        "127.255.255.255", "lo", None, True)
+    assert len(check.servers) == 1
+    text = d.format_diagnose(report)
+    assert "own probe came back" in text and "alpha" in text
+    json.dumps(report.to_dict())
+
+
+def test_diagnose_with_nothing_explains_and_offers_the_fallback(port: int) -> None:
+    report = d.diagnose(timeout=0.3, broadcast=LOOPBACK, discovery_port=port)
+    assert not report.ok
+    assert report.targets[0].echoed is True  # our broadcast did come back
+    text = d.format_diagnose(report)
+    for hint in ("firewall", "Wi-Fi client isolation", "VPN", "containers", "chatkit join"):
+        assert hint in text
+
+
+def test_run_discover_exit_statuses_and_json(responders, port: int) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = d.run_discover(timeout=0.3, broadcast=LOOPBACK, discovery_port=port, out=out,
+                            err=err)
+    assert status == ExitCode.NOT_FOUND == 6
+    assert "--diagnose" in err.getvalue() and "chatkit join" in err.getvalue()
+    responders("alpha")
+    out = io.StringIO()
+    status = d.run_discover(timeout=0.3, json_output=True, broadcast=LOOPBACK,
+                            discovery_port=port, out=out, err=err)
+    assert status == 0
+    (server,) = json.loads(out.getvalue())["servers"]
+    assert server["name"] == "alpha" and server["address"] == "127.0.0.1:4000"
+    assert server["tls"] is False and server["rtt_ms"] >= 0
+
+
+def test_run_discover_watch_json_lines(responders, port: int) -> None:
+    responders("alpha")
+    out = io.StringIO()
+    status = d.run_discover(watch_mode=True, json_output=True, broadcast=LOOPBACK,
+                            discovery_port=port, out=out, err=io.StringIO(), duration=0.5)
+    assert status == 0
+    (line,) = out.getvalue().splitlines()
+    assert json.loads(line)["event"] == "appear"
+
+
+def test_table_format() -> None:
+    server = d.ServerFound(name="office", instance="i", host="10.0.0.5", port=12345,
+                           addresses=[], version=1, tls=True, fingerprint="ab", users=3,
+                           rooms=2, rtt=0.0012)
+    lines = d.format_table([server]).splitlines()
+    assert lines[0].split() == ["NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "RTT"]
+    assert lines[1].split() == ["office", "10.0.0.5:12345", "3", "2", "yes", "1.2", "ms"]
+
+
+def test_resolve_targets() -> None:
+    assert d.resolve_targets(["127.255.255.255", " 127.255.255.255"]) == ["127.255.255.255"]
+    assert d.resolve_targets(["localhost"]) == ["127.0.0.1"]
+    with pytest.raises(ConfigError):
+        d.resolve_targets(["no-such-host.invalid"])
+
+
+def test_select_servers() -> None:
+    def found(name: str, instance: str) -> d.ServerFound:
+        return d.ServerFound(name=name, instance=instance, host="10.0.0.5", port=1,
+                             addresses=[], version=1, tls=False, fingerprint=None, users=0,
+                             rooms=1, rtt=None)
+
+    servers = [found("Office", "a"), found("lab", "b")]
+    assert [s.instance for s in d.select_servers(servers, "office")] == ["a"]
+    assert [s.instance for s in d.select_servers(servers, "b")] == ["b"]
+    assert d.select_servers(servers, "nope") == []
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_discover(responders, port: int) -> None:
+    runner = CliRunner()
+    args = ["discover", "--broadcast", "127.255.255.255", "--discovery-port", str(port),
+            "--timeout", "0.3"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 6, result.output
+    responders("alpha")
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "alpha" in result.output and "127.0.0.1:4000" in result.output
+    result = runner.invoke(cli, [*args, "--json"])
+    assert json.loads(result.output)["servers"][0]["name"] == "alpha"
+
+
+def test_cli_discover_rejects_watch_with_diagnose(port: int) -> None:
+    result = CliRunner().invoke(cli, ["discover", "--watch", "--diagnose", "--broadcast",
+                                      "127.255.255.255", "--discovery-port", str(port)])
+    assert result.exit_code == 2
