@@ -45,6 +45,7 @@ from chatkit.protocol import (
     clean_text,
     decode,
     encode,
+    encode_with_ref,
     name_key,
     normalize_nick,
     normalize_room,
@@ -410,12 +411,20 @@ class Flusher:
             with self._lock:
                 new, self._new = self._new, []
             for session in new:
-                try:
-                    self._selector.register(session.sock, selectors.EVENT_WRITE, session)
-                except KeyError:
-                    pass  # already watched
-                except (ValueError, OSError):
-                    pass  # closed meanwhile
+                self._register(session)
+
+    def _register(self, session: Session) -> None:
+        try:
+            self._selector.register(session.sock, selectors.EVENT_WRITE, session)
+        except KeyError:
+            # Registered already: by this session (fine), or by a session that died with
+            # output pending and whose closed descriptor number the new socket now reuses.
+            stale = self._selector.get_key(session.sock)
+            if stale.data is not session:
+                self._selector.unregister(session.sock)
+                self._register(session)
+        except (ValueError, OSError):
+            pass  # closed meanwhile
 
 
 @dataclass
@@ -841,7 +850,8 @@ class Server:
         for member in recipients:
             if member is sender:
                 if member.mode == "json":
-                    data = encode({**frame, "ref": ref} if ref is not None else frame)
+                    as_json = as_json or encode(frame)
+                    data = as_json if ref is None else encode_with_ref(as_json, ref)
                 elif frame["type"] not in ("message", "private"):
                     data = self.encode_for(member, frame)
                 else:
@@ -1047,16 +1057,16 @@ class Server:
             session.send_frame(joined)
         if history is None:
             history = self.config.history_on_join
-        if history > 0 or after is not None:
-            self._send_history(session, room, history if after is None else MAX_HISTORY,
-                               after, request.get("ref") if request else None)
+        # Always ends with history_end (maybe count 0), so a client knows the join is complete.
+        self._send_history(session, room, history if after is None else MAX_HISTORY, after,
+                           request.get("ref") if request else None)
 
     def _send_history(self, session: Session, room: Room, limit: int, after: int | None,
                       ref: object) -> None:
         """Stored messages of `room` up to the last published one (caller holds the lock):
         anything newer reaches the session live, so nothing arrives twice or not at all."""
         rows = self.store.room_history(room.name, limit=min(limit, MAX_HISTORY), after=after,
-                                       up_to=self.publisher.published_id)
+                                       up_to=self.publisher.published_id) if limit > 0 else []
         data = b"".join(self.encode_for(session, row.as_frame()) for row in rows)
         end = self.frame("history_end", room=room.name, count=len(rows),
                          more=after is not None and len(rows) >= MAX_HISTORY)

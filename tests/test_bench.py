@@ -122,3 +122,13 @@ def test_benchmark_suite_smoke(tmp_path):
                           for r in matrix)
     assert all(r["server_peak_rss_kib"] > 0 for r in matrix)
     assert "| target | measured | met? |" in done.stdout
+
+
+@pytest.mark.parametrize("ref", [0, 17, -3, 2**70, "r1", "ünï \"quoted\" \\ \n", "", True, 1.5])
+def test_echo_splice_equals_encoding_with_ref(ref):
+    """The fan-out's shortcut for the sender's echo gives exactly the bytes of encode()."""
+    from chatkit.protocol import encode, encode_with_ref
+
+    frame = {"type": "message", "room": "lobby", "nick": "él", "text": "hi 👋 \"x\"",
+             "action": False, "id": 7, "ts": 1764000000.123}
+    assert encode_with_ref(encode(frame), ref) == encode({**frame, "ref": ref})

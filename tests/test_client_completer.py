@@ -65,16 +65,17 @@ def test_command_names_are_case_insensitive():
 
 def test_nick_after_msg():
     completions = complete("/msg bo")
-    assert [c.text for c in completions] == ["bob", "Bobby"]
-    assert applied("/msg bo", completions[0]) == "/msg bob"
+    assert [c.text for c in completions] == ["bob ", "Bobby "]
+    # the space matters: typing on after Tab must not glue the text to the nick
+    assert applied("/msg bo", completions[0]) == "/msg bob "
 
 
 def test_room_after_join_case_insensitive():
-    assert [c.text for c in complete("/join d")] == ["Design", "dev"]
+    assert [c.text for c in complete("/join d")] == ["Design ", "dev "]
 
 
 def test_bell_modes():
-    assert [c.text for c in complete("/bell m")] == ["mention"]
+    assert [c.text for c in complete("/bell m")] == ["mention "]
 
 
 def test_only_the_first_argument_is_completed():

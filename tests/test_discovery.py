@@ -264,11 +264,14 @@ def test_real_server_is_found_and_reachable(server_factory, port: int) -> None:
     assert len(found) == 1
     assert (found[0].name, found[0].port, found[0].instance) == (
         "office", server.port, server.instance)
-    client = JsonClient(found[0].port, nick="dora") if found[0].host == "127.0.0.1" else None
-    assert client is not None and client.welcome is not None
-    wait_for(lambda: d.discover(timeout=0.3, broadcast=LOOPBACK,
-                                discovery_port=port)[0].users == 1, message="user count")
-    client.close()
+    assert found[0].host == "127.0.0.1"
+    client = JsonClient(found[0].port, nick="dora")
+    try:
+        assert client.welcome is not None
+        wait_for(lambda: d.discover(timeout=0.3, broadcast=LOOPBACK,
+                                    discovery_port=port)[0].users == 1, message="user count")
+    finally:
+        client.close()
     server.stop()
     assert d.discover(timeout=0.3, broadcast=LOOPBACK, discovery_port=port) == []
 

@@ -112,6 +112,9 @@ class ChatApp:
             key_bindings=self._key_bindings(),
             refresh_interval=1.0,  # the "reconnecting in N s" countdown
             enable_history_search=False,  # Up/Down walk the history; Ctrl-R searches it
+            # The server's echo shows what was sent (with time and nick), as in IRC clients;
+            # leaving the raw input line too would print every message twice.
+            erase_when_done=True,
         )
 
     @staticmethod

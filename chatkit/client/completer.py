@@ -87,5 +87,6 @@ class ChatCompleter(Completer):
         values = self.arguments.get(command)
         if values is None:
             return
+        # The trailing space lets the user type on: `/msg bo<Tab>secret` is `/msg bob secret`.
         for value in _matching(values(), prefix):
-            yield Completion(value, start_position=-len(prefix))
+            yield Completion(value + " ", start_position=-len(prefix), display=value)
