@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -67,6 +68,9 @@ class BenchConfig:
     #: messages in flight per sender in max mode
     window: int = 16
     target: str = "chatkit"
+    #: connect with TLS (chatkit servers offer it by default); the certificate is not checked,
+    #: a benchmark measures speed, not trust
+    tls: bool = False
     #: extra clients that join the room and never read (not counted as receivers)
     stalled: int = 0
     connect_concurrency: int = 100
@@ -93,6 +97,8 @@ class BenchConfig:
             raise ConfigError(f"--size must be between 0 and {MAX_TEXT}")
         if self.window < 1:
             raise ConfigError("--window must be at least 1")
+        if self.tls and self.target == "redis":
+            raise ConfigError("TLS is not supported with the Redis target")
 
 
 @dataclass
@@ -139,7 +145,8 @@ class BenchResult:
         mode = f"{cfg['rate']:g} msg/s" if cfg["rate"] else f"max (window {cfg['window']})"
         lat = self.latency_ms
         lines = [
-            f"target       {cfg['target']} {cfg['host']}:{cfg['port']} room {cfg['room']}",
+            f"target       {cfg['target']} {cfg['host']}:{cfg['port']} room {cfg['room']}"
+            + (" (TLS)" if cfg.get("tls") else ""),
             f"load         {self.clients_connected} clients, {cfg['senders']} senders, {mode}, "
             f"{cfg['size']} B text",
             f"connect      {self.clients_connected} clients in {self.connect_s:.2f} s",
@@ -359,6 +366,11 @@ class _Bench:
         self.error_samples: list[str] = []
         self.stalled_disconnected = 0
         self.drained = asyncio.Event()
+        self.tls: ssl.SSLContext | None = None
+        if config.tls:
+            self.tls = ssl.create_default_context()
+            self.tls.check_hostname = False
+            self.tls.verify_mode = ssl.CERT_NONE
 
     def error(self, text: str) -> None:
         self.errors += 1
@@ -452,7 +464,8 @@ class _Bench:
         async with gate:
             try:
                 _, conn = await asyncio.wait_for(loop.create_connection(
-                    lambda: _Conn(self, index, role), cfg.host, cfg.port), cfg.connect_timeout)
+                    lambda: _Conn(self, index, role), cfg.host, cfg.port, ssl=self.tls),
+                    cfg.connect_timeout)
             except (OSError, asyncio.TimeoutError) as exc:
                 raise UnreachableError(f"cannot connect to {cfg.host}:{cfg.port}: "
                                        f"{exc or type(exc).__name__}") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 import click
-from click.shell_completion import get_completion_class
+from click.shell_completion import CompletionItem, get_completion_class
 
 from chatkit import __version__
 from chatkit.errors import ChatkitError, ConfigError, ExitCode
@@ -166,6 +166,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                f"{', '.join(server.addresses())}", nl=True)
     if server.fingerprint:
         click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
+    if server.discovery is not None:
+        click.echo(f"chatkit: {server.discovery.describe()}")
     if password:
         click.echo("chatkit: clients need the password")
     sys.stdout.flush()
@@ -197,6 +199,51 @@ def client_security_options(command: Callable[..., None]) -> Callable[..., None]
     return command
 
 
+def _complete_server_names(ctx: click.Context, param: click.Parameter, incomplete: str
+                           ) -> list[CompletionItem]:
+    from chatkit.discovery import server_names
+
+    port = ctx.params.get("discovery_port") or DEFAULT_PORT
+    return [CompletionItem(name) for name in server_names(discovery_port=port)
+            if name.casefold().startswith(incomplete.casefold())]
+
+
+def discovery_client_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Options of commands that find their server by discovery when no host is given."""
+    command = click.option("--discovery-port", default=DEFAULT_PORT, show_default=True,
+                           type=click.IntRange(1, 65535),
+                           help="UDP port for discovery.")(command)
+    command = click.option("--broadcast", multiple=True, metavar="ADDR",
+                           help="Discover by probing ADDR (repeatable) instead of every "
+                                "interface's broadcast address.")(command)
+    command = click.option("--server", "server_name", default=None, metavar="NAME",
+                           shell_complete=_complete_server_names,
+                           help="Without a host: the discovered server with this name.")(command)
+    return command
+
+
+def _discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
+                     *, interactive: bool) -> tuple[str, int, str | None]:
+    """Find the server to use by discovery: (host, port, announced fingerprint)."""
+    from chatkit.discovery import find_server
+
+    found = find_server(server_name, broadcast=list(broadcast) or None,
+                        discovery_port=discovery_port)
+    if len(found) > 1:
+        listing = ", ".join(f"{s.name} ({s.address})" for s in found)
+        if not interactive:
+            raise ConfigError(f"{len(found)} servers answered: {listing}; "
+                              "choose one with --server NAME or give HOST[:PORT]")
+        for number, candidate in enumerate(found, 1):
+            click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
+                       f"{candidate.users} users", err=True)
+        choice = click.prompt("Which server?", type=click.IntRange(1, len(found)), err=True)
+        found = [found[choice - 1]]
+    chosen = found[0]
+    click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)
+    return chosen.host, chosen.port, chosen.fingerprint if chosen.tls else None
+
+
 @cli.command()
 @click.argument("address", required=False, metavar="[HOST[:PORT]]")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
@@ -205,16 +252,27 @@ def client_security_options(command: Callable[..., None]) -> Callable[..., None]
 @click.option("--room", default=DEFAULT_ROOM, show_default=True, help="Room to join first.")
 @click.option("--json", "json_output", is_flag=True,
               help="Without a terminal: print events as JSON lines.")
+@discovery_client_options
 @client_security_options
 def join(address: str | None, port: int | None, nick: str | None, room: str,
-         json_output: bool, no_tls: bool, insecure: bool, password: str | None) -> None:
-    """Join a server and chat interactively (or pipe lines in and out)."""
+         json_output: bool, server_name: str | None, broadcast: tuple[str, ...],
+         discovery_port: int, no_tls: bool, insecure: bool, password: str | None) -> None:
+    """Join a server and chat interactively (or pipe lines in and out).
+
+    Without HOST, finds the server on the local network (UDP discovery).
+    """
     with _errors_as_click():
-        host, port = _resolve_address(address, port)
+        expected = None
+        if address is None:
+            host, port, expected = _discover_target(
+                server_name, broadcast, discovery_port,
+                interactive=sys.stdin.isatty() and not json_output)
+        else:
+            host, port = _resolve_address(address, port)
         from chatkit.client import run_join
 
         status = run_join(host, port, nick, room, json_output, tls=not no_tls,
-                          insecure=insecure, password=password)
+                          insecure=insecure, password=password, expected_fingerprint=expected)
     sys.exit(status)
 
 
@@ -248,29 +306,35 @@ def discover(timeout: float, json_output: bool, watch_mode: bool, diagnose_mode:
 
 
 @cli.command()
-@click.option("--host", default=None, help="Server address.")
+@click.option("--host", default=None, help="Server address [default: found by discovery].")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--nick", envvar="CHATKIT_NICK", required=True,
               help="Nickname to send as (or set CHATKIT_NICK).")
 @click.option("--room", default=DEFAULT_ROOM, show_default=True,
               help="Existing room to send to.")
+@discovery_client_options
 @client_security_options
 @click.argument("message", nargs=-1)
-def send(host: str | None, port: int, nick: str, room: str, no_tls: bool, insecure: bool,
+def send(host: str | None, port: int, nick: str, room: str, server_name: str | None,
+         broadcast: tuple[str, ...], discovery_port: int, no_tls: bool, insecure: bool,
          password: str | None, message: tuple[str, ...]) -> None:
     """Send MESSAGE (or each line of stdin) to a room, and wait until the server accepted it.
 
+    Without --host, finds the server on the local network (UDP discovery).
     Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, ...);
-    5 not a chatkit server.
+    5 not a chatkit server; 6 no server found.
     """
     from chatkit.connection import send_messages
 
     with _errors_as_click():
+        expected = None
         if host is None:
-            raise ConfigError("no server given: use --host HOST")
+            host, port, expected = _discover_target(server_name, broadcast, discovery_port,
+                                                    interactive=False)
         lines = [" ".join(message)] if message else sys.stdin
         send_messages(host, port, nick, room, lines, tls=not no_tls, insecure=insecure,
-                      password=password, notify=lambda note: click.echo(note, err=True))
+                      password=password, expected_fingerprint=expected,
+                      notify=lambda note: click.echo(note, err=True))
 
 
 @cli.command()
@@ -395,11 +459,9 @@ def default_db_path() -> Path:
     return data_dir() / "messages.db"
 
 
-def _resolve_address(address: str | None, port: int | None) -> tuple[str, int]:
+def _resolve_address(address: str, port: int | None) -> tuple[str, int]:
     from chatkit.connection import parse_address
 
-    if address is None:
-        raise ConfigError("no server address given: `chatkit join HOST[:PORT]`")
     try:
         host, parsed_port = parse_address(address)
     except ValueError as exc:

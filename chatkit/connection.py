@@ -272,12 +272,14 @@ def raise_for_error(frame: Frame) -> None:
 def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[str],
                   timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
                   insecure: bool = False, password: str | None = None,
+                  expected_fingerprint: str | None = None,
                   notify: Callable[[str], None] | None = None) -> int:
     """Connect as `nick`, join an existing `room`, send each non-empty line, wait until the
     server has accepted every one (its echo), then quit. Returns the number sent.
     `notify` receives one-line notes for the user (a newly pinned certificate)."""
     conn = Connection.open(host, port, nick, room=None, timeout=timeout, tls=tls,
                            insecure=insecure, password=password,
+                           expected_fingerprint=expected_fingerprint,
                            on_pin=(lambda c: notify(pinned_note(c))) if notify else None)
     sent = 0
     try:

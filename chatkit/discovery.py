@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -51,9 +52,10 @@ DEFAULT_ANNOUNCE_INTERVAL = 30.0
 MISSED_ANNOUNCEMENTS = 3
 LOOPBACK_BROADCAST = "127.255.255.255"
 
-_NONCE = re.compile(r"^[0-9a-f]{16,64}$")
-_INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_FINGERPRINT = re.compile(r"^[0-9A-Za-z:+/=_-]{1,128}$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "abc\n" through
+_NONCE = re.compile(r"^[0-9a-f]{16,64}\Z")
+_INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+_FINGERPRINT = re.compile(r"^[0-9A-Za-z:+/=_-]{1,128}\Z")
 _LOOPBACK_NET = ipaddress.IPv4Network("127.0.0.0/8")
 _WILDCARDS = {"", "0.0.0.0", "::", "*"}
 
@@ -244,10 +246,20 @@ def default_targets() -> list[str]:
     return list(dict.fromkeys(t for t in targets if t))
 
 
+BROADCAST_ENV = "CHATKIT_BROADCAST"
+
+
 def resolve_targets(broadcast: list[str] | None) -> list[str]:
-    """`--broadcast` values (IPv4 addresses or host names) -> IPv4 addresses; ConfigError if bad."""
+    """`--broadcast` values (IPv4 addresses or host names) -> IPv4 addresses; ConfigError if bad.
+
+    Without values, `CHATKIT_BROADCAST` (space-separated) if set, else every interface's
+    broadcast address: a network where broadcast must go elsewhere is configured once.
+    """
     if not broadcast:
-        return default_targets()
+        configured = os.environ.get(BROADCAST_ENV, "").split()
+        if not configured:
+            return default_targets()
+        broadcast = configured
     targets: list[str] = []
     for item in broadcast:
         try:

@@ -208,7 +208,8 @@ def sanitize_text(text: str) -> str:
     """Remove what could control a terminal or disguise text; keep ordinary Unicode.
 
     Drops C0 controls (tab becomes a space, so ESC sequences lose their ESC and become visible
-    harmless text), DEL, C1 controls, bidirectional overrides and zero-width characters.
+    harmless text), DEL, C1 controls, bidirectional overrides and zero-width characters, and
+    every other invisible format character (category Cf: tag characters, invisible operators).
     """
     if text.isprintable() and text.isascii():
         return text
@@ -218,7 +219,7 @@ def sanitize_text(text: str) -> str:
             out.append(" ")
         elif char in _INVISIBLE:
             continue
-        elif unicodedata.category(char) in ("Cc", "Cs"):
+        elif unicodedata.category(char) in ("Cc", "Cf", "Cs"):
             continue
         else:
             out.append(char)

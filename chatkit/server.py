@@ -663,17 +663,31 @@ class Server:
         if expected is None:
             session.authenticated = True
             return
-        ok = isinstance(given, str) and hmac.compare_digest(
-            hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
-        if ok:
-            session.authenticated = True
-            return
         ip = _ip_of(session.peer)
         now = time.monotonic()
         with self.lock:
+            if len(self.auth_failures) > 1024:  # bounded memory: forget stale addresses
+                self.auth_failures = {a: ts for a, ts in self.auth_failures.items()
+                                      if ts and now - ts[-1] < AUTH_WINDOW}
             recent = [t for t in self.auth_failures.get(ip, []) if now - t < AUTH_WINDOW]
-            recent.append(now)
+            # A throttled address gets no comparison at all (connections opened before the
+            # limit was reached cannot keep guessing), and an attempt counts as a failure
+            # until it has succeeded (parallel guesses cannot outrun the limit).
+            throttled = len(recent) >= AUTH_MAX_FAILURES
+            if not throttled:
+                recent.append(now)
             self.auth_failures[ip] = recent
+        ok = not throttled and isinstance(given, str) and hmac.compare_digest(
+            hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
+        if ok:
+            with self.lock:
+                current = self.auth_failures.get(ip, [])
+                if now in current:
+                    current.remove(now)
+                if not current:
+                    self.auth_failures.pop(ip, None)
+            session.authenticated = True
+            return
         log.warning("%s: wrong password (%d in the last minute)", session.peer, len(recent))
         time.sleep(AUTH_DELAY)  # only this client's thread waits: slows guessing, nobody else
         if len(recent) >= AUTH_MAX_FAILURES:
@@ -980,13 +994,15 @@ class Server:
                 self._join(session, room_name, create=True, request=None)
 
     def _room(self, name: str) -> Room:
-        room = self.rooms.get(name_key(normalize_room(name)))
+        name = normalize_room(name)  # the checked form: the raw one may carry controls
+        room = self.rooms.get(name_key(name))
         if room is None:
             raise FrameError("no_such_room", f"no such room: {name}")
         return room
 
     def _member_room(self, session: Session, name: str) -> Room:
-        room = session.rooms.get(name_key(normalize_room(name)))
+        name = normalize_room(name)  # the checked form: the raw one may carry controls
+        room = session.rooms.get(name_key(name))
         if room is None:
             raise FrameError("not_in_room", f"you are not in {name}; /join {name} first")
         return room

@@ -23,6 +23,8 @@ def chatkit_home(tmp_path, monkeypatch) -> str:
     home = tmp_path / "chatkit-home"
     home.mkdir()
     monkeypatch.setenv("CHATKIT_HOME", str(home))
+    # Safety net: discovery without --broadcast probes loopback only, never real interfaces.
+    monkeypatch.setenv("CHATKIT_BROADCAST", "127.255.255.255")
     monkeypatch.delenv("CHATKIT_NICK", raising=False)
     return str(home)
 

@@ -185,6 +185,7 @@ def chatkit_cmd(*args: str) -> list[str]:
 def cli_env(home: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["CHATKIT_HOME"] = home
+    env["CHATKIT_BROADCAST"] = "127.255.255.255"  # discovery never leaves loopback in tests
     env.pop("CHATKIT_NICK", None)
     env.update(extra)
     return env
