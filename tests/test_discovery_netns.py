@@ -65,6 +65,9 @@ class Lab:
         env = dict(os.environ)
         env["CHATKIT_HOME"] = self.home
         env.pop("CHATKIT_NICK", None)
+        # Every Lab process runs under `ip netns exec` in this test's own namespaces, whose
+        # only interfaces are the test's veths and bridge: there, real broadcast is the point.
+        env.pop("CHATKIT_BROADCAST", None)
         return env
 
     def run(self, ns: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -198,6 +201,18 @@ def test_server_on_all_interfaces_is_found_from_each_network_and_reached(lab: La
     sent = lab.run(lab.b, "send", "--host", from_b[0]["host"],
                    "--nick", "bob", "hello from namespace b")
     assert sent.returncode == 0, sent.stderr
+
+    # No address at all: join and send find the server by themselves, from either network.
+    joined = subprocess.run(lab.command(lab.b, "join", "--nick", "bob"), input="hi, found you\n",
+                            capture_output=True, text=True, timeout=30, env=lab.env())
+    assert joined.returncode == 0, joined.stderr
+    assert "found 'labserver' at 10.77.0.1:12345" in joined.stderr
+    assert "<bob> hi, found you" in joined.stdout
+    from_c_send = lab.run(lab.c, "send", "--nick", "carol", "hello from c")
+    assert from_c_send.returncode == 0, from_c_send.stderr
+    history = lab.run(lab.a, "history", "--json")
+    texts = [json.loads(line)["text"] for line in history.stdout.splitlines()]
+    assert texts == ["hello from namespace b", "hi, found you", "hello from c"]
     assert "Traceback" not in stop(server)
 
 
