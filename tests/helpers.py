@@ -119,8 +119,8 @@ class JsonClient(LineClient):
     """A program speaking JSON mode."""
 
     def __init__(self, port: int, nick: str | None = None, room: Any = "lobby", *,
-                 rcvbuf: int | None = None) -> None:
-        super().__init__(port, rcvbuf=rcvbuf)
+                 rcvbuf: int | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(port, host, rcvbuf=rcvbuf)
         self.welcome: dict[str, Any] | None = None
         self.frames: list[dict[str, Any]] = []
         if nick is not None:
@@ -128,7 +128,7 @@ class JsonClient(LineClient):
             self.welcome = self.expect("welcome")
             if room is not None:
                 self.expect("joined")
-                self.expect("history_end")  # follows `joined` while the server keeps history
+                self.expect("history_end")  # always follows `joined`
 
     def send(self, frame: dict[str, Any]) -> None:
         self.sock.sendall(json.dumps(frame).encode() + b"\n")

@@ -16,3 +16,20 @@ def test_text_and_json_clients_chat(server):
     assert bob.expect("quit")["reason"] == "bye"
     alice.close()
     bob.close()
+
+
+def test_ipv6_server_on_the_v6_loopback(server_factory):
+    import socket
+
+    import pytest
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    server = server_factory(host="::1")
+    assert server.addresses() == [f"[::1]:{server.port}"]
+    alice = JsonClient(server.port, "alice", host="::1")
+    bob = JsonClient(server.port, "bob", host="::1")
+    alice.request({"type": "msg", "room": "lobby", "text": "over IPv6"})
+    assert bob.expect("message")["text"] == "over IPv6"
+    alice.close()
+    bob.close()
