@@ -177,19 +177,12 @@ class MessageStore:
                      up_to: int | None = None) -> list[StoredMessage]:
         """Messages of `room` in id order: the last `limit`, or (with `after`) those after it,
         at most `limit`, the oldest first. `up_to` hides ids not yet published."""
-        clauses = ["room_key = ?"]
-        params: list[object] = [room.casefold()]
+        where, params = _where(("room_key = ?", room.casefold()), ("id > ?", after),
+                               ("id <= ?", up_to))
         if after is not None:
-            clauses.append("id > ?")
-            params.append(after)
-        if up_to is not None:
-            clauses.append("id <= ?")
-            params.append(up_to)
-        where = " AND ".join(clauses)
-        if after is not None:
-            sql = f"SELECT * FROM messages WHERE {where} ORDER BY id LIMIT ?"
+            sql = f"SELECT * FROM messages{where} ORDER BY id LIMIT ?"
         else:
-            sql = (f"SELECT * FROM (SELECT * FROM messages WHERE {where} ORDER BY id DESC "
+            sql = (f"SELECT * FROM (SELECT * FROM messages{where} ORDER BY id DESC "
                    "LIMIT ?) ORDER BY id")
         with self._lock:
             return [_row(r) for r in self._conn.execute(sql, [*params, limit])]
@@ -231,6 +224,14 @@ def _lock_exclusively(path: Path, db: str) -> IO[bytes]:
         raise StoreError(f"message database {db} is in use by another chatkit serve; give this "
                          "server its own with --db PATH, or --no-history") from None
     return handle
+
+
+def _where(*conditions: tuple[str, object]) -> tuple[str, list[object]]:
+    """A WHERE clause of the conditions whose parameter is not None, and the parameters."""
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(sql for sql, _ in used), [value for _, value in used]
 
 
 def _row(row: tuple) -> StoredMessage:
@@ -283,20 +284,12 @@ def read_history(path: str | Path, *, room: str | None = None, since: float | No
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
                 raise StoreError(f"{path} is not a chatkit message database")
-            clauses, params = [], []
-            if room is not None:
-                clauses.append("room_key = ?")
-                params.append(room.lstrip("#").casefold())
-            if since is not None:
-                clauses.append("ts >= ?")
-                params.append(since)
-            if grep is not None:
-                clauses.append("instr(lower(text), lower(?)) > 0")
-                params.append(grep)
-            if not include_private:
-                clauses.append("kind != 'private'")
-            where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-            sql = f"SELECT * FROM messages {where} ORDER BY id DESC"
+            where, params = _where(
+                ("room_key = ?", room.lstrip("#").casefold() if room is not None else None),
+                ("ts >= ?", since),
+                ("instr(lower(text), lower(?)) > 0", grep),
+                ("kind != ?", None if include_private else "private"))
+            sql = f"SELECT * FROM messages{where} ORDER BY id DESC"
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             rows = [_row(r) for r in conn.execute(sql, params)]
