@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import ssl
 import sys
 import time
@@ -46,6 +47,10 @@ _MAX_SAMPLES = 1_000_000
 _MAX_MESSAGES = 10_000_000
 #: In rate mode, how many messages a sender may have in flight before it waits.
 _RATE_WINDOW = 1000
+#: Receive buffer of a stalled client (the kernel doubles it and rounds it up)
+_STALLED_RCVBUF = 4096
+#: `tcpi_state` of a connection nobody has closed (linux/tcp_states.h)
+_TCP_ESTABLISHED = 1
 
 
 @dataclass
@@ -329,6 +334,8 @@ class _Conn(asyncio.Protocol):
                             self.ready.set_exception(UnreachableError(line.decode()[:200]))
             if not self.ready.done() and b'"type":"joined"' in data:
                 self.ready.set_result(None)
+            if bench.stalled and b'"type":"quit"' in data:
+                bench.note_quits(data)
         marks = bench.marker.findall(data)
         if marks:
             bench.receive(self, marks, now)
@@ -365,6 +372,9 @@ class _Bench:
         self.errors = 0
         self.error_samples: list[str] = []
         self.stalled_disconnected = 0
+        self.stalled_nicks = {f"bench{self.run_id}_{config.clients + i}"
+                              for i in range(config.stalled)}
+        self.stalled_gone: set[str] = set()
         self.drained = asyncio.Event()
         self.tls: ssl.SSLContext | None = None
         if config.tls:
@@ -444,6 +454,7 @@ class _Bench:
         finally:
             self.closing = True
             self.sending = False
+            self._count_dropped_stalled()
             if progress is not None:
                 progress.cancel()
                 await asyncio.gather(progress, return_exceptions=True)
@@ -458,14 +469,71 @@ class _Bench:
         result.generator_cpu_util = (cpu2 - cpu1) / max(1e-9, wall2 - wall1)
         return result
 
+    def note_quits(self, data: bytes) -> None:
+        """Receivers see the server's `quit` event when it disconnects a stalled client."""
+        for line in data.splitlines():
+            if b'"type":"quit"' in line:
+                try:
+                    nick = json.loads(line).get("nick")
+                except ValueError:
+                    continue
+                if nick in self.stalled_nicks:
+                    self.stalled_gone.add(nick)
+
+    def _count_dropped_stalled(self) -> None:
+        """How many non-reading clients the server has disconnected.
+
+        A paused transport never reads, so it never sees the server's FIN (which waits behind
+        the unread data anyway): chatkit's `quit` event to the others tells, and otherwise the
+        kernel's TCP state (Linux TCP_INFO) shows a reset.
+        """
+        tcp_info = getattr(socket, "TCP_INFO", None)
+        for conn in self.stalled:
+            if self._nick(conn.index) in self.stalled_gone:
+                self.stalled_disconnected += 1  # told by the server (chatkit)
+                continue
+            if conn.closed or conn.transport is None or tcp_info is None:
+                continue
+            sock = conn.transport.get_extra_info("socket")
+            try:
+                state = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 1)[0]
+            except (OSError, AttributeError):
+                continue
+            if state != _TCP_ESTABLISHED:
+                self.stalled_disconnected += 1
+
+    def _nick(self, index: int) -> str:
+        return f"bench{self.run_id}_{index}"
+
+    async def _create(self, loop: asyncio.AbstractEventLoop, factory: Callable[[], _Conn],
+                      stalled: bool) -> tuple[asyncio.BaseTransport, _Conn]:
+        cfg = self.config
+        if not stalled:
+            return await loop.create_connection(factory, cfg.host, cfg.port, ssl=self.tls)
+        # A client that never reads, with a small receive buffer: the kernel then holds a few
+        # KiB instead of megabytes, so the server's own bounded backlog is what fills up.
+        infos = await loop.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _STALLED_RCVBUF)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, address)
+            return await loop.create_connection(
+                factory, sock=sock, ssl=self.tls,
+                server_hostname=cfg.host if self.tls is not None else None)
+        except BaseException:
+            sock.close()
+            raise
+
     async def _open(self, index: int, role: str, gate: asyncio.Semaphore) -> _Conn:
         cfg = self.config
         loop = asyncio.get_running_loop()
         async with gate:
             try:
-                _, conn = await asyncio.wait_for(loop.create_connection(
-                    lambda: _Conn(self, index, role), cfg.host, cfg.port, ssl=self.tls),
-                    cfg.connect_timeout)
+                _, conn = await asyncio.wait_for(
+                    self._create(loop, lambda: _Conn(self, index, role), stalled=role ==
+                                 "stalled"), cfg.connect_timeout)
             except (OSError, asyncio.TimeoutError) as exc:
                 raise UnreachableError(f"cannot connect to {cfg.host}:{cfg.port}: "
                                        f"{exc or type(exc).__name__}") from None
@@ -478,7 +546,7 @@ class _Bench:
                 conn.transport.write(b"*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n" % (len(room), room))
             else:
                 hello = {"type": "hello", "version": PROTOCOL_VERSION, "room": self.room,
-                         "nick": f"bench{self.run_id}_{index}", "client": "chatkit bench"}
+                         "nick": self._nick(index), "client": "chatkit bench"}
                 conn.transport.write(json.dumps(hello).encode() + b"\n")
             try:
                 await asyncio.wait_for(asyncio.shield(conn.ready), cfg.connect_timeout)

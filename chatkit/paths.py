@@ -24,14 +24,14 @@ def _override(kind: str) -> Path | None:
 
 
 def config_dir() -> Path:
-    """Config: known servers, client settings."""
+    """Config: the server's TLS certificate and key, known servers, client settings."""
     return _override("config") or platformdirs.user_config_path(
         APP_NAME, appauthor=False, ensure_exists=True
     )
 
 
 def data_dir() -> Path:
-    """Data: server key and certificate, message database."""
+    """Data: the message database."""
     return _override("data") or platformdirs.user_data_path(
         APP_NAME, appauthor=False, ensure_exists=True
     )

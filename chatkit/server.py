@@ -28,6 +28,7 @@ import socket
 import ssl
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -640,6 +641,8 @@ class Server:
 
     def admit_frame(self, session: Session) -> bool:
         """Apply the per-client rate limit to one incoming line; False drops it."""
+        if session.dead:
+            return False  # cut off: the rest of its last chunk is dropped, not logged line by line
         if self.config.rate_limit <= 0:
             return True
         if session.limiter is None:
@@ -1024,7 +1027,7 @@ class Server:
         to = protocol.field(frame, "to", str)
         text = clean_text(protocol.field(frame, "text", str), "message")
         with self.lock:
-            target = self.nicks.get(name_key(to.strip()))
+            target = self.nicks.get(name_key(unicodedata.normalize("NFKC", to.strip())))
             if target is None:
                 raise FrameError("no_such_nick", f"no such nick: {protocol.sanitize_text(to)}")
             event = self.frame("private", **{"from": session.nick, "to": target.nick,

@@ -1,0 +1,252 @@
+"""Property-based fuzzing (hypothesis) of everything that parses untrusted input: the frame
+parser, the text-mode command parser, the text sanitiser, the discovery datagram parser, and a
+live server fed random bytes. Budgets are bounded so the whole file runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+import unicodedata
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chatkit import discovery, protocol
+from chatkit.protocol import FrameError, LineSplitter, TelnetFilter, decode, parse_command
+
+from helpers import JsonClient, wait_for
+
+BUDGET = settings(max_examples=300, deadline=None,
+                  suppress_health_check=[HealthCheck.too_slow])
+
+# Characters that must never come out of the sanitiser.
+BIDI_AND_ZERO_WIDTH = set("\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u061c\u00ad") | {
+    chr(c) for c in range(0x202A, 0x202F)} | {chr(c) for c in range(0x2066, 0x206A)}
+
+# Bytes that look like protocol input, mixed with arbitrary ones.
+interesting = st.sampled_from([b"{", b"}", b'"', b"\n", b"\r", b"\r\n", b"\0", b"\xff",
+                               b"\xff\xfb\x01", b"\x1b[31m", b'{"type":"msg"', b"\\u0000",
+                               b'"ref":', b"[", b"]", b"\xc3", b"\xa9", b"/join ", b"x" * 100])
+chunks = st.lists(st.one_of(st.binary(max_size=200), interesting), max_size=30)
+
+
+@BUDGET
+@given(chunks, st.sampled_from([16, 64, protocol.MAX_FRAME]))
+def test_frame_parser_only_raises_frame_error(parts, max_frame):
+    splitter = LineSplitter(max_frame)
+    for part in parts:
+        for item in splitter.feed(part):
+            if isinstance(item, FrameError):
+                assert item.code == "frame_too_long"
+                continue
+            assert isinstance(item, bytes)
+            assert len(item) < max_frame
+            assert b"\n" not in item and b"\r" not in item and b"\0" not in item
+            try:
+                frame = decode(item)
+            except FrameError as exc:
+                assert exc.code in ("bad_utf8", "bad_frame")
+            else:
+                assert isinstance(frame, dict) and isinstance(frame["type"], str)
+
+
+@BUDGET
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20))
+def test_decode_of_any_json_only_raises_frame_error(value):
+    try:
+        frame = decode(json.dumps(value))
+    except FrameError:
+        return
+    assert isinstance(frame["type"], str)
+
+
+def test_deeply_nested_json_is_a_frame_error():
+    with_depth = b"[" * 100_000 + b"]" * 100_000
+    try:
+        decode(with_depth)
+    except FrameError as exc:
+        assert exc.code == "bad_frame"
+
+
+@BUDGET
+@given(st.binary(max_size=500))
+def test_telnet_filter_never_raises_and_drops_iac(data):
+    telnet = TelnetFilter()
+    out = telnet.feed(data[: len(data) // 2]) + telnet.feed(data[len(data) // 2:])
+    assert b"\xff" not in out
+    assert len(out) <= len(data)
+
+
+@BUDGET
+@given(st.text(max_size=200), st.sampled_from([None, "lobby"]))
+def test_parse_command_only_raises_frame_error(rest, current):
+    try:
+        frame = parse_command("/" + rest, current)
+    except FrameError as exc:
+        assert exc.code in ("unknown_command", "bad_frame", "not_in_room")
+        return
+    assert isinstance(frame["type"], str)
+    assert frame["type"] in protocol.COMMAND_NAMES | {"privmsg"}
+
+
+@BUDGET
+@given(st.sampled_from(sorted(protocol.COMMAND_NAMES)), st.text(max_size=100),
+       st.sampled_from([None, "lobby"]))
+def test_parse_command_known_names_with_any_arguments(name, rest, current):
+    try:
+        frame = parse_command(f"/{name} {rest}", current)
+    except FrameError as exc:
+        assert exc.code in ("bad_frame", "not_in_room")
+        return
+    expected = {"msg": "privmsg", "exit": "quit"}.get(name, name)
+    assert frame["type"] == expected
+
+
+@BUDGET
+@given(st.text(max_size=300))
+def test_sanitize_text_removes_controls_and_is_idempotent(text):
+    clean = protocol.sanitize_text(text)
+    for char in clean:
+        assert unicodedata.category(char) not in ("Cc", "Cs"), repr(char)
+        assert char not in BIDI_AND_ZERO_WIDTH, repr(char)
+    assert protocol.sanitize_text(clean) == clean
+
+
+def test_sanitize_text_removes_other_invisible_format_characters():
+    # tag characters ("ASCII smuggling"), invisible math operators, interlinear annotations,
+    # the Mongolian vowel separator, deprecated format controls: all category Cf, all invisible
+    hidden = "".join(chr(c) for c in (0xE0001, 0xE0041, 0xE007F, 0x2061, 0x2062, 0x2063,
+                                      0x2064, 0xFFF9, 0xFFFA, 0xFFFB, 0x180E, 0x206A, 0x206F))
+    assert protocol.sanitize_text(f"pay{hidden}pal") == "paypal"
+    assert protocol.sanitize_text("tea 🍵 café 日本 👍🏽 1️⃣") == "tea 🍵 café 日本 👍🏽 1️⃣"
+
+
+@BUDGET
+@given(st.text(max_size=100))
+def test_sanitize_text_output_has_no_format_characters(text):
+    assert not [c for c in protocol.sanitize_text(text) if unicodedata.category(c) == "Cf"]
+
+
+@BUDGET
+@given(st.text(st.characters(whitelist_categories=("L", "M", "N", "P", "S", "Zs")),
+               max_size=100))
+def test_sanitize_text_keeps_ordinary_unicode(text):
+    assert protocol.sanitize_text(text) == text
+
+
+@BUDGET
+@given(st.text(max_size=40))
+def test_names_are_clean_or_refused(name):
+    for normalize, code in ((protocol.normalize_nick, "bad_nick"),
+                            (protocol.normalize_room, "bad_room")):
+        try:
+            clean = normalize(name)
+        except FrameError as exc:
+            assert exc.code == code
+            assert not any(unicodedata.category(c) == "Cc" for c in exc.message)
+            continue
+        assert clean == normalize(clean)  # normal forms are stable
+        assert protocol.sanitize_text(clean) == clean
+        assert unicodedata.normalize("NFKC", clean) == clean
+
+
+def _parse_datagram(data: bytes) -> dict | None:
+    """What a discovery client does with a received datagram: None when ignored."""
+    try:
+        body = discovery.decode_datagram(data)
+        if body["type"] == "probe":
+            return body
+        return discovery.parse_server_info(body)
+    except discovery.DatagramError:
+        return None
+
+
+header = st.sampled_from([b"", discovery.MAGIC + b" 1\n", discovery.MAGIC + b" 01\n",
+                          discovery.MAGIC + b"\n"])
+json_bodies = st.dictionaries(
+    st.sampled_from(["type", "name", "instance", "port", "addresses", "version", "tls",
+                     "fingerprint", "users", "rooms", "interval", "nonce", "event"]),
+    st.one_of(st.sampled_from(["probe", "reply", "announce"]), st.text(max_size=30),
+              st.integers(), st.floats(), st.booleans(), st.none(),
+              st.lists(st.one_of(st.text(max_size=20), st.integers()), max_size=20)),
+    max_size=13)
+
+
+@BUDGET
+@given(header, st.one_of(st.binary(max_size=1300), json_bodies.map(
+    lambda body: json.dumps(body).encode())))
+def test_discovery_parser_never_raises(prefix, payload):
+    info = _parse_datagram(prefix + payload)
+    if info is not None and info.get("type") != "probe":
+        _assert_clean_info(info)
+
+
+def _assert_clean_info(info: dict) -> None:
+    for key in ("name", "instance", "fingerprint"):
+        value = info[key] or ""
+        assert not any(unicodedata.category(c) in ("Cc", "Cf") for c in value), (key, value)
+    assert 1 <= info["port"] <= 65535
+    assert len(info["name"]) <= 64
+
+
+def test_discovery_fields_with_a_trailing_newline_are_refused():
+    good = {"type": "reply", "name": "srv", "instance": "abc", "port": 1, "addresses": [],
+            "version": 1, "tls": True, "fingerprint": "SHA256:abc", "users": 0, "rooms": 0}
+    assert _parse_datagram(discovery.encode_datagram(good)) is not None
+    for key in ("instance", "fingerprint"):
+        body = {**good, key: good[key] + "\n"}
+        assert _parse_datagram(discovery.encode_datagram(body)) is None, key
+    probe = discovery.encode_datagram({"type": "probe", "nonce": "ab" * 16 + "\n"}, pad_to=1024)
+    assert not discovery._NONCE.match(discovery.decode_datagram(probe)["nonce"])
+
+
+@BUDGET
+@given(st.binary(max_size=1500))
+def test_discovery_parser_arbitrary_bytes(data):
+    assert _parse_datagram(data) is None or isinstance(_parse_datagram(data), dict)
+
+
+# --------------------------------------------------------------------------- live fuzz
+
+
+def test_live_server_survives_random_bytes(server_factory):
+    server = server_factory(handshake_timeout=2.0)
+    rng = random.Random(1234)
+    prefixes = [b"", b"{", b'{"type":"hello","version":1,"nick":"fz"}\n', b"fuzzer\r\n",
+                b"\x16\x03\x01", b"\xff\xfd\x18"]
+    pieces = [b"\n", b"\r\n", b"{", b"}", b'"type":', b'"msg"', b"\x1b[2J", b"\xff",
+              b"/join x\n", b"/nick \xc3\n", b"\0", b'{"type":"join","room":"fz"}\n']
+    sent = 0
+    for connection in range(6):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            sock.sendall(prefixes[connection % len(prefixes)])
+            for _ in range(60):
+                blob = bytearray(rng.randbytes(rng.randrange(0, 300)))
+                for _ in range(rng.randrange(0, 4)):
+                    blob[rng.randrange(0, len(blob) + 1):0] = rng.choice(pieces)
+                try:
+                    sock.sendall(bytes(blob))
+                except OSError:
+                    break  # the server may close a connection that broke the rules
+                sent += 1
+        finally:
+            sock.close()
+    assert sent >= 60
+    alice = JsonClient(server.port, "alice")
+    bob = JsonClient(server.port, "bob")
+    try:
+        answer = alice.request({"type": "msg", "room": "lobby", "text": "still alive"})
+        assert answer["type"] == "message"
+        assert bob.expect("message", nick="alice")["text"] == "still alive"
+        wait_for(lambda: len(server.sessions) == 2, timeout=8,
+                 message="fuzz connections cleaned out")
+    finally:
+        alice.close()
+        bob.close()
+    started = time.monotonic()
+    assert time.monotonic() - started < 1
