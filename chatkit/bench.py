@@ -298,12 +298,8 @@ class _Conn(asyncio.Protocol):
         bench = self.bench
         if not self.ready.done():
             self.ready.set_exception(UnreachableError("connection closed during the handshake"))
-        elif not bench.closing:
-            if self.role == "stalled":
-                bench.stalled_disconnected += 1
-            else:
-                bench.error(f"client {self.index} disconnected"
-                            + (f": {exc}" if exc else ""))
+        elif not bench.closing and self.role != "stalled":  # stalled ones: counted at the end
+            bench.error(f"client {self.index} disconnected" + (f": {exc}" if exc else ""))
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic_ns()
@@ -489,10 +485,10 @@ class _Bench:
         """
         tcp_info = getattr(socket, "TCP_INFO", None)
         for conn in self.stalled:
-            if self._nick(conn.index) in self.stalled_gone:
-                self.stalled_disconnected += 1  # told by the server (chatkit)
+            if self._nick(conn.index) in self.stalled_gone or conn.closed:
+                self.stalled_disconnected += 1
                 continue
-            if conn.closed or conn.transport is None or tcp_info is None:
+            if conn.transport is None or tcp_info is None:
                 continue
             sock = conn.transport.get_extra_info("socket")
             try:

@@ -390,12 +390,14 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
 @click.option("--target", type=click.Choice(["chatkit", "redis"]), default="chatkit",
               show_default=True, help="What the address is: a chatkit server, or Redis pub/sub "
               "(the reference of the benchmark suite).")
-@click.option("--tls", "use_tls", is_flag=True,
-              help="Connect with TLS (the certificate is not checked: this measures speed).")
+@click.option("--tls/--no-tls", "use_tls", default=None,
+              help="Connect with TLS [default: on for chatkit, off for redis]; the certificate "
+                   "is not checked (bench measures speed, it sends nothing secret).")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON object.")
 def bench(address: str | None, clients: int, senders: int, rate: float | None,
           max_speed: bool, duration: float, messages: int | None, size: int, window: int,
-          room: str | None, stalled: int, target: str, use_tls: bool, json_output: bool) -> None:
+          room: str | None, stalled: int, target: str, use_tls: bool | None,
+          json_output: bool) -> None:
     """Load-test a server: N clients in one room, S of them sending; report deliveries/s,
     latency, lost/duplicated/reordered messages and the generator's own CPU use.
 
@@ -415,7 +417,8 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
         result = run_bench(BenchConfig(
             host=host, port=port, clients=clients, senders=senders, rate=rate,
             duration=duration, messages=messages, size=size, window=window, room=room,
-            stalled=stalled, target=target, tls=use_tls,
+            stalled=stalled, target=target,
+            tls=(target == "chatkit") if use_tls is None else use_tls,
             progress=not json_output and stderr_is_tty()))
     click.echo(main_json(result) if json_output else result.summary())
     if not result.ok:

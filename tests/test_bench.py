@@ -132,3 +132,18 @@ def test_echo_splice_equals_encoding_with_ref(ref):
     frame = {"type": "message", "room": "lobby", "nick": "él", "text": "hi 👋 \"x\"",
              "action": False, "id": 7, "ts": 1764000000.123}
     assert encode_with_ref(encode(frame), ref) == encode({**frame, "ref": ref})
+
+
+def test_tls_connections_count_the_same(open_server):
+    result = run_bench(BenchConfig(port=open_server.port, clients=3, senders=1, messages=10,
+                                   duration=10, tls=True))
+    assert result.deliveries == 30 and result.ok
+
+
+def test_stalled_client_overflow_is_seen(server_factory):
+    """A client that never reads is disconnected by the server once its backlog overflows."""
+    server = server_factory(rate_limit=0, max_per_address=0, max_backlog=4096)
+    result = run_bench(BenchConfig(port=server.port, clients=2, senders=1, messages=3000,
+                                   size=1000, duration=10, stalled=1))
+    assert result.deliveries == 6000 and result.ok
+    assert result.stalled_disconnected == 1
