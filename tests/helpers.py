@@ -79,6 +79,23 @@ class LineClient:
             lines.append(line)
         return lines
 
+    def read_until_prompt(self, prompt: bytes, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        """Read until the unfinished line `prompt` (e.g. b"Nickname: ") arrives; drop it,
+        leave what came before in the buffer (for `read_line`) and return that too."""
+        deadline = time.monotonic() + timeout
+        while not self.buffer.endswith(prompt):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {prompt!r} prompt; buffer={self.buffer!r}")
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            assert data, f"closed before the prompt; buffer={self.buffer!r}"
+            self.buffer += data
+        self.buffer = self.buffer[: -len(prompt)]
+        return self.buffer
+
     def close(self) -> None:
         self.sock.close()
 
@@ -95,18 +112,7 @@ class TextClient(LineClient):
             self.read_until(lambda line: "you joined lobby" in line)
 
     def expect_prompt(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.buffer.endswith(b"Nickname: "):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no nickname prompt; buffer={self.buffer!r}")
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            assert data, "closed before the prompt"
-            self.buffer += data
-        self.buffer = self.buffer[: -len(b"Nickname: ")]
+        self.read_until_prompt(b"Nickname: ", timeout)
 
     def say(self, line: str) -> None:
         self.sock.sendall(line.encode() + b"\r\n")
@@ -176,6 +182,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(0.01)
+
+
+def free_udp_port() -> int:
+    """A UDP port nothing on 127.0.0.1 uses now (for a test's own discovery port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def chatkit_cmd(*args: str) -> list[str]:

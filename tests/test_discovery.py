@@ -26,16 +26,10 @@ from chatkit import discovery as d
 from chatkit.cli import cli
 from chatkit.errors import ConfigError, ExitCode
 
-from helpers import JsonClient, wait_for
+from helpers import JsonClient, free_udp_port, wait_for
 
 LOOPBACK = ["127.255.255.255"]
 pytestmark = pytest.mark.timeout(30)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("0.0.0.0", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ servers bound to 127.0.0.1, probes to 127.255.255.255 on a port of the test's ow
 
 from __future__ import annotations
 
-import socket
 import subprocess
 
 import pytest
@@ -11,15 +10,9 @@ import pytest
 from chatkit.discovery import DiscoveryResponder
 from chatkit.server import Server
 
-from helpers import JsonClient, ServeProcess, chatkit_cmd, cli_env
+from helpers import JsonClient, ServeProcess, chatkit_cmd, cli_env, free_udp_port
 
 LOOPBACK_BROADCAST = "127.255.255.255"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -33,11 +33,12 @@ chunks = st.lists(st.one_of(st.binary(max_size=200), interesting), max_size=30)
 
 
 @BUDGET
-@given(chunks, st.sampled_from([16, 64, protocol.MAX_FRAME]))
-def test_frame_parser_only_raises_frame_error(parts, max_frame):
+@given(chunks, st.sampled_from([4, 16, 64, protocol.MAX_FRAME]), st.booleans())
+def test_frame_parser_only_raises_frame_error(parts, max_frame, through_telnet):
     splitter = LineSplitter(max_frame)
+    telnet = TelnetFilter()
     for part in parts:
-        for item in splitter.feed(part):
+        for item in splitter.feed(telnet.feed(part) if through_telnet else part):
             if isinstance(item, FrameError):
                 assert item.code == "frame_too_long"
                 continue

@@ -464,24 +464,7 @@ def test_render_help_lists_every_command():
 # --------------------------------------------------------------------------- properties
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(min_value=4, max_value=64))
-def test_splitter_and_decode_only_raise_frame_error(chunks, limit):
-    splitter = LineSplitter(max_frame=limit)
-    telnet = TelnetFilter()
-    for chunk in chunks:
-        for item in splitter.feed(telnet.feed(chunk)):
-            if isinstance(item, FrameError):
-                assert item.code == "frame_too_long"
-                continue
-            assert len(item) < limit
-            assert b"\n" not in item and b"\r" not in item and b"\0" not in item
-            try:
-                frame = decode(item)
-            except FrameError as exc:
-                assert exc.code in ("bad_utf8", "bad_frame")
-            else:
-                assert isinstance(frame, dict) and isinstance(frame["type"], str)
+# The frame parser on arbitrary bytes: tests/test_fuzz.py.
 
 
 json_values = st.recursive(

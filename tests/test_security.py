@@ -109,19 +109,8 @@ def login(client: JsonClient, nick: str, password: str | None, room="lobby") -> 
 
 
 def read_until_prompt(client: LineClient, prompt: bytes, timeout: float = 5.0) -> bytes:
-    """Read raw bytes until the buffer ends with `prompt`; return what came before it."""
-    deadline = time.monotonic() + timeout
-    while not client.buffer.endswith(prompt):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {prompt!r} prompt; buffer={client.buffer!r}")
-        client.sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data = client.sock.recv(65536)
-        except TimeoutError:
-            continue
-        assert data, f"closed before the prompt; buffer={client.buffer!r}"
-        client.buffer += data
-    before = client.buffer[: -len(prompt)]
+    """The bytes before `prompt`, consumed."""
+    before = client.read_until_prompt(prompt, timeout)
     client.buffer = b""
     return before
 
