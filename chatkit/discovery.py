@@ -26,9 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
-import ifaddr
-
 from chatkit.errors import ConfigError, ExitCode, NotFoundError
+from chatkit.netutil import Interface, interfaces
 from chatkit.protocol import sanitize_text
 
 log = logging.getLogger("chatkit.discovery")
@@ -175,54 +174,6 @@ def _fit(body: dict[str, Any], limit: int) -> bytes | None:
 
 
 # --------------------------------------------------------------------------- interfaces
-
-
-@dataclass(frozen=True)
-class Interface:
-    """One IPv4 address of a network interface."""
-
-    name: str
-    address: str
-    prefix: int
-    up: bool
-
-    @property
-    def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.IPv4Network(f"{self.address}/{self.prefix}", strict=False)
-
-    @property
-    def loopback(self) -> bool:
-        return ipaddress.IPv4Address(self.address).is_loopback
-
-    @property
-    def broadcast(self) -> str | None:
-        """The directed broadcast address; None where there is none (/31, /32)."""
-        if self.prefix >= 31:
-            return None
-        return str(self.network.broadcast_address)
-
-
-def _is_up(name: str) -> bool:
-    # ifaddr reports addresses but not link state; Linux exposes IFF_UP in sysfs. Elsewhere an
-    # interface with an address is assumed up (a probe to a down one just fails to send).
-    if "/" in name or not sys.platform.startswith("linux"):
-        return True
-    try:
-        with open(f"/sys/class/net/{name}/flags") as flags:
-            return bool(int(flags.read().strip(), 16) & 0x1)
-    except (OSError, ValueError):
-        return True
-
-
-def interfaces() -> list[Interface]:
-    """Every IPv4 address of every interface (up or not), via ifaddr."""
-    found: list[Interface] = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if isinstance(ip.ip, str):
-                found.append(Interface(adapter.nice_name or adapter.name, ip.ip,
-                                       int(ip.network_prefix), _is_up(adapter.name)))
-    return found
 
 
 _cache_lock = threading.Lock()
