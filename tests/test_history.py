@@ -317,3 +317,17 @@ def test_serve_with_corrupt_database_is_a_one_line_error(tmp_path):
     assert result.returncode != 0
     assert "corrupt or not a chatkit database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_unwritable_database_path_is_a_one_line_error(tmp_path):
+    # A parent that is a regular file cannot hold a database, even for root.
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = subprocess.run(
+        chatkit_cmd("serve", "--host", "127.0.0.1", "--port", "0", "--no-discovery", "--db",
+                    str(blocker / "messages.db")),
+        text=True, capture_output=True, timeout=30, env=cli_env(str(tmp_path)))
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1 and "cannot open message database" in lines[0]
+    assert "Traceback" not in result.stderr
