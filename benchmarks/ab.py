@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 import run  # noqa: E402  (benchmarks/run.py: servers, cells, /proc readings)
 
 CELLS: list[dict[str, Any]] = [
+    {"clients": 10, "senders": 10, "rate": None},  # a small room: the server is the limit
     {"clients": 100, "senders": 10, "rate": None},
     {"clients": 100, "senders": 10, "rate": run.HUMAN_RATE},
 ]

@@ -529,8 +529,11 @@ class Publisher:
                     targets = pending.recipients or []
                 server._fanout(pending.event, targets, pending.sender, pending.ref, out)
             self.published_id = batch[-1].event["id"]
-            for session, chunks in out.items():
-                session.deliver(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        # Outside the lock, so readers queueing new messages do not wait for the sends. Order
+        # holds: only this thread delivers events, batch after batch; and a joiner that takes
+        # the lock from here on is not among these recipients but gets the batch as history.
+        for session, chunks in out.items():
+            session.deliver(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _maybe_prune(self) -> None:
         config = self.server.config
