@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chatkit.connection import format_address
 from chatkit.errors import ConfigError, UnreachableError
 from chatkit.protocol import DEFAULT_PORT, MAX_TEXT, PROTOCOL_VERSION
 
@@ -531,8 +532,9 @@ class _Bench:
                     self._create(loop, lambda: _Conn(self, index, role), stalled=role ==
                                  "stalled"), cfg.connect_timeout)
             except (OSError, asyncio.TimeoutError) as exc:
-                raise UnreachableError(f"cannot connect to {cfg.host}:{cfg.port}: "
-                                       f"{exc or type(exc).__name__}") from None
+                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                raise UnreachableError(f"cannot connect to {format_address(cfg.host, cfg.port)}"
+                                       f": {reason}") from None
             assert conn.transport is not None
             if role == "publisher":
                 conn.ready.set_result(None)

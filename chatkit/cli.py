@@ -203,8 +203,11 @@ def _complete_server_names(ctx: click.Context, param: click.Parameter, incomplet
                            ) -> list[CompletionItem]:
     from chatkit.discovery import server_names
 
+    # Probe only where the command line says (--broadcast), as the command itself would.
     port = ctx.params.get("discovery_port") or DEFAULT_PORT
-    return [CompletionItem(name) for name in server_names(discovery_port=port)
+    broadcast = list(ctx.params.get("broadcast") or ()) or None
+    return [CompletionItem(name)
+            for name in server_names(broadcast=broadcast, discovery_port=port)
             if name.casefold().startswith(incomplete.casefold())]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from chatkit import __version__
 from chatkit.errors import ProtocolError, RefusedError, UnreachableError
+from chatkit.netutil import tune_tcp
 from chatkit.paths import config_dir
 from chatkit.protocol import (
     DEFAULT_PORT,
@@ -23,6 +24,7 @@ from chatkit.protocol import (
     LineSplitter,
     decode,
     encode,
+    sanitize_frame,
     sanitize_text,
 )
 from chatkit.tls import KnownServers, TlsChannel, open_client_channel
@@ -98,7 +100,7 @@ class Connection:
             raise UnreachableError(
                 f"cannot connect to {address}: {reason} (is `chatkit serve` running there?)"
             ) from None
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        tune_tcp(sock)
         conn = cls(sock, host, port)
         try:
             if tls:
@@ -192,7 +194,9 @@ class Connection:
                 if not item.strip():
                     continue
                 try:
-                    self._pending.append(decode(item))
+                    # Sanitised once here, on arrival: nothing a server (or a peer through it)
+                    # sends reaches a terminal, a log or a JSON consumer with control characters.
+                    self._pending.append(sanitize_frame(decode(item)))
                 except FrameError as exc:
                     if skip_garbage and not self.welcome:
                         # a text-mode greeting or refusal sent before our hello arrived

@@ -190,6 +190,13 @@ def _interfaces_cached(max_age: float = 2.0) -> list[Interface]:
         return _cache[1]
 
 
+def _broadcast_addresses() -> set[str]:
+    """Every address a unicast reply must never go to: the broadcast addresses of this host's
+    networks, the loopback broadcast and the limited broadcast."""
+    found = {i.broadcast for i in _interfaces_cached() if i.broadcast}
+    return found | {LOOPBACK_BROADCAST, "255.255.255.255"}
+
+
 def default_targets() -> list[str]:
     """Broadcast address of every IPv4 interface that is up, plus loopback broadcast."""
     targets = [i.broadcast for i in interfaces() if i.up and i.broadcast]
@@ -266,9 +273,8 @@ class Scope:
             src = ipaddress.IPv4Address(source)
         except ValueError:
             return False
-        if src.is_unspecified or src.is_multicast or src == ipaddress.IPv4Address(
-                "255.255.255.255"):
-            return False
+        if src.is_unspecified or src.is_multicast or source in _broadcast_addresses():
+            return False  # a reply to a broadcast source would itself be a broadcast
         if self.kind == "all":
             return True
         if self.kind == "loopback":
@@ -766,10 +772,11 @@ def select_servers(servers: list[ServerFound], name: str) -> list[ServerFound]:
     return [s for s in servers if s.instance == name or s.address == name or s.host == name]
 
 
-def server_names(*, timeout: float = 0.5, discovery_port: int = DISCOVERY_PORT) -> list[str]:
+def server_names(*, timeout: float = 0.5, broadcast: list[str] | None = None,
+                 discovery_port: int = DISCOVERY_PORT) -> list[str]:
     """Names of the servers answering now, for shell completion of `--server`; never raises."""
     try:
-        return sorted({s.name for s in discover(timeout=timeout,
+        return sorted({s.name for s in discover(timeout=timeout, broadcast=broadcast,
                                                 discovery_port=discovery_port)})
     except Exception:  # completion must never print a traceback into the shell
         return []
@@ -808,6 +815,9 @@ class WatchEvent:
         return {"event": self.kind, "reason": self.reason, "server": self.server.to_dict()}
 
 
+MAX_WATCHED = 1024  # servers `watch` keeps track of at once
+
+
 def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY_PORT,
           probe_interval: float = 15.0, missed: int = MISSED_ANNOUNCEMENTS,
           stop: threading.Event | None = None, duration: float | None = None
@@ -828,10 +838,19 @@ def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY
         listener = None
         log.warning("discovery: cannot listen for announcements on UDP %d (%s); probing only",
                     discovery_port, exc.strerror or exc)
-    prober = _udp_socket(0, shared=False)  # replies must not land on the shared port
+    try:
+        prober = _udp_socket(0, shared=False)  # replies must not land on the shared port
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
     prober.setblocking(False)
     known: dict[str, ServerFound] = {}
-    last_seen: dict[str, float] = {}
+    last_seen: dict[str, float] = {}  # only for instances in `known`
+
+    def forget(instance: str) -> ServerFound:
+        last_seen.pop(instance, None)
+        return known.pop(instance)
     gone: dict[str, float] = {}  # stopped instances; late datagrams must not resurrect them
     nonces: dict[str, float] = {}
     next_probe = time.monotonic()
@@ -856,8 +875,7 @@ def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY
                     _send_probe(prober, target, discovery_port, nonce)
                 next_probe = now + max(0.05, probe_interval)
             for server in [s for s in known.values() if now > expiry(s)]:
-                del known[server.instance]
-                yield WatchEvent("leave", server, "silent")
+                yield WatchEvent("leave", forget(server.instance), "silent")
             wait = 0.2 if end is None else max(0.0, min(0.2, end - now))
             sockets = [prober] + ([listener] if listener is not None else [])
             ready, _, _ = select.select(sockets, [], [], wait)
@@ -888,8 +906,10 @@ def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY
                     if len(gone) > 4096:
                         gone.pop(next(iter(gone)))
                     if instance in known:
-                        yield WatchEvent("leave", known.pop(instance), "stopped")
+                        yield WatchEvent("leave", forget(instance), "stopped")
                     continue
+                if instance not in known and len(known) >= MAX_WATCHED:
+                    continue  # a flood of spoofed announcements must not grow memory
                 last_seen[instance] = time.monotonic()
                 if instance in known:
                     before = known[instance]
@@ -901,8 +921,7 @@ def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY
                     continue
                 for other in [s for s in known.values()
                               if (s.host, s.port) == (server.host, server.port)]:
-                    del known[other.instance]
-                    yield WatchEvent("leave", other, "replaced")
+                    yield WatchEvent("leave", forget(other.instance), "replaced")
                 known[instance] = server
                 yield WatchEvent("appear", server, "announce" if rtt is None else "probe")
     finally:

@@ -226,6 +226,17 @@ def sanitize_text(text: str) -> str:
     return "".join(out)
 
 
+def sanitize_frame(value: Any) -> Any:
+    """A copy of a frame with every string sanitised, however deeply nested."""
+    if isinstance(value, str):
+        return sanitize_text(value)
+    if isinstance(value, dict):
+        return {key: sanitize_frame(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [sanitize_frame(item) for item in value]
+    return value
+
+
 def clean_text(text: str, what: str = "text", *, allow_empty: bool = False) -> str:
     """Sanitise and bound a message text, raising FrameError when it cannot be sent."""
     text = sanitize_text(text).strip()

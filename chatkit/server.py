@@ -35,6 +35,7 @@ from pathlib import Path
 
 from chatkit import protocol
 from chatkit.errors import ChatkitError
+from chatkit.netutil import tune_tcp
 from chatkit.protocol import (
     DEFAULT_PORT,
     DEFAULT_ROOM,
@@ -795,7 +796,7 @@ class Server:
         from chatkit.connection import format_address
 
         sock.setblocking(True)
-        _tune(sock)
+        tune_tcp(sock)
         peer = format_address(address[0], address[1])
         session = Session(self, sock, peer)
         ip = address[0]
@@ -1258,18 +1259,6 @@ def _listen(host: str, port: int) -> socket.socket:
             raise ChatkitError(f"cannot listen on {where}: permission denied "
                                "(ports below 1024 need privileges)") from None
         raise ChatkitError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-
-
-def _tune(sock: socket.socket) -> None:
-    """Low latency, and keepalive so half-open connections are found and cleaned out."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
-        if hasattr(socket, option):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-            except OSError:
-                pass
 
 
 def raise_fd_limit() -> None:

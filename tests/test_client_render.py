@@ -176,3 +176,9 @@ def test_replayed_history_is_dimmed_and_silent():
     assert "class:history" in styles(rendered)
     assert not rendered.mention
     assert not should_ring("all", rendered)
+
+
+def test_history_with_a_bad_timestamp_still_renders():
+    frame = {**msg("old news"), "history": True, "ts": "yesterday"}
+    rendered = render_event(frame, ME)
+    assert rendered is not None and "old news" in rendered.plain

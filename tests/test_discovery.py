@@ -360,6 +360,19 @@ def test_privileged_source_ports_get_no_answer(responders, port: int) -> None:
         assert probe_once(sock, port) == []
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+def test_probe_from_a_broadcast_source_is_not_answered(host: str) -> None:
+    """A reply to a (forged) broadcast source would itself be a broadcast: such probes get no
+    answer, whatever the scope. (Linux already drops most such packets as martians; other
+    systems and settings may not.)"""
+    scope = d.scope_for_bind(host)
+    for interface in d.interfaces():
+        if interface.broadcast:
+            assert not scope.accepts(interface.broadcast), interface
+    assert not scope.accepts(d.LOOPBACK_BROADCAST)
+    assert not scope.accepts("255.255.255.255")
+
+
 def test_port_held_without_sharing_leaves_server_running(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hog:
         hog.bind(("0.0.0.0", port))

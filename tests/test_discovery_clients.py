@@ -114,3 +114,18 @@ def test_spoofed_announcement_with_another_fingerprint_is_refused(server, home,
     assert result.returncode == 4
     assert "discovery announced" in result.stderr and "Not connecting" in result.stderr
     assert isinstance(server, Server)
+
+
+def test_server_names_complete_in_the_shell(tmp_path, home, discovery_port):
+    serve = start_serve(tmp_path, "office", discovery_port)
+    try:
+        words = ["chatkit", "send", "--broadcast", LOOPBACK_BROADCAST, "--discovery-port",
+                 str(discovery_port), "--server", "of"]
+        env = {**cli_env(home), "_CHATKIT_COMPLETE": "bash_complete",
+               "COMP_WORDS": " ".join(words), "COMP_CWORD": str(len(words) - 1)}
+        result = subprocess.run(chatkit_cmd(), capture_output=True, text=True, env=env,
+                                timeout=30)
+        assert result.returncode == 0, result.stderr
+        assert "plain,office" in result.stdout.splitlines()
+    finally:
+        serve.stop()

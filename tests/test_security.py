@@ -781,3 +781,36 @@ def test_private_message_target_is_normalised_like_nicknames(server):
     finally:
         alice.close()
         bob.close()
+
+
+def test_frames_from_a_hostile_server_are_sanitised_on_arrival():
+    """The client side trusts no server either: control characters in any string of any frame
+    (here the command help a client prints for /help) never get past Connection.recv."""
+    import threading
+
+    evil = "\x1b]0;pwned\x07\x9b31m\u202eusage"
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def fake_server() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(4096)  # the hello
+            welcome = {"type": "welcome", "version": 1, "server": "evil\x1b[2J", "nick": "me",
+                       "commands": [{"name": "x", "usage": evil, "help": evil}], "id": 1,
+                       "ts": 1.0}
+            peer.sendall(json.dumps(welcome).encode() + b"\n")
+            peer.recv(4096)  # until the client closes
+
+    thread = threading.Thread(target=fake_server)
+    thread.start()
+    try:
+        conn = Connection.open("127.0.0.1", port, "me", room=None, tls=False)
+        text = json.dumps(conn.welcome, ensure_ascii=False)
+        conn.close()
+    finally:
+        thread.join(10)
+        listener.close()
+    for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert bad not in text
+    assert "usage" in text and "evil" in text

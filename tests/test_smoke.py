@@ -33,3 +33,17 @@ def test_ipv6_server_on_the_v6_loopback(server_factory):
     assert bob.expect("message")["text"] == "over IPv6"
     alice.close()
     bob.close()
+
+
+def test_client_connections_use_keepalive(server):
+    # Without it a client whose network vanished silently would wait in recv() for ever and
+    # never start reconnecting.
+    import socket
+
+    from chatkit.connection import Connection
+
+    conn = Connection.open("127.0.0.1", server.port, "kept", tls=False)
+    try:
+        assert conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    finally:
+        conn.quit()

@@ -142,8 +142,10 @@ class ChatApp:
             frame = await queue.get()
             try:
                 self.handle_event(frame)
-            except Exception:
-                log.exception("could not show a %s event", frame.get("type"))
+            except Exception as exc:  # a malformed frame costs one line, never a traceback
+                log.debug("could not show %r", frame, exc_info=True)
+                self.say(f"!!! could not show a {frame.get('type')!r} event from the server "
+                         f"({type(exc).__name__})", style="class:error")
 
     def view(self) -> View:
         return View(me=self.session.nick, current_room=self.session.current_room,

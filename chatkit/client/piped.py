@@ -12,7 +12,6 @@ import json
 import threading
 from typing import TextIO
 
-from chatkit.client.render import clean_frame
 from chatkit.client.session import ChatSession, Refused
 from chatkit.errors import RefusedError, UnreachableError
 from chatkit.protocol import Frame, render_text
@@ -44,11 +43,15 @@ class PipedClient:
                 return
             if frame.get("type") == "error" and frame.get("ref") is not None:
                 self.refused += 1
+            # Every string in a server's frame was sanitised on arrival (Connection.recv).
             if self.json_output:
-                # json.dumps escapes control characters, so the raw frame is safe to print.
                 self.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
             else:
-                for line in render_text(clean_frame(frame), self.session.nick):
+                try:
+                    lines = render_text(frame, self.session.nick)
+                except (KeyError, TypeError, ValueError):  # a frame missing a field
+                    lines = [f"!!! unreadable {frame.get('type')!r} frame from the server"]
+                for line in lines:
                     self.stdout.write(line + "\n")
             self.stdout.flush()
 

@@ -14,12 +14,11 @@ import time
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 
-from chatkit.protocol import Frame, name_key, render_text, sanitize_text
+from chatkit.protocol import Frame, name_key, render_text, sanitize_frame
 
 #: Nick colours: readable on dark and light backgrounds; red is kept for errors.
 NICK_COLOURS: tuple[str, ...] = (
@@ -64,17 +63,6 @@ def mentions(text: str, nick: str) -> bool:
     return re.search(pattern, text, re.IGNORECASE) is not None
 
 
-def clean_frame(value: Any) -> Any:
-    """A copy of a frame with every string sanitised, however deeply nested."""
-    if isinstance(value, str):
-        return sanitize_text(value)
-    if isinstance(value, dict):
-        return {key: clean_frame(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [clean_frame(item) for item in value]
-    return value
-
-
 @dataclass
 class View:
     """What the renderer needs to know about the client: who we are and what we hide."""
@@ -102,10 +90,10 @@ class Rendered:
         return "".join(text for _style, text, *_ in self.fragments)
 
 
-def timestamp(ts: object = None) -> str:
-    """Local wall-clock time of a server timestamp (or now) as HH:MM."""
+def timestamp(ts: object = None, form: str = "%H:%M") -> str:
+    """Local wall-clock time of a server timestamp (or now, when it is not a number)."""
     seconds = ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else time.time()
-    return time.strftime("%H:%M", time.localtime(seconds))
+    return time.strftime(form, time.localtime(seconds))
 
 
 def _nick(nick: str, own: bool) -> tuple[str, str]:
@@ -114,7 +102,9 @@ def _nick(nick: str, own: bool) -> tuple[str, str]:
 
 def render_event(frame: Frame, view: View) -> Rendered | None:
     """Styled line(s) for one event, or None when it is not shown (ignored nick, pong...)."""
-    frame = clean_frame(frame)
+    # Frames from a server were sanitised on arrival (Connection.recv); the renderer is the
+    # last step before the terminal and draws local frames too, so it guarantees it itself.
+    frame = sanitize_frame(frame)
     kind = frame.get("type")
     me = view.me
     out: list[tuple[str, str]] = [("class:timestamp", timestamp(frame.get("ts")) + " ")]
@@ -133,8 +123,7 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         if frame.get("history"):  # replayed from the server's log: dimmed, never a mention
             mention = False
             text_style = "class:history"
-            out[0] = ("class:timestamp", time.strftime("%m-%d %H:%M ",
-                                                       time.localtime(frame.get("ts", 0))))
+            out[0] = ("class:timestamp", timestamp(frame.get("ts"), "%m-%d %H:%M "))
         if frame.get("action"):
             out += [("class:action", "* "), _nick(nick, own),
                     (f"class:action {text_style}", f" {text}")]

@@ -344,10 +344,8 @@ class ChatSession:
                 break
             except ChatkitError:
                 continue
-            if self._stopping.is_set():
-                conn.close()
+            if not self._resume(conn):
                 return None
-            self._resume(conn)
             return conn
         with self._lock:
             self.state = "offline"
@@ -360,9 +358,16 @@ class ChatSession:
                      level="error")
         return None
 
-    def _resume(self, conn: Connection) -> None:
-        """After reconnecting: rejoin the rooms, catch up, then send what was queued."""
+    def _resume(self, conn: Connection) -> bool:
+        """After reconnecting: rejoin the rooms, catch up, then send what was queued.
+
+        False (and the connection closed) when the user quit meanwhile: checked under the lock
+        that `quit()` takes, so a quit can never be followed by a revived session.
+        """
         with self._lock:
+            if self._stopping.is_set():
+                conn.close()
+                return False
             self._conn = conn
             self._welcomed(conn)
             rooms = [room.name for room in self.rooms.values()]
@@ -388,6 +393,7 @@ class ChatSession:
         if flushed:
             text += f"; sent {flushed} queued line(s)"
         self._status(text)
+        return True
 
     def _rejoin_frame(self, room: str) -> Frame:
         """Rejoin `room` asking only for what was missed since the last message seen there.
