@@ -136,7 +136,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           require_tls: bool, password: str | None, password_file: TextIO | None,
           rate_limit: float, max_clients: int, max_per_address: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
-    from chatkit.server import Server, ServerConfig, raise_fd_limit
+    from chatkit.netutil import raise_fd_limit
+    from chatkit.server import Server, ServerConfig
 
     _setup_logging(log_level)
     if no_history and db_path:

@@ -198,10 +198,9 @@ def _broadcast_addresses() -> set[str]:
 
 
 def default_targets() -> list[str]:
-    """Broadcast address of every IPv4 interface that is up, plus loopback broadcast."""
-    targets = [i.broadcast for i in interfaces() if i.up and i.broadcast]
-    targets.append(LOOPBACK_BROADCAST)
-    return list(dict.fromkeys(t for t in targets if t))
+    """Broadcast address of every IPv4 interface that is up, plus loopback broadcast: where a
+    server bound to every interface announces, so where a client looks by default."""
+    return Scope("all").targets()
 
 
 BROADCAST_ENV = "CHATKIT_BROADCAST"

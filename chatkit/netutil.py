@@ -98,3 +98,19 @@ def tune_tcp(sock: socket.socket) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
             except OSError:
                 pass
+
+
+def raise_fd_limit() -> int | None:
+    """Raise the soft limit on open descriptors (each connection is one) to the hard limit;
+    return the limit now in force (None where the system has no such limit)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -1261,18 +1261,4 @@ def _listen(host: str, port: int) -> socket.socket:
         raise ChatkitError(f"cannot listen on {where}: {exc.strerror or exc}") from None
 
 
-def raise_fd_limit() -> None:
-    """Let the server hold as many connections as the hard limit allows."""
-    try:
-        import resource
-    except ImportError:
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-
-
-__all__ = ["Server", "ServerConfig", "Session", "Room", "raise_fd_limit"]
+__all__ = ["Server", "ServerConfig", "Session", "Room"]
