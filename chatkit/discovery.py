@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
@@ -176,11 +177,15 @@ def _fit(body: dict[str, Any], limit: int) -> bytes | None:
 # --------------------------------------------------------------------------- interfaces
 
 
+#: How long the interface list and a responder's server description are reused: a burst of
+#: probes costs one enumeration, and a changed address still shows within about a second.
+CACHE_SECONDS = 1.0
+
 _cache_lock = threading.Lock()
 _cache: tuple[float, list[Interface]] = (-1e9, [])
 
 
-def _interfaces_cached(max_age: float = 2.0) -> list[Interface]:
+def _interfaces_cached(max_age: float = CACHE_SECONDS) -> list[Interface]:
     """`interfaces()` at most every `max_age` seconds: probes may arrive in floods."""
     global _cache
     with _cache_lock:
@@ -330,37 +335,33 @@ def scope_for_bind(bind_host: str) -> Scope:
 class RateLimiter:
     """Token buckets per source address plus one global bucket; bounded memory.
 
-    The global bucket caps what spoofed probes from many fake sources can make us send.
+    The global bucket caps what spoofed probes from many fake sources can make us send. When
+    the per-source table is full, the source heard from least recently makes room: refusing new
+    sources instead would let anyone who spoofs `max_sources` addresses shut everyone else out.
+    (An evicted source starts again with a full bucket; the global bucket still bounds the total.)
+    Used by one thread only (the responder's).
     """
 
     def __init__(self, *, rate: float = 2.0, burst: float = 8.0, global_rate: float = 40.0,
                  global_burst: float = 80.0, max_sources: int = 1024,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.burst = rate, burst
-        self.max_sources = max_sources
+        self.max_sources = max(1, max_sources)
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
+        # source -> (tokens, last seen), least recently seen first
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._global = _Bucket(global_rate, global_burst, clock())
 
     def allow(self, source: str) -> bool:
         now = self.clock()
-        tokens, last = self._buckets.get(source, (self.burst, now))
+        known = self._buckets.pop(source, None)
+        tokens, last = known if known is not None else (self.burst, now)
         tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if source not in self._buckets and len(self._buckets) >= self.max_sources:
-            self._purge(now)
-            if len(self._buckets) >= self.max_sources:
-                return False  # fail closed rather than grow without bound
-        if tokens < 1 or not self._global.take(now):
-            self._buckets[source] = (tokens, now)
-            return False
-        self._buckets[source] = (tokens - 1, now)
-        return True
-
-    def _purge(self, now: float) -> None:
-        full_after = self.burst / self.rate
-        for key, (_tokens, last) in list(self._buckets.items()):
-            if now - last >= full_after:
-                del self._buckets[key]
+        while len(self._buckets) >= self.max_sources:
+            self._buckets.popitem(last=False)
+        allowed = tokens >= 1 and self._global.take(now)
+        self._buckets[source] = (tokens - 1 if allowed else tokens, now)
+        return allowed
 
 
 class _Bucket:
@@ -377,21 +378,28 @@ class _Bucket:
 
 
 class _DropLog:
-    """Counts ignored datagrams by reason; at most one debug line per `period` seconds."""
+    """Counts ignored datagrams by reason; at most one debug line per `period` seconds.
+
+    Thread-safe: the responder thread drops probes while the thread calling `start()`/`stop()`
+    may drop a failed announcement at the same moment.
+    """
 
     def __init__(self, period: float = 10.0) -> None:
         self.period = period
         self.counts: dict[str, int] = {}
         self._last = -period
+        self._lock = threading.Lock()
 
     def drop(self, reason: str, source: str) -> None:
-        self.counts[reason] = self.counts.get(reason, 0) + 1
-        now = time.monotonic()
-        if now - self._last >= self.period:
+        with self._lock:
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+            now = time.monotonic()
+            if now - self._last < self.period:
+                return
             self._last = now
             summary = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items()))
-            log.debug("discovery: ignored datagrams (last from %s): %s", source, summary)
             self.counts.clear()
+        log.debug("discovery: ignored datagrams (last from %s): %s", source, summary)
 
 
 def _udp_socket(port: int, *, shared: bool) -> socket.socket:
@@ -415,8 +423,9 @@ def _udp_socket(port: int, *, shared: bool) -> socket.socket:
 class DiscoveryResponder:
     """Answers probes and announces a chat server, only where that server can be reached.
 
-    `info()` is called for every reply and announcement and returns the server description
-    (name, instance, port, addresses, version, tls, fingerprint, users, rooms).
+    `info()` returns the server description (name, instance, port, addresses, version, tls,
+    fingerprint, users, rooms). It is called at most once per `CACHE_SECONDS`, not per reply:
+    a server's `info()` enumerates the interfaces, and probes may arrive in floods.
     """
 
     def __init__(self, *, bind_host: str, chat_port: int, discovery_port: int = DISCOVERY_PORT,
@@ -434,7 +443,9 @@ class DiscoveryResponder:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._info_lock = threading.Lock()  # `_announce` runs on the caller's thread too
         self._last_info: dict[str, Any] | None = None
+        self._info_at = -1e9  # time.monotonic() of the last info() call
 
     @property
     def active(self) -> bool:
@@ -546,15 +557,22 @@ class DiscoveryResponder:
             self._drops.drop(f"send failed ({exc.strerror or exc})", host)
 
     def _info(self) -> dict[str, Any] | None:
-        try:
-            info = dict(self.info())
-        except Exception:
-            log.exception("discovery: info() failed")
-            return self._last_info
-        info.setdefault("port", self.chat_port)
-        info["interval"] = self.announce_interval
-        self._last_info = info
-        return info
+        """The server description, from `info()` at most every CACHE_SECONDS; the last good
+        one while it fails (so a failing `info()` is also logged at most that often)."""
+        with self._info_lock:
+            now = time.monotonic()
+            if now - self._info_at < CACHE_SECONDS:
+                return self._last_info
+            self._info_at = now
+            try:
+                info = dict(self.info())
+            except Exception:
+                log.exception("discovery: info() failed")
+                return self._last_info
+            info.setdefault("port", self.chat_port)
+            info["interval"] = self.announce_interval
+            self._last_info = info
+            return info
 
     def _announce(self, event: str) -> None:
         sock = self._sock
@@ -993,19 +1011,26 @@ def diagnose(*, timeout: float = 2.0, broadcast: list[str] | None = None,
         if listener is not None:
             listener.close()
     checks: list[TargetCheck] = []
-    local_addresses = {i.address for i in all_interfaces}
     for target in targets:
         owner = next((i for i in all_interfaces if i.broadcast == target), None)
         if owner is None and target == LOOPBACK_BROADCAST:
             owner = Interface("lo", "127.0.0.1", 8, True)
-        expect_echo = listener is not None and (owner is not None or target in local_addresses)
+        # Only a broadcast reaches every socket sharing the port. A probe to one of our own
+        # unicast addresses reaches just one of them (SO_REUSEPORT picks one; a server or a
+        # `--watch` on this host may be it), so its echo missing proves nothing: unknown, not
+        # "not heard", and never a firewall verdict.
+        echoed: bool | None = None
+        if listener is not None and target in results.echoed:
+            echoed = True
+        elif listener is not None and owner is not None:
+            echoed = False
         checks.append(TargetCheck(
             target=target,
             interface=owner.name if owner else None,
             address=owner.address if owner else None,
             network=str(owner.network) if owner else None,
             error=results.send_errors.get(target),
-            echoed=(target in results.echoed) if expect_echo else None,
+            echoed=echoed,
             servers=results.by_target.get(target, []),
         ))
     servers = results.servers()

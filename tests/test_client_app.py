@@ -33,9 +33,10 @@ def wait_for_quietly(predicate, timeout: float = 0.3) -> bool:
 class AppRunner:
     """Runs ChatApp on its own thread with keys from a pipe and output thrown away."""
 
-    def __init__(self, port: int, nick: str = "alice") -> None:
+    def __init__(self, port: int, nick: str = "alice", **session_options) -> None:
         self.port = port
         self.nick = nick
+        self.session_options = {"backoff_initial": 0.05, "backoff_max": 0.2, **session_options}
         self.app: ChatApp | None = None
         self.result: int | None = None
         self.error: BaseException | None = None
@@ -52,8 +53,8 @@ class AppRunner:
     def _body(self) -> None:
         try:
             with create_app_session(input=self.pipe, output=DummyOutput()):
-                session = ChatSession("127.0.0.1", self.port, self.nick, backoff_initial=0.05,
-                                      backoff_max=0.2)
+                session = ChatSession("127.0.0.1", self.port, self.nick,
+                                      **self.session_options)
                 self.app = ChatApp(session)
                 session.connect()
                 self._ready.set()
@@ -257,5 +258,20 @@ def test_server_restart_heals_the_ui(server_factory):
         ui.wait_seen("reconnected to test as alice; rejoined lobby; sent 1 queued line(s)")
         ui.wait_seen("<alice> typed while the server was down")
         assert "connected" in "".join(fragment[1] for fragment in ui.app.toolbar())
+    finally:
+        ui.close()
+
+
+def test_after_giving_up_a_line_is_refused_in_one_line(server_factory):
+    server = server_factory()
+    ui = AppRunner(server.port, "alice", max_attempts=1)
+    try:
+        ui.wait_seen("you joined lobby")
+        server.stop()
+        ui.wait_seen("gave up reconnecting")
+        ui.type("anyone there?" + ENTER)
+        ui.wait_seen("!!! not sent: gave up reconnecting to 127.0.0.1:")
+        assert not ui.seen("will send after reconnecting")
+        assert "gave up" in "".join(fragment[1] for fragment in ui.app.toolbar())
     finally:
         ui.close()

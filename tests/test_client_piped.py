@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 
-from helpers import JsonClient, chatkit_cmd, cli_env
+from helpers import JsonClient, ServeProcess, chatkit_cmd, cli_env, wait_for
 
 
 def join(port: int, home: str, stdin: str, *args: str) -> subprocess.CompletedProcess:
@@ -50,6 +52,14 @@ def test_nick_from_environment_and_room_option(server, chatkit_home):
     assert "[dev] <envbot> x" in result.stdout.splitlines()
 
 
+def test_client_commands_without_a_terminal(server, chatkit_home):
+    result = join(server.port, chatkit_home, "/clear\n/help\nhi\n", "--nick", "bot")
+    assert result.returncode == 0, result.stderr
+    assert "/clear only works in the interactive client; ignored" in result.stderr
+    assert "*** commands:" in result.stdout.splitlines()  # the server's own /help
+    assert "[lobby] <bot> hi" in result.stdout.splitlines()
+
+
 def test_quit_line_stops_reading(server, chatkit_home):
     result = join(server.port, chatkit_home, "one\n/quit done\nnever sent\n", "--nick", "bot")
     assert result.returncode == 0
@@ -87,6 +97,68 @@ def test_unreachable_server_is_one_line(server, chatkit_home):
     assert len(error_lines(result.stderr)) == 1 and "Traceback" not in result.stderr
 
 
+def test_giving_up_exits_at_once_with_status_3(tmp_path, chatkit_home):
+    """A bot whose server is gone for good must not linger on a quiet stdin (`tail -f`)."""
+    first = ServeProcess.start(["--no-discovery"], env_home=str(tmp_path / "serve-a"))
+    port = first.port
+    bot = subprocess.Popen(chatkit_cmd("join", f"127.0.0.1:{port}", "--nick", "bot"),
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=cli_env(chatkit_home))
+    out: list[str] = []
+    err: list[str] = []
+    readers = [threading.Thread(target=lambda s=stream, into=lines: into.extend(s))
+               for stream, lines in ((bot.stdout, out), (bot.stderr, err))]
+    for reader in readers:
+        reader.start()
+    second = None
+    try:
+        bot.stdin.write("hello\n")
+        bot.stdin.flush()
+        wait_for(lambda: "[lobby] <bot> hello\n" in out, timeout=15, message="the echo")
+        first.stop()
+        # Another server on the same address, with another certificate: the client must not
+        # trust it, and gives up reconnecting.
+        second = ServeProcess.start(["--no-discovery"], env_home=str(tmp_path / "serve-b"),
+                                    port=port)
+        wait_for(lambda: any("gave up reconnecting" in line for line in err), timeout=30,
+                 message="the client giving up")
+        gave_up = time.monotonic()
+        assert bot.wait(10) == 3  # stdin is still open: no further line needed to leave
+        assert time.monotonic() - gave_up < 5
+    finally:
+        if bot.poll() is None:
+            bot.kill()
+            bot.wait(5)
+        for reader in readers:
+            reader.join(5)
+        for stream in (bot.stdin, bot.stdout, bot.stderr):
+            stream.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+    text = "".join(err)
+    assert "Traceback" not in text
+    assert "SERVER IDENTITY CHANGED" in text  # why it gave up
+    assert err[-1].startswith(f"Error: gave up reconnecting to 127.0.0.1:{port}"), err
+
+
 def error_lines(stderr: str) -> list[str]:
     """stderr without the note about a certificate pinned on first use."""
     return [line for line in stderr.strip().splitlines() if "pinned its certificate" not in line]
+
+
+def test_a_full_offline_queue_is_reported_once_per_line():
+    # Never connected (no server): lines queue until the limit, then each is refused with
+    # one "not sent" message, not "not sent: not sent: ...".
+    import io
+
+    from chatkit.client.piped import PipedClient
+    from chatkit.client.session import ChatSession
+
+    session = ChatSession("127.0.0.1", 9, "bot", queue_limit=1)
+    stderr = io.StringIO()
+    client = PipedClient(session, io.StringIO(), stderr)
+    assert client.feed("/msg alice first\n") and client.feed("/msg alice second\n")
+    assert client.refused == 1
+    assert stderr.getvalue().count("not sent") == 1, stderr.getvalue()
+    assert "waiting for the connection to come back" in stderr.getvalue()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 
 import pytest
 
-from chatkit.client.session import ChatSession, Refused
+from chatkit.client.session import ChatSession, Refused, SessionEnded
 from chatkit.errors import RefusedError, UnreachableError
 
 from helpers import JsonClient, wait_for
@@ -165,3 +166,26 @@ def test_quit_after_quit_and_submit_after_quit(server, make_session):
     assert session.state == "closed"
     with pytest.raises(Refused):
         session.send_text("too late")
+
+
+def test_after_giving_up_lines_are_refused_at_once(server_factory, make_session):
+    server = server_factory()
+    port = server.port
+    # one attempt, a second or two after the loss: time to queue a line before it fails
+    session, events = make_session(port, max_attempts=1, backoff_initial=2,
+                                   backoff_max=2)
+    server.stop()
+    wait_for(lambda: session.state == "reconnecting", message="reconnecting")
+    assert session.send_text("typed while away") == "queued"
+
+    gave_up = events.wait("status", level="error", state="failed")
+    assert gave_up["text"] == (f"gave up reconnecting to 127.0.0.1:{port}; "
+                               "1 queued line(s) were not sent")
+    with pytest.raises(SessionEnded, match=r"^not sent: gave up reconnecting to 127\.0\.0\.1:"):
+        session.send_text("typed after giving up")
+    with pytest.raises(SessionEnded):
+        session.send_command("/join dev")
+    assert session.queued() == 0
+    started = time.monotonic()
+    assert not session.wait_settled(10)  # the dropped line never will be: say so now
+    assert time.monotonic() - started < 1

@@ -14,6 +14,7 @@ import os
 import queue
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -224,6 +225,61 @@ def test_rate_limiter_global_cap_and_bounded_memory() -> None:
     assert len(limiter._buckets) <= 50
 
 
+def test_rate_limiter_full_table_evicts_the_stalest_source() -> None:
+    """Spoofing `max_sources` addresses must not lock legitimate askers out."""
+    now = [0.0]
+    limiter = d.RateLimiter(rate=1.0, burst=2.0, global_rate=1e9, global_burst=1e9,
+                            max_sources=50, clock=lambda: now[0])
+    assert limiter.allow("192.0.2.1")  # a regular, heard first
+    for i in range(50):
+        limiter.allow(f"10.0.0.{i}")  # the table fills with spoofed sources, no time passes
+    assert len(limiter._buckets) == 50
+    assert limiter.allow("192.0.2.99")  # a newcomer still gets an answer
+    assert len(limiter._buckets) == 50
+    assert "192.0.2.1" not in limiter._buckets  # the least recently heard made room
+    assert limiter.allow("10.0.0.49") and not limiter.allow("10.0.0.49")  # limits still hold
+
+
+def test_responder_answers_a_new_source_when_its_table_is_full(port: int) -> None:
+    responder = d.DiscoveryResponder(bind_host="127.0.0.1", chat_port=4000,
+                                     discovery_port=port, info=server_info)
+    # The global cap is tested above; lifted here so that only the full table is in the way.
+    responder.limiter = d.RateLimiter(global_rate=1e6, global_burst=1e6)
+    # Filled before the thread starts, so only this thread touches the limiter.
+    for i in range(responder.limiter.max_sources):
+        responder.limiter.allow(f"127.1.{i // 256}.{i % 256}")
+    responder.start()
+    try:
+        with probe_socket() as sock:
+            assert len(probe_once(sock, port)) == 1
+    finally:
+        responder.stop()
+
+
+def test_drop_log_counts_every_drop_from_several_threads() -> None:
+    drops = d._DropLog(period=3600)
+    drops.drop("first", "x")  # logs and resets; the rest is only counted
+    threads, each = 4, 20_000
+    start = threading.Barrier(threads)
+
+    def hammer() -> None:
+        start.wait()
+        for _ in range(each):
+            drops.drop("bad magic", "127.0.0.1")
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show up
+    try:
+        workers = [threading.Thread(target=hammer) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(20)
+    finally:
+        sys.setswitchinterval(old)
+    assert drops.counts == {"bad magic": threads * each}
+
+
 # --------------------------------------------------------------------------- responder + discover
 
 
@@ -246,6 +302,53 @@ def test_one_row_per_instance_even_when_it_answers_several_probes(responders,
                        discovery_port=port)
     assert len(found) == 1
     assert d.format_table(found).count("alpha") == 1
+
+
+def test_responder_reads_info_and_interfaces_once_per_burst(port: int, monkeypatch) -> None:
+    """A burst of probes must not enumerate interfaces (which a server's info() does too) per
+    datagram; a change still shows within about CACHE_SECONDS."""
+    enumerations = [0]
+    real_interfaces = d.interfaces
+
+    def counting_interfaces() -> list[d.Interface]:
+        enumerations[0] += 1
+        return real_interfaces()
+
+    monkeypatch.setattr(d, "interfaces", counting_interfaces)
+    monkeypatch.setattr(d, "_cache", (-1e9, []))
+    calls = [0]
+    users = [2]
+
+    def info() -> dict[str, Any]:
+        calls[0] += 1
+        d.interfaces()  # as the real server's info() does (its addresses)
+        return server_info(users=users[0], instance="burst")
+
+    # bound to every interface: the scope that consults the interface list for each probe
+    responder = d.DiscoveryResponder(bind_host="0.0.0.0", chat_port=4000, discovery_port=port,
+                                     info=info)
+    responder.start()
+    try:
+        assert responder.active, responder.describe()
+        with probe_socket() as sock:
+            nonce = secrets.token_hex(16)
+            for _ in range(8):  # the per-source burst
+                sock.sendto(d.make_probe(nonce), ("127.0.0.1", port))
+            replies = [r for r in collect(sock, 0.5) if nonce.encode() in r]
+            assert len(replies) == 8
+            # the start announcement plus at most one refresh, not one per reply
+            assert calls[0] <= 2 and enumerations[0] <= 6, (calls, enumerations)
+
+            users[0] = 7
+
+            def fresh() -> bool:
+                return any(d.decode_datagram(r)["users"] == 7 for r in probe_once(sock, port))
+
+            started = time.monotonic()
+            wait_for(fresh, timeout=5, message="the new user count in a reply")
+            assert time.monotonic() - started < d.CACHE_SECONDS + 2
+    finally:
+        responder.stop()
 
 
 def test_nothing_found(port: int) -> None:
@@ -540,6 +643,23 @@ def test_diagnose_with_nothing_explains_and_offers_the_fallback(port: int) -> No
     text = d.format_diagnose(report)
     for hint in ("firewall", "Wi-Fi client isolation", "VPN", "containers", "chatkit join"):
         assert hint in text
+
+
+def test_diagnose_never_blames_a_firewall_for_a_unicast_echo(port: int) -> None:
+    """A unicast probe to this host reaches one of the sockets sharing the port (SO_REUSEPORT),
+    maybe another listener's rather than ours: its echo missing says nothing."""
+    others = [d._udp_socket(port, shared=True) for _ in range(15)]  # e.g. `discover --watch`es
+    try:
+        report = d.diagnose(timeout=0.3, broadcast=["127.0.0.1", "127.255.255.255"],
+                            discovery_port=port)
+    finally:
+        for sock in others:
+            sock.close()
+    unicast, broadcast = report.targets
+    assert unicast.target == "127.0.0.1" and unicast.echoed in (True, None)
+    assert broadcast.echoed is True  # a broadcast reaches every socket sharing the port
+    assert not any("local firewall" in cause for cause in report.causes), report.causes
+    assert "NOT heard" not in d.format_diagnose(report)
 
 
 def test_run_discover_exit_statuses_and_json(responders, port: int) -> None:

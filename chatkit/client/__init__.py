@@ -1,8 +1,8 @@
 """The chatkit client: `chatkit join`, interactive in a terminal or line-by-line in a pipe.
 
 `run_join` is the one entry point the CLI calls. The pieces: `session` (a connection that heals
-itself), `render` (styled lines), `completer` (Tab), `settings` (remembered choices), `app` (the
-prompt_toolkit UI) and `piped` (no terminal).
+itself), `lines` (what a typed line is), `render` (styled lines), `completer` (Tab), `settings`
+(remembered choices), `app` (the prompt_toolkit UI) and `piped` (no terminal).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from prompt_toolkit.shortcuts import clear as clear_screen
 
 from chatkit import paths
 from chatkit.client.completer import ChatCompleter
+from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify
 from chatkit.client.render import (
     STYLE,
     Rendered,
@@ -44,18 +45,6 @@ from chatkit.client.settings import BELL_MODES, Settings
 from chatkit.protocol import CommandSpec, Frame, FrameError, normalize_nick
 
 log = logging.getLogger("chatkit.client")
-
-CLIENT_COMMANDS: tuple[CommandSpec, ...] = (
-    CommandSpec("help", "/help", "List the commands (the server's and the client's)"),
-    CommandSpec("clear", "/clear", "Clear the screen"),
-    CommandSpec("bell", "/bell [off|mention|pm|all]",
-                "Which events ring the bell (remembered); no argument shows it"),
-    CommandSpec("ignore", "/ignore [NICK]", "Hide NICK's messages here (no NICK: list them)"),
-    CommandSpec("unignore", "/unignore NICK", "Show NICK's messages again"),
-    CommandSpec("quit", "/quit [REASON]", "Leave (also Ctrl-D, or Ctrl-C twice)"),
-    CommandSpec("exit", "/exit", "Leave (same as /quit)"),
-)
-CLIENT_COMMAND_NAMES = frozenset(spec.name for spec in CLIENT_COMMANDS)
 
 TRANSCRIPT_LINES = 2000  # what the app remembers of what it printed (for /clear and tests)
 HISTORY_FILE = "history"
@@ -221,6 +210,8 @@ class ChatApp:
             parts.append(("class:bottom-toolbar.bad", f"reconnecting in {seconds} s"))
         elif state == "connecting":
             parts.append(("class:bottom-toolbar.bad", "connecting…"))
+        elif state == "failed":
+            parts.append(("class:bottom-toolbar.bad", "disconnected: gave up reconnecting"))
         else:
             parts.append(("class:bottom-toolbar.bad", state))
         queued = session.queued()
@@ -276,20 +267,14 @@ class ChatApp:
     def handle_line(self, line: str) -> bool:
         """Act on one submitted line; False when the user leaves."""
         self._ctrl_c_armed = False
-        text = line.rstrip("\r\n")
-        if not text.strip():
-            return True
+        parsed = classify(line)
         try:
-            if text.startswith("//"):
-                self._report(self.session.send_text(text[1:]), text[1:])
-            elif text.startswith("/"):
-                name, _, rest = text[1:].partition(" ")
-                name = name.lower()
-                if name in CLIENT_COMMAND_NAMES:
-                    return self._client_command(name, rest.strip())
-                self._report(self.session.send_command(text), text)
-            else:
-                self._report(self.session.send_text(text), text)
+            if parsed.kind == "message":
+                self._report(self.session.send_text(parsed.text), parsed.text)
+            elif parsed.kind == "command":
+                self._report(self.session.send_command(parsed.text), parsed.text)
+            elif parsed.kind == "client":
+                return self._client_command(parsed.name, parsed.arg)
         except Refused as exc:
             self.say(f"!!! {exc}", style="class:error")
         return True
@@ -299,7 +284,7 @@ class ChatApp:
             self.say(f"not connected: will send after reconnecting: {text}")
 
     def _client_command(self, name: str, arg: str) -> bool:
-        if name in ("quit", "exit"):
+        if name in LEAVE_COMMANDS:
             self._leaving = True
             self.session.quit(arg or None)
             return False

@@ -1,28 +1,38 @@
 """`chatkit join` without a terminal: for bots, scripts and pipelines.
 
 Owns: reading stdin line by line (each line a message to the current room, `/command` lines as
-in the interactive client, `//text` for text starting with `/`), printing every event on stdout
-as the plain lines of text mode (or as JSON lines with `--json`), connection news on stderr, and
-leaving at EOF once the server has answered every line (its echo or reply, matched by `ref`).
+in the interactive client, `//text` for text starting with `/`: `chatkit.client.lines` tells
+which), printing every event on stdout as the plain lines of text mode (or as JSON lines with
+`--json`), connection news on stderr, and leaving at EOF once the server has answered every line
+(its echo or reply, matched by `ref`), or at once with status 3 when the session gives up
+reconnecting.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from typing import TextIO
 
-from chatkit.client.session import ChatSession, Refused
+from chatkit.client.lines import LEAVE_COMMANDS, classify
+from chatkit.client.session import ChatSession, Refused, SessionEnded
 from chatkit.errors import RefusedError, UnreachableError
 from chatkit.protocol import Frame, render_text
 
 #: How long to wait at EOF for the server to answer the last lines (it may be reconnecting).
 SETTLE_SECONDS = 30.0
-LOCAL_ONLY = frozenset({"clear", "bell", "ignore", "unignore"})
+#: Lines read from stdin ahead of sending them; bounds memory when stdin is faster.
+READ_AHEAD = 64
 
 
 class PipedClient:
-    """Prints events as they come (reader thread) while the caller feeds stdin lines."""
+    """Prints events as they come (reader thread) while the caller feeds stdin lines.
+
+    stdin is read on a thread of its own, so that when the session gives up reconnecting the
+    client leaves at once (exit status 3) instead of waiting for a next line that, with
+    `tail -f`, may never come.
+    """
 
     def __init__(self, session: ChatSession, stdout: TextIO, stderr: TextIO,
                  json_output: bool = False) -> None:
@@ -31,16 +41,25 @@ class PipedClient:
         self.stderr = stderr
         self.json_output = json_output
         self.refused = 0  # lines the server answered with an error
+        self.quit_reason: str | None = None  # from a /quit line
         self._lock = threading.Lock()
+        # Guards the read-ahead below; notified by the stdin thread, by the main thread taking
+        # a line, and by every status event (the session may have given up).
+        self._wake = threading.Condition()
+        self._lines: deque[str] = deque()
+        self._eof = False
+        self._read_error: BaseException | None = None
+        self._done = False
         session.on_event = self.on_event
 
     def on_event(self, frame: Frame) -> None:
+        if frame.get("type") == "status":
+            if not frame.get("transient"):
+                self._warn(str(frame.get("text")))
+            with self._wake:
+                self._wake.notify_all()
+            return
         with self._lock:
-            if frame.get("type") == "status":
-                if not frame.get("transient"):
-                    self.stderr.write(f"chatkit: {frame.get('text')}\n")
-                    self.stderr.flush()
-                return
             if frame.get("type") == "error" and frame.get("ref") is not None:
                 self.refused += 1
             # Every string in a server's frame was sanitised on arrival (Connection.recv).
@@ -61,44 +80,90 @@ class PipedClient:
             self.stderr.flush()
 
     def feed(self, line: str) -> bool:
-        """Send one input line; False when it asks to leave (/quit, /exit)."""
-        text = line.rstrip("\r\n")
-        if not text.strip():
-            return True
+        """Send one input line; False when it asks to leave (/quit, /exit).
+
+        Raises UnreachableError when the session has given up: every later line would be
+        refused too.
+        """
+        parsed = classify(line)
         try:
-            if text.startswith("//"):
-                self.session.send_text(text[1:])
-            elif text.startswith("/"):
-                name, _, rest = text[1:].partition(" ")
-                name = name.lower()
-                if name in ("quit", "exit"):
-                    return False
-                if name in LOCAL_ONLY:
-                    self._warn(f"/{name} only works in the interactive client; ignored")
-                    return True
-                self.session.send_command(text)
-            else:
-                self.session.send_text(text)
+            if parsed.kind == "message":
+                self.session.send_text(parsed.text)
+            elif parsed.kind == "command" or parsed.name == "help":
+                # No help of our own without a terminal: the server's lists its commands.
+                self.session.send_command(parsed.text)
+            elif parsed.name in LEAVE_COMMANDS:
+                self.quit_reason = parsed.arg or None
+                return False
+            elif parsed.kind == "client":
+                self._warn(f"/{parsed.name} only works in the interactive client; ignored")
+        except SessionEnded as exc:
+            raise UnreachableError(str(exc)) from None
         except Refused as exc:
             self.refused += 1
-            self._warn(f"not sent: {exc}")
+            self._warn(str(exc))  # the message says "not sent: ..."
         return True
 
     def run(self, stdin: TextIO, settle_seconds: float = SETTLE_SECONDS) -> int:
         """Feed every stdin line, wait for the answers, leave. Returns the exit status."""
-        reason = None
+        reader = threading.Thread(target=self._read, args=(stdin,), name="chatkit-stdin",
+                                  daemon=True)  # may stay blocked in read() until exit
+        reader.start()
         try:
-            for line in stdin:
+            while (line := self._next_line()) is not None:
                 if not self.feed(line):
-                    _, _, reason = line.strip().partition(" ")
                     break
             if not self.session.wait_settled(settle_seconds):
+                self._raise_if_gave_up()
                 waiting = self.session.queued()
                 raise UnreachableError(
                     f"the server at {self.session.address} did not confirm every line "
                     f"within {settle_seconds:.0f} s ({waiting} still queued)")
         finally:
-            self.session.quit(reason or None)
+            with self._wake:
+                self._done = True
+                self._wake.notify_all()
+            self.session.quit(self.quit_reason)
         if self.refused:
             raise RefusedError(f"{self.refused} line(s) were refused (see the !!! lines)")
         return 0
+
+    def _raise_if_gave_up(self) -> None:
+        if self.session.state == "failed":
+            raise UnreachableError(f"{self.session.failure}; leaving")
+
+    def _next_line(self) -> str | None:
+        """The next stdin line, None at EOF; UnreachableError as soon as the session gives
+        up, even while stdin is quiet."""
+        with self._wake:
+            while True:
+                self._raise_if_gave_up()
+                if self._lines:
+                    line = self._lines.popleft()
+                    self._wake.notify_all()  # room for the reader
+                    return line
+                if self._read_error is not None:
+                    raise self._read_error
+                if self._eof:
+                    return None
+                # A timeout, because a lock wait without one ignores Ctrl-C on Windows.
+                self._wake.wait(1.0)
+
+    def _read(self, stdin: TextIO) -> None:
+        try:
+            for line in stdin:
+                with self._wake:
+                    while len(self._lines) >= READ_AHEAD and not self._done:
+                        self._wake.wait()
+                    if self._done:
+                        return
+                    self._lines.append(line)
+                    self._wake.notify_all()
+        except Exception as exc:  # e.g. undecodable input: reported by the main thread
+            with self._wake:
+                self._read_error = exc
+                self._wake.notify_all()
+            return
+        with self._wake:
+            self._eof = True
+            self._wake.notify_all()

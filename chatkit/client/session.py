@@ -2,10 +2,11 @@
 
 Owns: the JSON-mode connection (`chatkit.connection.Connection`) and its reader thread; what the
 client knows about the server (name, advertised commands), its nick, its rooms and their
-members, the current room, known rooms and users, and the last message id seen (overall and per
-room, so the history feature can ask for what was missed); reconnecting with exponential backoff
-and jitter under the same nick and rejoining the rooms; lines submitted while disconnected are
-queued (bounded) and sent after reconnecting, or refused visibly.
+members, the current room, known rooms and users, and the last message id seen in each room (so
+rejoining asks for what was missed); reconnecting with exponential backoff and jitter under the
+same nick and rejoining the rooms; lines submitted while disconnected are queued (bounded) and
+sent after reconnecting, or refused visibly. Once the session has ended (the user quit, or
+reconnecting was given up) every line is refused at once with `SessionEnded`.
 
 Every server frame and every local status change is handed to `on_event` from the reader
 thread; the UI decides how to show it. Frames sent with a `q:` ref are the session's own
@@ -43,6 +44,10 @@ QUIET = "q:"  # prefix of refs for frames whose answers the user did not ask to 
 
 class Refused(ChatkitError):
     """A line that cannot be sent now (queue full, no room, bad command); the message says why."""
+
+
+class SessionEnded(Refused):
+    """A line refused because the session is over for good (quit, or reconnecting given up)."""
 
 
 @dataclass
@@ -103,16 +108,16 @@ class ChatSession:
         self.queue_limit = queue_limit
         self._rng = rng or random.Random()
 
-        self.state = "offline"  # offline | connected | reconnecting | connecting | closed
+        # offline | connected | reconnecting | connecting | closed (quit) | failed (gave up)
+        self.state = "offline"
         self.retry_at: float | None = None  # time.monotonic() of the next attempt
-        self.attempt = 0
+        self.failure: str | None = None  # why reconnecting was given up (state "failed")
         self.server_name = ""
         self.commands: list[CommandSpec] = list(COMMANDS)
         self.rooms: dict[str, Room] = {}  # name_key -> Room, the rooms we are in
         self.current_room: str | None = None
         self.known_rooms: dict[str, str] = {}  # name_key -> name, from /rooms and joins
         self.users: dict[str, str] = {}  # name_key -> nick, everyone we have heard of
-        self.last_id: int | None = None  # id of the last frame received
         self.last_message_ids: dict[str, int] = {}  # name_key(room) -> id of its last message
         self.tls: str | None = None  # "TLS" / "TLS (unverified)" / "plain", for the toolbar
 
@@ -130,10 +135,6 @@ class ChatSession:
     @property
     def address(self) -> str:
         return format_address(self.host, self.port)
-
-    @property
-    def connected(self) -> bool:
-        return self.state == "connected"
 
     def connect(self) -> None:
         """First connection and handshake, then the reader thread. Raises ChatkitError."""
@@ -179,8 +180,6 @@ class ChatSession:
         with self._settled:
             self._settled.notify_all()
 
-    close = quit
-
     # ------------------------------------------------------------------ sending
 
     def send_text(self, text: str) -> str:
@@ -204,11 +203,14 @@ class ChatSession:
     def submit(self, frame: Frame) -> str:
         """Send `frame` with a fresh ref, or queue it while disconnected.
 
-        Returns "sent" or "queued"; raises Refused when the queue is full or we have left.
+        Returns "sent" or "queued"; raises Refused when the queue is full, SessionEnded when
+        we have left or given up (queueing then would only delay the bad news).
         """
         with self._lock:
             if self.state == "closed":
-                raise Refused("not connected: the session has ended")
+                raise SessionEnded("not connected: the session has ended")
+            if self.state == "failed":
+                raise SessionEnded(f"not sent: {self.failure}")
             frame = {**frame, "ref": f"u{next(self._refs)}"}
             if self.state == "connected" and self._conn is not None:
                 try:
@@ -229,15 +231,20 @@ class ChatSession:
             return len(self._queue)
 
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until every submitted frame was answered and nothing is queued."""
+        """Wait until every submitted frame was answered and nothing is queued; False at the
+        timeout, and at once when the session has ended with lines unanswered or has given up
+        (its queue was dropped then: nothing will ever settle)."""
         deadline = time.monotonic() + timeout
         with self._settled:
-            while self._pending or self._queue:
+            while True:
+                if self.state == "failed":
+                    return False
+                if not (self._pending or self._queue):
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.state == "closed":
                     return False
                 self._settled.wait(min(remaining, 0.5))
-            return True
 
     # ------------------------------------------------------------------ what we know
 
@@ -320,7 +327,6 @@ class ChatSession:
         for attempt in range(1, self.max_attempts + 1):
             delay = self._backoff(attempt)
             with self._lock:
-                self.attempt = attempt
                 self.state = "reconnecting"
                 self.retry_at = time.monotonic() + delay
             self._status(f"reconnecting in {delay:.1f} s (attempt {attempt})", quiet_ui=True)
@@ -348,12 +354,15 @@ class ChatSession:
                 return None
             return conn
         with self._lock:
-            self.state = "offline"
+            if self._stopping.is_set():
+                return None  # the user quit meanwhile: the session is closed, not failed
+            self.state = "failed"
             self.retry_at = None
+            self.failure = f"gave up reconnecting to {self.address}"
             dropped = len(self._queue)
             self._queue.clear()
             self._settled.notify_all()
-        self._status(f"gave up reconnecting to {self.address}"
+        self._status(self.failure
                      + (f"; {dropped} queued line(s) were not sent" if dropped else ""),
                      level="error")
         return None
@@ -386,7 +395,6 @@ class ChatSession:
                 self._pending[frame["ref"]] = frame
                 flushed += 1
             self.state = "connected"
-            self.attempt = 0
         text = f"reconnected to {self.server_name or self.address} as {conn.nick}"
         if rooms:
             text += "; rejoined " + ", ".join(rooms)
@@ -418,7 +426,6 @@ class ChatSession:
                      for c in commands if isinstance(c, dict) and c.get("name")]
             if specs:
                 self.commands = specs
-        self._record_id(welcome)
 
     def _send_quiet(self, conn: Connection, frame: Frame, tag: str = "") -> None:
         ref = f"{QUIET}{tag or frame['type']}:{next(self._refs)}"
@@ -429,16 +436,10 @@ class ChatSession:
 
     # ------------------------------------------------------------------ frames
 
-    def _record_id(self, frame: Frame) -> None:
-        frame_id = frame.get("id")
-        if isinstance(frame_id, int) and not isinstance(frame_id, bool):
-            self.last_id = frame_id
-
     def _handle(self, frame: Frame) -> None:
         ref = frame.get("ref")
         quiet = isinstance(ref, str) and ref.startswith(QUIET)
         with self._lock:
-            self._record_id(frame)
             if ref is not None and not quiet:
                 if self._pending.pop(str(ref), None) is not None:
                     self._settled.notify_all()

@@ -1,0 +1,60 @@
+"""What a line typed (or piped) into `chatkit join` is: the one place both front ends ask.
+
+Owns: the client's own commands (`CLIENT_COMMANDS`, handled without the server) and
+`classify`, which tells a message from a server `/command` from a client command, with `//text`
+for a message starting with `/`. The interactive app and the piped client decide what to do with
+each kind; neither parses lines itself, so both always agree on what a line means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from chatkit.protocol import CommandSpec
+
+CLIENT_COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec("help", "/help", "List the commands (the server's and the client's)"),
+    CommandSpec("clear", "/clear", "Clear the screen"),
+    CommandSpec("bell", "/bell [off|mention|pm|all]",
+                "Which events ring the bell (remembered); no argument shows it"),
+    CommandSpec("ignore", "/ignore [NICK]", "Hide NICK's messages here (no NICK: list them)"),
+    CommandSpec("unignore", "/unignore NICK", "Show NICK's messages again"),
+    CommandSpec("quit", "/quit [REASON]", "Leave (also Ctrl-D, or Ctrl-C twice)"),
+    CommandSpec("exit", "/exit", "Leave (same as /quit)"),
+)
+CLIENT_COMMAND_NAMES = frozenset(spec.name for spec in CLIENT_COMMANDS)
+LEAVE_COMMANDS = frozenset({"quit", "exit"})
+
+LineKind = Literal["blank", "message", "command", "client"]
+
+
+@dataclass(frozen=True)
+class InputLine:
+    """One classified input line.
+
+    kind: `blank` (nothing to do), `message` (text for the current room), `command` (a
+    `/command` for the server, which may know commands this client does not), `client` (one of
+    CLIENT_COMMANDS). text: the message for `message`, the whole line for the commands.
+    name: the command name in lower case; arg: the rest of the line, trimmed.
+    """
+
+    kind: LineKind
+    text: str = ""
+    name: str = ""
+    arg: str = ""
+
+
+def classify(line: str) -> InputLine:
+    """What `line` (a trailing newline is ignored) asks for; see InputLine."""
+    text = line.rstrip("\r\n")
+    if not text.strip():
+        return InputLine("blank")
+    if text.startswith("//"):
+        return InputLine("message", text[1:])
+    if not text.startswith("/"):
+        return InputLine("message", text)
+    name, _, rest = text[1:].partition(" ")
+    name = name.lower()
+    kind: LineKind = "client" if name in CLIENT_COMMAND_NAMES else "command"
+    return InputLine(kind, text, name, rest.strip())

@@ -1,0 +1,36 @@
+"""The one classifier of input lines, shared by the interactive and the piped client."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatkit.client.lines import CLIENT_COMMAND_NAMES, InputLine, classify
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("", InputLine("blank")),
+    ("   \r\n", InputLine("blank")),
+    ("hello\n", InputLine("message", "hello")),
+    ("hello\r\n", InputLine("message", "hello")),
+    ("  indented /not a command", InputLine("message", "  indented /not a command")),
+    ("//slash", InputLine("message", "/slash")),
+    ("//", InputLine("message", "/")),
+    ("/me waves\n", InputLine("command", "/me waves", "me", "waves")),
+    ("/JOIN Dev", InputLine("command", "/JOIN Dev", "join", "Dev")),
+    ("/frobnicate now", InputLine("command", "/frobnicate now", "frobnicate", "now")),
+    ("/", InputLine("command", "/", "", "")),
+    ("/help", InputLine("client", "/help", "help", "")),
+    ("/Quit  gone fishing  ", InputLine("client", "/Quit  gone fishing  ", "quit",
+                                        "gone fishing")),
+    ("/exit\n", InputLine("client", "/exit", "exit", "")),
+    ("/ignore bob", InputLine("client", "/ignore bob", "ignore", "bob")),
+])
+def test_classify(line: str, expected: InputLine) -> None:
+    assert classify(line) == expected
+
+
+def test_every_client_command_is_classified_as_one() -> None:
+    assert CLIENT_COMMAND_NAMES == {"help", "clear", "bell", "ignore", "unignore", "quit",
+                                    "exit"}
+    for name in CLIENT_COMMAND_NAMES:
+        assert classify(f"/{name.upper()} x").kind == "client"
