@@ -512,15 +512,28 @@ class Publisher:
         server = self.server
         out: dict[Session, list[bytes]] = {}
         with server.lock:
+            # Consecutive events for the same room go to the same members (membership cannot
+            # change while we hold the lock), so they are fanned out together as one run.
+            run: list[Pending] = []
             for pending in batch:
                 if pending.row is not None and not stored:
                     if pending.sender is not None:
                         pending.sender.error("store_failed", "message not accepted: the server "
                                              "could not store it; try again later", pending.ref)
                     continue
+                room, sender = pending.room, pending.sender
+                if room is not None and pending.exclude is None \
+                        and (sender is None or name_key(room.name) in sender.rooms):
+                    if run and run[0].room is not room:
+                        server._fanout_run(run, out)
+                        run = []
+                    run.append(pending)
+                    continue
+                if run:
+                    server._fanout_run(run, out)
+                    run = []
                 targets: Iterable[Session]
-                if pending.room is not None:
-                    room, sender = pending.room, pending.sender
+                if room is not None:
                     targets = room.members.values()
                     if pending.exclude is not None:
                         targets = [m for m in targets if m is not pending.exclude]
@@ -528,7 +541,9 @@ class Publisher:
                         targets = [*targets, sender]  # left meanwhile: still gets its echo
                 else:
                     targets = pending.recipients or []
-                server._fanout(pending.event, targets, pending.sender, pending.ref, out)
+                server._fanout(pending.event, targets, sender, pending.ref, out)
+            if run:
+                server._fanout_run(run, out)
             self.published_id = batch[-1].event["id"]
         # Outside the lock, so readers queueing new messages do not wait for the sends. Order
         # holds: only this thread delivers events, batch after batch; and a joiner that takes
@@ -886,6 +901,52 @@ class Server:
                 out[member] = [data]
             else:
                 chunks.append(data)
+
+    def _fanout_run(self, run: list[Pending], out: dict[Session, list[bytes]]) -> None:
+        """Consecutive events for one room, each member getting all of them as one chunk.
+
+        Under load a batch holds many messages to the same room; joining their encodings once
+        and handing every member the same bytes makes the per-member work one append per
+        batch instead of one per message. Senders get their own copy of the run, where their
+        messages carry `ref` (JSON) or are left out (text mode, as in `_fanout`). Called by the
+        publisher under the lock; every event of the run targets `run[0].room`'s members.
+        """
+        members = run[0].room.members.values()  # type: ignore[union-attr]
+        if len(run) == 1:
+            self._fanout(run[0].event, members, run[0].sender, run[0].ref, out)
+            return
+        as_json = [encode(p.event) for p in run]
+        shared_json = b"".join(as_json)
+        shared_text: bytes | None = None
+        senders = {p.sender for p in run if p.sender is not None}
+        for member in members:
+            if member in senders:
+                data = self._own_copy(member, run, as_json)
+            elif member.mode == "json":
+                data = shared_json
+            else:
+                if shared_text is None:
+                    shared_text = b"".join(self.encode_for(member, p.event) for p in run)
+                data = shared_text
+            chunks = out.get(member)
+            if chunks is None:
+                out[member] = [data]
+            else:
+                chunks.append(data)
+
+    def _own_copy(self, member: Session, run: list[Pending], as_json: list[bytes]) -> bytes:
+        """The run as `member`, who sent some of it, receives it (see `_fanout`)."""
+        parts: list[bytes] = []
+        for pending, encoded in zip(run, as_json, strict=True):
+            if pending.sender is not member:
+                parts.append(encoded if member.mode == "json"
+                             else self.encode_for(member, pending.event))
+            elif member.mode == "json":
+                parts.append(encoded if pending.ref is None
+                             else encode_with_ref(encoded, pending.ref))
+            elif pending.event["type"] not in ("message", "private"):
+                parts.append(self.encode_for(member, pending.event))
+        return b"".join(parts)
 
     def _queue(self, event: Frame, *, room: Room | None = None,
                recipients: list[Session] | None = None, sender: Session | None = None,

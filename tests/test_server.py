@@ -6,6 +6,7 @@ import itertools
 import json
 import socket
 import struct
+import threading
 import time
 
 import pytest
@@ -836,3 +837,63 @@ def test_event_ids_strictly_increase_per_recipient(server, clients):
                f.get("history")]
         assert len(ids) > 20
         assert all(a < b for a, b in itertools.pairwise(ids)), ids
+
+
+class GatedStore:
+    """The publisher's store, made to wait in `append` until the test opens the gate: the
+    events accepted meanwhile then reach the publisher together, as one batch."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def append(self, rows) -> None:
+        self.entered.set()
+        self.gate.wait(10)
+        self.store.append(rows)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def test_a_batch_of_several_senders_reaches_everyone_in_order(server, clients):
+    # One batch holding messages of two JSON senders and a text-mode sender, interleaved:
+    # each member must get every message once, in acceptance order; JSON senders their own
+    # with `ref`, the text sender none of its own (its terminal shows what it typed).
+    watcher = clients.json(server.port, "watcher")
+    ann = clients.json(server.port, "ann")
+    bob = clients.json(server.port, "bob")
+    tina = clients.text(server.port, "tina")
+    wait_for(lambda: len(server.rooms["lobby"].members) == 4)
+    gated = GatedStore(server.publisher.store)
+    server.publisher.store = gated
+    try:
+        watcher.send({"type": "msg", "room": "lobby", "text": "primer"})
+        assert gated.entered.wait(5)  # the publisher now holds the primer, waiting
+        plan = [(ann, "a1"), (bob, "b1"), (tina, "t1"), (ann, "a2"), (tina, "t2"), (bob, "b2"),
+                (ann, "a3")]
+        for count, (client, text) in enumerate(plan, 1):
+            if client is tina:
+                tina.say(text)
+            else:
+                client.send({"type": "msg", "room": "lobby", "text": text, "ref": text})
+            wait_for(lambda count=count: server.publisher.queue.qsize() == count,
+                     message=f"{text} accepted")
+    finally:
+        gated.gate.set()
+    texts = [text for _, text in plan]
+    for client in (watcher, ann, bob):
+        got = [client.expect("message") for _ in range(len(plan) + 1)][1:]
+        assert [frame["text"] for frame in got] == texts
+        assert [frame["id"] for frame in got] == sorted(frame["id"] for frame in got)
+        assert [frame["nick"] for frame in got] == [
+            {"a": "ann", "b": "bob", "t": "tina"}[text[0]] for text in texts]
+        own = [frame["text"] for frame in got if frame.get("ref") is not None]
+        assert own == [frame["ref"] for frame in got if frame.get("ref") is not None]
+        assert own == ([t for t in texts if t[0] == client.welcome["nick"][0]]
+                       if client is not watcher else [])
+    tina.expect("<watcher> primer")
+    shown = [tina.read_until(lambda line: "<" in line) for _ in range(5)]
+    assert [line.split("> ", 1)[1] for line in shown] == ["a1", "b1", "a2", "b2", "a3"]
+    assert not any("t1" in line or "t2" in line for line in tina.lines)
