@@ -131,6 +131,13 @@ class LineSplitter:
         if b"\0" in data:
             data = data.replace(b"\0", b"")
         self._buffer += data
+        if b"\n" in data and b"\r" not in data and not self._discarding:
+            # The common case (a JSON client sending LF-ended lines), split in one call; the
+            # buffer never holds a CR here: the loop below ends a line at every CR it sees.
+            *lines, rest = bytes(self._buffer).split(b"\n")
+            self._buffer = bytearray(rest)
+            for line in lines:
+                yield _too_long(self.max_frame) if len(line) + 1 > self.max_frame else line
         while True:
             end = _find_line_end(self._buffer)
             if end < 0:

@@ -1069,6 +1069,9 @@ class Server:
         return room
 
     def _member_room(self, session: Session, name: str) -> Room:
+        room = session.rooms.get(name_key(name))
+        if room is not None and room.name == name:
+            return room  # exactly a checked name: no need to normalise it again (hot path)
         name = normalize_room(name)  # the checked form: the raw one may carry controls
         room = session.rooms.get(name_key(name))
         if room is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import socket
 import time
 import unicodedata
@@ -51,6 +52,27 @@ def test_frame_parser_only_raises_frame_error(parts, max_frame, through_telnet):
                 assert exc.code in ("bad_utf8", "bad_frame")
             else:
                 assert isinstance(frame, dict) and isinstance(frame["type"], str)
+
+
+def _reference_lines(stream: bytes, max_frame: int) -> list[bytes | str]:
+    """What LineSplitter must yield for a whole stream, however it is chunked."""
+    parts = re.split(rb"\r|\n", stream.replace(b"\0", b""))
+    complete, tail = parts[:-1], parts[-1]
+    out: list[bytes | str] = ["too long" if len(p) + 1 > max_frame else p for p in complete]
+    if len(tail) >= max_frame:
+        out.append("too long")
+    return out
+
+
+@BUDGET
+@given(chunks, st.sampled_from([4, 16, 64, protocol.MAX_FRAME]))
+def test_frame_splitting_does_not_depend_on_chunking(parts, max_frame):
+    # The splitter has a fast path for chunks of LF-ended lines; every chunking of a stream
+    # must still give what the stream as a whole gives.
+    splitter = LineSplitter(max_frame)
+    got = [item if isinstance(item, bytes) else "too long"
+           for part in parts for item in splitter.feed(part)]
+    assert got == _reference_lines(b"".join(parts), max_frame)
 
 
 @BUDGET
