@@ -94,6 +94,8 @@ class ServerConfig:
     history_on_join: int = 50
     retain_days: float | None = None
     max_messages: int | None = None
+    #: seconds between two retention passes of the publisher
+    prune_every: float = 60.0
 
 
 class RateLimiter:
@@ -451,7 +453,6 @@ AUTH_MAX_FAILURES = 5  # per address within AUTH_WINDOW; then connections are re
 _STOP = object()
 MAX_HISTORY = 1000  # stored messages sent for one request; `more` says when there are others
 _MAX_BATCH = 512
-_PRUNE_EVERY = 60.0
 
 
 class Publisher:
@@ -464,7 +465,7 @@ class Publisher:
         #: the highest id delivered; history reads stop here so a joiner gets nothing twice
         self.published_id = 0
         self._thread = threading.Thread(target=self._run, name="chatkit-publisher", daemon=True)
-        self._next_prune = time.monotonic() + _PRUNE_EVERY
+        self._next_prune = time.monotonic() + server.config.prune_every
 
     def start(self) -> None:
         self._thread.start()
@@ -478,7 +479,7 @@ class Publisher:
         stopping = False
         while not stopping:
             try:
-                first = self.queue.get(timeout=_PRUNE_EVERY)
+                first = self.queue.get(timeout=self.server.config.prune_every)
             except queue.Empty:
                 first = None
             batch: list[Pending] = []
@@ -556,7 +557,7 @@ class Publisher:
         if (config.retain_days is None and config.max_messages is None) \
                 or time.monotonic() < self._next_prune:
             return
-        self._next_prune = time.monotonic() + _PRUNE_EVERY
+        self._next_prune = time.monotonic() + config.prune_every
         try:
             deleted = self.store.prune(retain_days=config.retain_days,
                                        max_messages=config.max_messages)

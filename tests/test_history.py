@@ -331,3 +331,23 @@ def test_serve_with_unwritable_database_path_is_a_one_line_error(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and "cannot open message database" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_running_server_applies_retention_by_count(server_factory, tmp_path):
+    # The publisher's periodic pass (every minute by default; here every 50 ms) deletes the
+    # oldest messages beyond --max-messages while the server runs: a joiner then sees only
+    # the newest ones.
+    server = server_factory(db=str(tmp_path / "chat.db"), max_messages=3, prune_every=0.05)
+    alice = JsonClient(server.port, "alice")
+    try:
+        ids = send_all(alice, [f"m{i}" for i in range(7)])
+        wait_for(lambda: len(server.publisher.store.room_history("lobby", limit=100)) == 3,
+                 message="the oldest messages pruned")
+        bob = JsonClient(server.port, "bob")
+        try:
+            history = [f["id"] for f in bob.frames if f.get("history")]
+            assert history == ids[-3:]
+        finally:
+            bob.close()
+    finally:
+        alice.close()
