@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path, help="Directory with the old `chatkit` package.")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--processes", default="auto", type=run._processes_arg,
+                        help="Generator processes per cell, or auto [default: auto].")
     args = parser.parse_args(argv)
     if not (args.before / "chatkit" / "__init__.py").exists():
         parser.error(f"{args.before} holds no chatkit package")
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                 home = workdir / f"{round_no}-{index}-{name}"
                 home.mkdir()
                 record = run.run_cell("chatkit", home, list(run.SERVE_ARGS),
-                                      label=f"{name} {cell}", duration=args.duration, **cell)
+                                      label=f"{name} {cell}", duration=args.duration,
+                                      processes=args.processes, **cell)
                 print(run._describe(record), file=sys.stderr, flush=True)
                 results.setdefault((name, index), []).append(record)
     print("| cell | version | deliveries/s | p99 ms | server µs per delivery |")

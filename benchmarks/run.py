@@ -6,9 +6,10 @@
 
 For every cell it starts a fresh server on 127.0.0.1 (a real `chatkit serve` subprocess, and
 `redis-server` as the reference when installed), drives it with the `chatkit bench` generator
-(`chatkit.bench.run_bench`, in this process), reads the server's CPU seconds and peak RSS from
-/proc/PID, and stops the server by its PID. Only loopback traffic; every run is bounded in
-messages and time.
+(`chatkit.bench.run_bench` called from this process; it spreads the clients over `--processes`
+worker processes, by default `auto`: one per 50 clients, at most one per core and 4), reads the
+server's CPU seconds and peak RSS from /proc/PID, and stops the server by its PID. Only
+loopback traffic; every run is bounded in messages and time.
 
 The plot is drawn by benchmarks/plot.py, which needs matplotlib; it is not a chatkit dependency,
 so give an interpreter that has it with `--plot-python` (or the plot is skipped with a note).
@@ -39,7 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from chatkit.bench import BenchConfig, run_bench  # noqa: E402
+from chatkit.bench import BenchConfig, auto_processes, run_bench  # noqa: E402
 
 #: Flood protection and the per-address connection cap must not be what a benchmark measures
 #: (1,000 clients all come from 127.0.0.1), so both are lifted; the report says so.
@@ -161,9 +162,15 @@ def server(target: str, workdir: Path, serve_args: list[str]) -> Iterator[Runnin
 # --------------------------------------------------------------------------- one cell
 
 
+def generator_processes(setting: int | str, clients: int) -> int:
+    """`--processes`: "auto" is chatkit bench's rule; a number is capped at the clients."""
+    return auto_processes(clients) if setting == "auto" else max(1, min(int(setting), clients))
+
+
 def run_cell(target: str, workdir: Path, serve_args: list[str], *, label: str,
-             **bench: Any) -> dict[str, Any]:
+             processes: int | str = "auto", **bench: Any) -> dict[str, Any]:
     """A fresh server, one benchmark, the server's CPU and memory; the raw record."""
+    bench["processes"] = generator_processes(processes, bench.get("clients", 10))
     with server(target, workdir, serve_args) as running:
         base_rss = _status_kib(running.pid, "VmRSS")
         idle: dict[str, float] = {}
@@ -204,9 +211,16 @@ def _describe(record: dict[str, Any]) -> str:
             f"{record['deliveries_per_s']:>12,.0f}/s  p99 {lat.get('p99', 0):8.2f} ms  "
             f"max {lat.get('max', 0):8.2f} ms  lost {record['lost']} dup {record['duplicated']} "
             f"reord {record['reordered']} err {record['errors']}  "
-            f"gen {record['generator_cpu_util']:.0%}  "
+            f"gen {_generator(record)}  "
             f"srv {record['server_us_per_delivery'] or 0:.2f} us/dlv  "
             f"connect {record['connect_s']:.2f} s")
+
+
+def _generator(record: dict[str, Any]) -> str:
+    """Generator CPU while sending: processes × the busiest one's share of a core (cores)."""
+    busiest = record.get("generator_cpu_util_max", record["generator_cpu_util"])
+    return (f"{record.get('generator_processes', 1)}×{busiest:.0%} "
+            f"({record['generator_cpu_util']:.2f} cores)")
 
 
 # --------------------------------------------------------------------------- the suite
@@ -253,7 +267,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def run_suite(plan: Plan, targets: list[str], serve_args: list[str],
-              log: Callable[[str], None]) -> dict[str, Any]:
+              log: Callable[[str], None], processes: int | str = "auto") -> dict[str, Any]:
     started = time.monotonic()
     records: list[dict[str, Any]] = []
     skipped: list[str] = []
@@ -267,7 +281,7 @@ def run_suite(plan: Plan, targets: list[str], serve_args: list[str],
         home.mkdir()
         try:
             record = run_cell(target, home, serve_args if args is None else args,
-                              label=label, **bench)
+                              label=label, processes=processes, **bench)
         except Exception as exc:  # one failed cell must not lose the others
             record = {"label": label, "target": target, "failed": f"{type(exc).__name__}: "
                       f"{exc}", **bench}
@@ -325,7 +339,7 @@ def run_suite(plan: Plan, targets: list[str], serve_args: list[str],
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"machine": machine_info(), "targets": targets, "serve_args": serve_args,
-            "plan": plan.__dict__, "elapsed_s": time.monotonic() - started,
+            "plan": plan.__dict__, "processes": processes, "elapsed_s": time.monotonic() - started,
             "skipped": skipped, "records": records}
 
 
@@ -392,7 +406,12 @@ def report(data: dict[str, Any], command: str) -> str:
         f"`{' '.join(data['serve_args']) or '(defaults)'}` (message log on: SQLite in a "
         "temporary directory; the server offers TLS but clients connect in plain text except in "
         "the cells marked TLS; per-client rate limit and per-address connection cap "
-        "lifted). Generator and server share the machine; every cell has a fresh server. "
+        "lifted). Generator and server share the machine; the generator runs in "
+        + (f"`--processes {data.get('processes', 'auto')}` processes"
+           + (" (one per 50 clients, at most one per core and 4)"
+              if data.get("processes", "auto") == "auto" else "")) + ", its CPU column "
+        "shows processes × the busiest one's share of a core (cores used in all); every cell "
+        "has a fresh server. "
         "Medians where a cell ran more than once, with the spread (min..max around the "
         "median) in brackets.",
         "",
@@ -426,12 +445,21 @@ def report(data: dict[str, Any], command: str) -> str:
             f"{_ratio(c_dps, r_dps)} | {_fmt(_median(ck, _p99), '.2f')} / "
             f"{_fmt(_median(ck, _max), '.1f')} | {_fmt(_median(rd, _p99), '.2f')} / "
             f"{_fmt(_median(rd, _max), '.1f')} | {_fmt(c_us, '.2f')} / {_fmt(r_us, '.2f')} | "
-            f"{_fmt(_median(ck, lambda r: r['generator_cpu_util'] * 100), '.0f')}% / "
-            f"{_fmt(_median(rd, lambda r: r['generator_cpu_util'] * 100), '.0f')}% | "
+            f"{_generator_cell(ck)} / {_generator_cell(rd)} | "
             f"{bad} | {_fmt(_median(ck, lambda r: r['connect_s']), '.2f')} | "
             f"{_fmt(_median(ck, lambda r: r['server_peak_rss_kib'] / 1024), '.0f')} |")
     lines += ["", *targets_report(data)]
     return "\n".join(lines)
+
+
+def _generator_cell(records: list[dict[str, Any]]) -> str:
+    """The generator column of a cell: medians, as `_generator` writes them."""
+    if not records:
+        return "–"
+    median = {key: _median(records, lambda r, key=key: r.get(key, r["generator_cpu_util"]))
+              for key in ("generator_cpu_util", "generator_cpu_util_max")}
+    procs = _median(records, lambda r: r.get("generator_processes", 1))
+    return _generator({"generator_processes": f"{procs:g}", **median})
 
 
 def targets_report(data: dict[str, Any]) -> list[str]:
@@ -531,6 +559,18 @@ def draw_plot(json_path: Path, png_path: Path, python: str) -> str | None:
     return None
 
 
+def _processes_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="A tiny run in seconds.")
@@ -543,6 +583,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="An interpreter with matplotlib for the plot.")
     parser.add_argument("--repeat", type=int, default=None,
                         help="Runs of the key cells (noise) [default: 5, smoke 1].")
+    parser.add_argument("--processes", default="auto", type=_processes_arg,
+                        help="Generator processes per cell: a number (capped at the cell's "
+                             "clients) or auto, chatkit bench's rule [default: auto].")
     args = parser.parse_args(argv)
 
     plan = SMOKE if args.smoke else FULL
@@ -560,7 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    data = run_suite(plan, targets, serve_args=list(SERVE_ARGS), log=log)
+    data = run_suite(plan, targets, serve_args=list(SERVE_ARGS), log=log,
+                     processes=args.processes)
     data["note"] = note
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -570,7 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     png_path = args.out / ("smoke.png" if args.smoke else "fanout.png")
     why = draw_plot(json_path, png_path, args.plot_python)
     log(why or f"plot: {png_path}")
-    command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
+    command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "") + \
+        (f" --processes {args.processes}" if args.processes != "auto" else "")
     body = report(data, command)
     if not why:
         body += f"\n\n![deliveries/s and p99 latency against clients]" \

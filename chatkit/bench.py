@@ -1,6 +1,6 @@
 """`chatkit bench`: a load generator that measures a chat server's fan-out.
 
-One asyncio event loop opens N real client connections, joins them to one room and lets S of them
+An asyncio event loop opens N real client connections, joins them to one room and lets S of them
 send messages. Every message text carries the sender's id, a sequence number and the send time
 (`time.monotonic_ns`, so generator and server must share the machine's clock for latencies, which
 they do on loopback), so each receiver can check that it got every message of every sender
@@ -14,8 +14,16 @@ The same generator can drive Redis pub/sub (`target="redis"`: one SUBSCRIBE conn
 one PUBLISH connection per sender), the reference the benchmark suite compares against.
 
 Receiving is the generator's hot loop, so it never decodes JSON: one compiled regex pulls the
-`@@sender:seq:ns@@` marker out of every complete line of a chunk. The generator reports its own
-CPU time, so a reader can tell when it, not the server, was the bottleneck.
+`@@sender:seq:ns@@` marker out of every complete line of a chunk.
+
+One process tops out near one core (~0.6 µs per delivery), so with `processes` > 1 the clients
+are spread over that many worker processes (chatkit/benchworkers.py), each an event loop with
+its own `_Bench` shard: connection i lives in worker i % P, so a sender's acks (its own echo)
+arrive in its own worker, and in max mode no sender runs far ahead of the slowest worker. The
+calling process coordinates the phases (connected, go, final sequence numbers, drained, close)
+over pipes and merges the shards' counts exactly (`_merge`). `processes=1` runs everything in
+the calling process. The CPU report covers all processes: cores used while sending, and the
+busiest process's share of one core (near 100%: the generator was the bottleneck).
 
 Importable without click; the entry point is `run_bench(BenchConfig(...)) -> BenchResult`.
 """
@@ -87,6 +95,9 @@ class BenchConfig:
     drain_timeout: float = 10.0
     #: print a progress line to stderr while running
     progress: bool = False
+    #: generator processes, each with its own event loop and every P-th client (see
+    #: `auto_processes`); 1 runs in the calling process
+    processes: int = 1
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -107,6 +118,8 @@ class BenchConfig:
             raise ConfigError("--window must be at least 1")
         if self.tls and self.target == "redis":
             raise ConfigError("TLS is not supported with the Redis target")
+        if not 1 <= self.processes <= self.clients:
+            raise ConfigError("--processes must be between 1 and --clients")
 
 
 @dataclass
@@ -131,11 +144,15 @@ class BenchResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     stalled_disconnected: int = 0
-    #: generator CPU seconds (user + system) over the whole run, and over the sending phase
+    #: generator CPU seconds (user + system, all its processes) and wall seconds of the run
     generator_cpu_s: float = 0.0
     generator_wall_s: float = 0.0
-    #: fraction of one core the generator used while sending; near 1.0 it was the bottleneck
+    #: cores the generator used while sending (all processes together; can exceed 1.0)
     generator_cpu_util: float = 0.0
+    generator_processes: int = 1
+    #: fraction of one core the busiest generator process used while sending; near 1.0 that
+    #: process, not the server, was the bottleneck
+    generator_cpu_util_max: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -172,10 +189,12 @@ class BenchResult:
         if cfg["stalled"]:
             lines.append(f"stalled      {cfg['stalled']} non-reading clients, "
                          f"{self.stalled_disconnected} disconnected by the server")
-        lines.append(f"generator    {self.generator_cpu_s:.2f} CPU s, "
-                     f"{self.generator_cpu_util:.0%} of one core while sending"
+        procs = self.generator_processes
+        lines.append(f"generator    {procs} process{'es' if procs != 1 else ''}, "
+                     f"{self.generator_cpu_s:.2f} CPU s, {self.generator_cpu_util:.2f} cores "
+                     f"while sending (busiest process {self.generator_cpu_util_max:.0%})"
                      + ("  (the generator may have been the bottleneck)"
-                        if self.generator_cpu_util > 0.9 else ""))
+                        if self.generator_cpu_util_max > 0.9 else ""))
         return "\n".join(lines)
 
 
@@ -187,11 +206,41 @@ def run_bench(config: BenchConfig, on_connected: Callable[[], None] | None = Non
     sent (the benchmark suite reads the server's idle memory there); `on_finished` after the
     last delivery, before the clients disconnect (it reads the server's CPU time there).
     Raises ConfigError for bad settings and UnreachableError when no client (or a sender) can
-    connect.
+    connect. With `config.processes` > 1 both callbacks run in this process, which then only
+    coordinates the worker processes; those are spawned, so they import the caller's main
+    module (a script needs the usual `if __name__ == "__main__":` guard).
     """
     config.validate()
-    _raise_nofile_limit(config.clients + config.stalled + config.senders + 64)
+    if config.processes > 1:
+        from chatkit.benchworkers import run_processes
+
+        return run_processes(config, on_connected, on_finished)
+    _raise_nofile_limit(_descriptors(config, 1))
     return asyncio.run(_Bench(config, on_connected, on_finished).run())
+
+
+def auto_processes(clients: int) -> int:
+    """`--processes auto`: one process per 50 clients, at most one per core and at most 4.
+
+    A small run stays in one process (nothing to gain, and spawning costs ~0.3 s each).
+    """
+    return min(os.cpu_count() or 1, 4, max(1, clients // 50))
+
+
+def room_for(config: BenchConfig, run_id: str) -> str:
+    """The room of a run: the one asked for, else a fresh one named after the run."""
+    return config.room or f"bench-{run_id}"
+
+
+def _share(config: BenchConfig, processes: int) -> int:
+    """Connections the busiest of `processes` generator processes opens."""
+    conns = config.clients + config.stalled + (config.senders if config.target == "redis" else 0)
+    return -(-conns // processes)
+
+
+def _descriptors(config: BenchConfig, processes: int) -> int:
+    """Descriptors one generator process needs: a socket per connection, and some spare."""
+    return _share(config, processes) + 64
 
 
 def _raise_nofile_limit(needed: int) -> None:
@@ -219,6 +268,10 @@ class _Sender:
         self.wake = asyncio.Event()
         cfg = bench.config
         self.cap = cfg.messages or _MAX_MESSAGES
+        # With several processes: the last of this sender's messages that the slowest worker
+        # has received, and how far ahead of it this sender may be (see benchworkers.py)
+        self.floor = 0
+        self.max_lead = _MAX_MESSAGES
         room = bench.room.encode()
         self._mark = b"@@" + bench.run_id.encode() + b":%d:%d:%d@@"
         if cfg.target == "chatkit":
@@ -253,7 +306,8 @@ class _Sender:
     def pump(self) -> None:
         """Max mode: top the window up (called at the start and on every acknowledgement)."""
         if self.bench.sending:
-            self.send(min(self.bench.config.window - self.inflight, self.cap - self.seq))
+            self.send(min(self.bench.config.window - self.inflight, self.cap - self.seq,
+                          self.floor + self.max_lead - self.seq))
 
     def on_ack(self, count: int) -> None:
         self.acked += count
@@ -331,14 +385,23 @@ class _Conn(asyncio.Protocol):
 
 
 class _Bench:
+    """One generator process's share of the run (all of it when `shards` is 1).
+
+    Shard k of P owns the connections whose index i has i % P == k, and therefore the senders
+    sid % P == k (a sender is client sid); every shard checks every sender's messages.
+    """
+
     def __init__(self, config: BenchConfig, on_connected: Callable[[], None] | None,
-                 on_finished: Callable[[], None] | None) -> None:
+                 on_finished: Callable[[], None] | None, *, shard: int = 0, shards: int = 1,
+                 run_id: str | None = None) -> None:
         self.config = config
         self.on_connected = on_connected
         self.on_finished = on_finished
+        self.shard = shard
+        self.shards = shards
         self.redis = config.target == "redis"
-        self.run_id = secrets.token_hex(3)
-        self.room = config.room or f"bench-{self.run_id}"
+        self.run_id = run_id or secrets.token_hex(3)
+        self.room = room_for(config, self.run_id)
         # The marker every message text starts with: this run's id, then sender, sequence
         # number and send time; letters and digits only, so it survives sanitising.
         self.marker = re.compile(b"@@" + self.run_id.encode() + rb":(\d+):(\d+):(\d+)@@")
@@ -346,8 +409,11 @@ class _Bench:
         self.stalled: list[_Conn] = []
         self.publishers: list[_Conn] = []
         self.senders: list[_Sender] = []
-        self.sent = 0
+        self.sent = 0  # by this shard's senders
         self.deliveries = 0
+        #: deliveries this shard's receivers must get; known once every sender has stopped
+        self.drain_at = sys.maxsize
+        self.connect_s = 0.0
         self.sending = False
         self.closing = False
         self.samples = array.array("q")
@@ -360,10 +426,12 @@ class _Bench:
         self.reordered = [0] * config.senders
         self.errors = 0
         self.error_samples: list[str] = []
-        self.stalled_disconnected = 0
+        # every stalled nick of the run: any shard's receivers may see its `quit`
         self.stalled_nicks = {f"bench{self.run_id}_{config.clients + i}"
                               for i in range(config.stalled)}
         self.stalled_gone: set[str] = set()
+        #: stalled nick -> dropped by the server, as this shard's own sockets show (at close)
+        self.stalled_state: dict[str, bool] = {}
         self.drained = asyncio.Event()
         self.tls: ssl.SSLContext | None = None
         if config.tls:
@@ -416,45 +484,52 @@ class _Bench:
             self.stride *= 2
         if acks:
             conn.sender.on_ack(acks)  # type: ignore[union-attr]
-        if not self.sending and self.deliveries >= self.sent * len(self.receivers):
+        if self.deliveries >= self.drain_at:
             self.drained.set()
 
     # ------------------------------------------------------------------ phases
 
     async def run(self) -> BenchResult:
+        """The whole run in this process (`processes=1`)."""
         cfg = self.config
         result = BenchResult(config={**asdict(cfg), "room": self.room})
         cpu0, wall0 = time.process_time(), time.monotonic()
         progress = asyncio.create_task(self._progress()) if cfg.progress else None
         try:
-            t0 = time.monotonic()
-            await self._connect_all()
-            result.connect_s = time.monotonic() - t0
-            result.clients_connected = len(self.receivers) + len(self.stalled)
+            await self.connect_all()
             if self.on_connected is not None:
                 self.on_connected()
             cpu1, wall1 = time.process_time(), time.monotonic()
-            await self._send_phase()
+            await self.send_all()
+            self.expect_total(self.sent)
+            await self.drain()
             cpu2, wall2 = time.process_time(), time.monotonic()
             if self.on_finished is not None:
                 self.on_finished()
         finally:
-            self.closing = True
-            self.sending = False
-            self._count_dropped_stalled()
             if progress is not None:
                 progress.cancel()
                 await asyncio.gather(progress, return_exceptions=True)
                 print(file=sys.stderr)
-            for conn in (*self.receivers, *self.stalled, *self.publishers):
-                if conn.transport is not None:
-                    conn.transport.abort()
-            await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
-        self._fill(result)
+            await self.close()
+        seqs = [sender.seq for sender in self.senders]
+        _merge(result, seqs, [self.partial(seqs)])
         result.generator_cpu_s = time.process_time() - cpu0
         result.generator_wall_s = time.monotonic() - wall0
         result.generator_cpu_util = (cpu2 - cpu1) / max(1e-9, wall2 - wall1)
+        result.generator_cpu_util_max = result.generator_cpu_util
+        result.generator_processes = 1
         return result
+
+    async def close(self) -> None:
+        """Note which stalled clients the server dropped, then drop every connection."""
+        self.closing = True
+        self.sending = False
+        self.stalled_state = self._stalled_state()
+        for conn in (*self.receivers, *self.stalled, *self.publishers):
+            if conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
 
     def note_quits(self, data: bytes) -> None:
         """Receivers see the server's `quit` event when it disconnects a stalled client."""
@@ -467,27 +542,28 @@ class _Bench:
                 if nick in self.stalled_nicks:
                     self.stalled_gone.add(nick)
 
-    def _count_dropped_stalled(self) -> None:
-        """How many non-reading clients the server has disconnected.
+    def _stalled_state(self) -> dict[str, bool]:
+        """Per stalled client of this shard: whether its own connection shows it was dropped.
 
         A paused transport never reads, so it never sees the server's FIN (which waits behind
-        the unread data anyway): chatkit's `quit` event to the others tells, and otherwise the
-        kernel's TCP state (Linux TCP_INFO) shows a reset.
+        the unread data anyway): chatkit's `quit` event to the others tells (`stalled_gone`,
+        possibly seen by another shard), and otherwise the kernel's TCP state (Linux TCP_INFO)
+        shows a reset.
         """
         tcp_info = getattr(socket, "TCP_INFO", None)
+        state: dict[str, bool] = {}
         for conn in self.stalled:
-            if self._nick(conn.index) in self.stalled_gone or conn.closed:
-                self.stalled_disconnected += 1
-                continue
-            if conn.transport is None or tcp_info is None:
+            nick = self._nick(conn.index)
+            state[nick] = conn.closed
+            if conn.closed or conn.transport is None or tcp_info is None:
                 continue
             sock = conn.transport.get_extra_info("socket")
             try:
-                state = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 1)[0]
+                tcp_state = sock.getsockopt(socket.IPPROTO_TCP, tcp_info, 1)[0]
             except (OSError, AttributeError):
                 continue
-            if state != _TCP_ESTABLISHED:
-                self.stalled_disconnected += 1
+            state[nick] = tcp_state != _TCP_ESTABLISHED
+        return state
 
     def _nick(self, index: int) -> str:
         return f"bench{self.run_id}_{index}"
@@ -549,13 +625,15 @@ class _Bench:
                 conn.transport.pause_reading()  # never read again: the server must cope
             return conn
 
-    async def _connect_all(self) -> None:
+    async def connect_all(self) -> None:
         cfg = self.config
+        started = time.monotonic()
         gate = asyncio.Semaphore(cfg.connect_concurrency)
         plan = [(i, "receiver") for i in range(cfg.clients)]
         plan += [(cfg.clients + i, "stalled") for i in range(cfg.stalled)]
         if self.redis:
             plan += [(i, "publisher") for i in range(cfg.senders)]
+        plan = [(i, role) for i, role in plan if i % self.shards == self.shard]
         outcomes = await asyncio.gather(*(self._open(i, role, gate) for i, role in plan),
                                         return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, BaseException)]
@@ -568,7 +646,7 @@ class _Bench:
         self.receivers = sorted(by_role["receiver"].values(), key=lambda c: c.index)
         self.stalled = list(by_role["stalled"].values())
         self.publishers = sorted(by_role["publisher"].values(), key=lambda c: c.index)
-        for sid in range(cfg.senders):
+        for sid in range(self.shard, cfg.senders, self.shards):
             receiver = by_role["receiver"].get(sid)
             writer = by_role["publisher"].get(sid) if self.redis else receiver
             if receiver is None or writer is None or writer.transport is None:
@@ -582,12 +660,16 @@ class _Bench:
             sender.write = writer.transport.write
             receiver.sender = sender
             self.senders.append(sender)
+        self.connect_s = time.monotonic() - started
 
-    async def _send_phase(self) -> None:
+    async def send_all(self) -> None:
+        """Send for `duration`, or until every sender of this shard sent `messages`."""
         cfg = self.config
-        if not self.senders:
+        if not cfg.senders:
             await asyncio.sleep(min(cfg.duration, 1.0))  # connect-only run
             return
+        if not self.senders:
+            return  # a worker whose share holds no sender only receives
         self.first_send = time.monotonic_ns()
         self.sending = True
         deadline = time.monotonic() + cfg.duration
@@ -599,10 +681,16 @@ class _Bench:
         else:
             await asyncio.gather(*(self._paced(s, deadline) for s in self.senders))
         self.sending = False
-        if self.deliveries >= self.sent * len(self.receivers):
+
+    def expect_total(self, sent: int) -> None:
+        """All senders together sent `sent` messages: each receiver here must get them all."""
+        self.drain_at = sent * len(self.receivers)
+        if self.deliveries >= self.drain_at:
             self.drained.set()
+
+    async def drain(self) -> None:
         try:
-            await asyncio.wait_for(self.drained.wait(), cfg.drain_timeout)
+            await asyncio.wait_for(self.drained.wait(), self.config.drain_timeout)
         except asyncio.TimeoutError:
             pass  # what did not arrive is reported as lost
 
@@ -610,8 +698,8 @@ class _Bench:
         """Send at rate/senders per second on a fixed schedule, staggered between senders."""
         cfg = self.config
         assert cfg.rate is not None
-        interval = len(self.senders) / cfg.rate
-        start = time.monotonic() + interval * sender.sid / len(self.senders)
+        interval = cfg.senders / cfg.rate  # all senders, wherever they run, share the rate
+        start = time.monotonic() + interval * sender.sid / cfg.senders
         await asyncio.sleep(max(0.0, start - time.monotonic()))
         while not sender.done:
             now = time.monotonic()
@@ -630,57 +718,100 @@ class _Bench:
                 continue
             await asyncio.sleep(max(0.0, start + sender.seq * interval - time.monotonic()))
 
+    @property
+    def phase(self) -> str:
+        return "sending" if self.sending else ("connecting" if not self.first_send
+                                               else "draining")
+
     async def _progress(self) -> None:
-        start = time.monotonic()
-        previous, previous_t = 0, start
+        line = ProgressLine()
         while True:
             await asyncio.sleep(0.5)
-            now = time.monotonic()
-            rate = (self.deliveries - previous) / max(1e-9, now - previous_t)
-            previous, previous_t = self.deliveries, now
-            phase = "sending" if self.sending else ("connecting" if not self.first_send
-                                                     else "draining")
-            connected = sum(1 for c in self.receivers)
-            sys.stderr.write(f"\r{now - start:6.1f} s  {phase:<10}  sent {self.sent:>9,}  "
-                             f"deliveries {self.deliveries:>11,}  {rate:>11,.0f}/s  "
-                             f"errors {self.errors}" + (f"  clients {connected}" if connected
-                                                       else "") + "   ")
-            sys.stderr.flush()
+            line.show(self.phase, self.sent, self.deliveries, self.errors, len(self.receivers))
 
     # ------------------------------------------------------------------ report
 
-    def _fill(self, result: BenchResult) -> None:
-        nrecv = len(self.receivers)
-        result.sent = self.sent
-        result.deliveries = self.deliveries
-        result.expected_deliveries = self.sent * nrecv
-        if self.first_send and self.last_delivery > self.first_send:
-            result.elapsed_s = (self.last_delivery - self.first_send) / 1e9
-            result.deliveries_per_s = self.deliveries / result.elapsed_s
-            result.messages_per_s = self.sent / result.elapsed_s
-        if self.samples:
-            ordered = sorted(self.samples)
-            result.latency_ms = {
-                "p50": _percentile(ordered, 0.50) / 1e6,
-                "p95": _percentile(ordered, 0.95) / 1e6,
-                "p99": _percentile(ordered, 0.99) / 1e6,
-                "max": self.max_latency / 1e6,
-            }
-        for sender in self.senders:
-            sid = sender.sid
-            lost = 0
+    def partial(self, seqs: list[int]) -> dict[str, Any]:
+        """What this shard measured, with losses counted against `seqs`: every sender's last
+        sequence number (over all shards). Plain data, so a worker can pipe it back."""
+        lost = [0] * len(seqs)
+        for sid, final in enumerate(seqs):
             for conn in self.receivers:
-                lost += sum(1 for s, _ in conn.missing if s == sid) if conn.missing else 0
-                lost += sender.seq - conn.last[sid]
-            result.per_sender.append({"sender": sid, "sent": sender.seq, "lost": lost,
-                                      "duplicated": self.dup[sid],
-                                      "reordered": self.reordered[sid]})
-            result.lost += lost
-            result.duplicated += self.dup[sid]
-            result.reordered += self.reordered[sid]
-        result.errors = self.errors
-        result.error_samples = list(self.error_samples)
-        result.stalled_disconnected = self.stalled_disconnected
+                if conn.missing:
+                    lost[sid] += sum(1 for s, _ in conn.missing if s == sid)
+                lost[sid] += final - conn.last[sid]
+        return {
+            "receivers": len(self.receivers), "connect_s": self.connect_s,
+            "deliveries": self.deliveries, "first_send": self.first_send,
+            "last_delivery": self.last_delivery, "samples": self.samples,
+            "stride": self.stride, "max_latency": self.max_latency, "lost": lost,
+            "duplicated": self.dup, "reordered": self.reordered, "errors": self.errors,
+            "error_samples": self.error_samples,
+            "stalled": self.stalled_state,
+            "stalled_gone": sorted(self.stalled_gone),
+        }
+
+
+def _merge(result: BenchResult, seqs: list[int], parts: list[dict[str, Any]]) -> None:
+    """Fill `result` from the shards' `partial()`s; `seqs[sid]` is what sender sid sent."""
+    receivers = sum(p["receivers"] for p in parts)
+    result.clients_connected = sum(p["receivers"] + len(p["stalled"]) for p in parts)
+    result.connect_s = max(p["connect_s"] for p in parts)
+    result.sent = sum(seqs)
+    result.deliveries = sum(p["deliveries"] for p in parts)
+    result.expected_deliveries = result.sent * receivers
+    # time.monotonic_ns is one clock for the whole machine, so shards' times compare
+    first_send = min((p["first_send"] for p in parts if p["first_send"]), default=0)
+    last_delivery = max(p["last_delivery"] for p in parts)
+    if first_send and last_delivery > first_send:
+        result.elapsed_s = (last_delivery - first_send) / 1e9
+        result.deliveries_per_s = result.deliveries / result.elapsed_s
+        result.messages_per_s = result.sent / result.elapsed_s
+    # A shard that kept every stride-th latency: thin every shard to the largest stride, so
+    # each merged sample stands for as many deliveries as any other.
+    stride = max(p["stride"] for p in parts)
+    samples = array.array("q")
+    for p in parts:
+        samples.extend(p["samples"][::stride // p["stride"]])
+    if samples:
+        ordered = sorted(samples)
+        result.latency_ms = {
+            "p50": _percentile(ordered, 0.50) / 1e6,
+            "p95": _percentile(ordered, 0.95) / 1e6,
+            "p99": _percentile(ordered, 0.99) / 1e6,
+            "max": max(p["max_latency"] for p in parts) / 1e6,
+        }
+    for sid, sent in enumerate(seqs):
+        lost = sum(p["lost"][sid] for p in parts)
+        duplicated = sum(p["duplicated"][sid] for p in parts)
+        reordered = sum(p["reordered"][sid] for p in parts)
+        result.per_sender.append({"sender": sid, "sent": sent, "lost": lost,
+                                  "duplicated": duplicated, "reordered": reordered})
+        result.lost += lost
+        result.duplicated += duplicated
+        result.reordered += reordered
+    result.errors = sum(p["errors"] for p in parts)
+    result.error_samples = [text for p in parts for text in p["error_samples"]][:10]
+    gone = {nick for p in parts for nick in p["stalled_gone"]}
+    result.stalled_disconnected = sum(1 for p in parts for nick, dropped in p["stalled"].items()
+                                      if dropped or nick in gone)
+
+
+class ProgressLine:
+    """The progress line on stderr, rewritten in place (one process or a coordinator)."""
+
+    def __init__(self) -> None:
+        self.start = self.previous_t = time.monotonic()
+        self.previous = 0
+
+    def show(self, phase: str, sent: int, deliveries: int, errors: int, clients: int) -> None:
+        now = time.monotonic()
+        rate = (deliveries - self.previous) / max(1e-9, now - self.previous_t)
+        self.previous, self.previous_t = deliveries, now
+        sys.stderr.write(f"\r{now - self.start:6.1f} s  {phase:<10}  sent {sent:>9,}  "
+                         f"deliveries {deliveries:>11,}  {rate:>11,.0f}/s  errors {errors}"
+                         + (f"  clients {clients}" if clients else "") + "   ")
+        sys.stderr.flush()
 
 
 def main_json(result: BenchResult) -> str:
@@ -696,4 +827,4 @@ def stderr_is_tty() -> bool:
         return False
 
 
-__all__ = ["BenchConfig", "BenchResult", "run_bench", "TARGETS"]
+__all__ = ["BenchConfig", "BenchResult", "auto_processes", "run_bench", "TARGETS"]

@@ -397,19 +397,31 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
 @click.option("--tls/--no-tls", "use_tls", default=None,
               help="Connect with TLS [default: on for chatkit, off for redis]; the certificate "
                    "is not checked (bench measures speed, it sends nothing secret).")
+@click.option("--processes", default="auto", show_default=True, metavar="N|auto",
+              help="Generator processes, each an event loop with a share of the clients "
+                   "(one process saturates near one core); auto = the smallest of the CPU "
+                   "cores, 4 and clients/50 (rounded down), at least 1.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON object.")
 def bench(address: str | None, clients: int, senders: int, rate: float | None,
           max_speed: bool, duration: float, messages: int | None, size: int, window: int,
           room: str | None, stalled: int, target: str, use_tls: bool | None,
-          json_output: bool) -> None:
+          processes: str, json_output: bool) -> None:
     """Load-test a server: N clients in one room, S of them sending; report deliveries/s,
     latency, lost/duplicated/reordered messages and the generator's own CPU use.
 
     Exit status: 0 every message arrived once and in order; 1 otherwise; 3 unreachable.
     """
-    from chatkit.bench import BenchConfig, main_json, run_bench, stderr_is_tty
+    from chatkit.bench import BenchConfig, auto_processes, main_json, run_bench, stderr_is_tty
     from chatkit.connection import parse_address
 
+    if processes == "auto":
+        nprocs = auto_processes(clients)
+    else:
+        try:
+            nprocs = int(processes)
+        except ValueError:
+            raise click.BadParameter(f"{processes!r} is neither a number nor 'auto'",
+                                     param_hint="--processes") from None
     with _errors_as_click():
         if rate is not None and max_speed:
             raise ConfigError("--rate and --max exclude each other")
@@ -423,7 +435,7 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
             duration=duration, messages=messages, size=size, window=window, room=room,
             stalled=stalled, target=target,
             tls=(target == "chatkit") if use_tls is None else use_tls,
-            progress=not json_output and stderr_is_tty()))
+            progress=not json_output and stderr_is_tty(), processes=nprocs))
     click.echo(main_json(result) if json_output else result.summary())
     if not result.ok:
         sys.exit(ExitCode.ERROR)

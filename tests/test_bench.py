@@ -7,18 +7,24 @@ works, and that `benchmarks/run.py --smoke` runs end to end.
 
 from __future__ import annotations
 
+import array
 import json
+import multiprocessing
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from chatkit.bench import BenchConfig, run_bench
+from chatkit.bench import BenchConfig, BenchResult, _merge, auto_processes, run_bench
 from chatkit.errors import ConfigError, UnreachableError
 
-from helpers import chatkit_cmd, cli_env
+from helpers import chatkit_cmd, cli_env, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +82,8 @@ def test_unreachable_server_is_one_error():
 
 
 @pytest.mark.parametrize("changes", [{"senders": 3, "clients": 2}, {"rate": 0.0},
-                                     {"size": 5000}, {"target": "irc"}, {"window": 0}])
+                                     {"size": 5000}, {"target": "irc"}, {"window": 0},
+                                     {"processes": 0}, {"processes": 3, "clients": 2}])
 def test_bad_settings_are_config_errors(changes):
     with pytest.raises(ConfigError):
         run_bench(BenchConfig(**changes))
@@ -108,10 +115,11 @@ def test_cli_human_summary_and_usage_errors(open_server, tmp_path):
 
 
 def test_benchmark_suite_smoke(tmp_path):
-    """The suite's tiny configuration end to end (Redis too when redis-server is installed)."""
+    """The suite's tiny configuration end to end (Redis too when redis-server is installed),
+    with two generator processes: the callbacks that read the server run in the coordinator."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--out",
-         str(tmp_path)], capture_output=True, text=True, timeout=55, cwd=str(ROOT))
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--processes", "2",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=55, cwd=str(ROOT))
     assert done.returncode == 0, done.stderr[-2000:]
     raw = list(tmp_path.glob("smoke-*.json"))
     assert len(raw) == 1
@@ -120,7 +128,9 @@ def test_benchmark_suite_smoke(tmp_path):
               r["label"] and not r["label"].startswith("idle")]
     assert matrix and all(r["ok"] and r["deliveries"] == r["expected_deliveries"]
                           for r in matrix)
-    assert all(r["server_peak_rss_kib"] > 0 for r in matrix)
+    assert all(r["server_peak_rss_kib"] > 0 and r["server_rss_connected_kib"] > 0
+               for r in matrix)
+    assert all(r["generator_processes"] == 2 for r in data["records"])
     assert "| target | measured | met? |" in done.stdout
 
 
@@ -147,3 +157,149 @@ def test_stalled_client_overflow_is_seen(server_factory):
                                    size=1000, duration=10, stalled=1))
     assert result.deliveries == 6000 and result.ok
     assert result.stalled_disconnected == 1
+
+
+# --------------------------------------------------------------------------- several processes
+
+
+@pytest.fixture
+def no_children() -> Iterator[None]:
+    """Every worker process is gone when run_bench returns or raises."""
+    assert multiprocessing.active_children() == []
+    yield
+    assert multiprocessing.active_children() == []
+
+
+def test_processes_max_mode_counts_exactly(open_server, no_children):
+    result = run_bench(BenchConfig(port=open_server.port, clients=6, senders=3, messages=20,
+                                   duration=10, window=4, processes=2))
+    assert result.generator_processes == 2
+    assert result.clients_connected == 6
+    assert result.sent == 60
+    assert result.deliveries == result.expected_deliveries == 6 * 60
+    assert (result.lost, result.duplicated, result.reordered, result.errors) == (0, 0, 0, 0)
+    assert [(s["sender"], s["sent"]) for s in result.per_sender] == [(0, 20), (1, 20), (2, 20)]
+    assert 0 <= result.latency_ms["p50"] <= result.latency_ms["p99"] <= result.latency_ms["max"]
+    assert result.generator_cpu_s > 0 and result.generator_cpu_util_max >= 0
+    assert result.to_dict()["config"]["processes"] == 2
+    assert "generator    2 processes" in result.summary()
+
+
+def test_processes_rate_mode_with_a_stalled_client(open_server, no_children):
+    result = run_bench(BenchConfig(port=open_server.port, clients=4, senders=2, messages=5,
+                                   rate=400, duration=10, stalled=1, processes=2))
+    assert result.clients_connected == 5
+    assert result.deliveries == result.expected_deliveries == 4 * 10
+    assert result.ok and result.generator_processes == 2
+
+
+def test_processes_stalled_client_overflow_is_seen(server_factory, no_children):
+    """The stalled client lives in another worker than the sender; its drop still counts."""
+    server = server_factory(rate_limit=0, max_per_address=0, max_backlog=4096)
+    result = run_bench(BenchConfig(port=server.port, clients=3, senders=1, messages=3000,
+                                   size=1000, duration=10, stalled=1, processes=2))
+    assert result.deliveries == 9000 and result.ok
+    assert result.stalled_disconnected == 1
+
+
+def test_processes_unreachable_server_stops_every_worker(no_children):
+    with socket.socket() as sock:  # bound but not listening: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(UnreachableError, match="cannot connect"):
+            run_bench(BenchConfig(port=port, clients=4, senders=2, messages=1,
+                                  connect_timeout=5, processes=2))
+    assert time.monotonic() - started < 30  # spawning two interpreters, then refused at once
+
+
+def test_auto_processes_rule():
+    assert auto_processes(1) == auto_processes(99) == 1  # small runs stay in one process
+    assert auto_processes(100) == min(os.cpu_count() or 1, 2)
+    assert auto_processes(100_000) == min(os.cpu_count() or 1, 4)
+
+
+def _part(**changes):
+    part = {"receivers": 1, "connect_s": 0.1, "deliveries": 0, "first_send": 0,
+            "last_delivery": 0, "samples": array.array("q"), "stride": 1, "max_latency": 0,
+            "lost": [0], "duplicated": [0], "reordered": [0], "errors": 0,
+            "error_samples": [], "stalled": {}, "stalled_gone": []}
+    return {**part, **changes}
+
+
+def test_merge_of_worker_results():
+    """Strides, losses against the global sequence numbers, stalled clients seen elsewhere."""
+    result = BenchResult(config={})
+    _merge(result, [10], [
+        _part(receivers=2, deliveries=20, first_send=100, last_delivery=2_000_000_100,
+              samples=array.array("q", range(1, 9)), stride=1, max_latency=50, lost=[0],
+              stalled={"a": False}),
+        _part(receivers=1, connect_s=0.3, deliveries=7, first_send=200,
+              last_delivery=1_000_000_000, samples=array.array("q", [100, 200]), stride=4,
+              max_latency=300, lost=[3], duplicated=[1], errors=1, error_samples=["x"],
+              stalled={"b": False, "c": True}, stalled_gone=["a"]),
+    ])
+    assert (result.sent, result.deliveries, result.expected_deliveries) == (10, 27, 30)
+    assert (result.clients_connected, result.connect_s, result.elapsed_s) == (6, 0.3, 2.0)
+    assert (result.lost, result.duplicated, result.errors) == (3, 1, 1)
+    assert result.per_sender == [{"sender": 0, "sent": 10, "lost": 3, "duplicated": 1,
+                                  "reordered": 0}]
+    # the stride-1 shard thinned to every 4th sample: 1, 5, then 100, 200 of the other
+    assert result.latency_ms["p50"] == 5 / 1e6 and result.latency_ms["max"] == 300 / 1e6
+    assert result.stalled_disconnected == 2  # a: quit seen by another shard; c: TCP closed
+
+
+def test_cli_processes_json(open_server, tmp_path):
+    done = subprocess.run(
+        chatkit_cmd("bench", f"127.0.0.1:{open_server.port}", "--clients", "4", "--senders",
+                    "2", "--messages", "10", "--no-tls", "--processes", "2", "--json"),
+        capture_output=True, text=True, timeout=60, env=cli_env(str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["deliveries"] == data["expected_deliveries"] == 80 and data["ok"] is True
+    assert data["generator_processes"] == 2 and data["config"]["processes"] == 2
+    assert done.stderr == ""  # workers print nothing either
+    bad = subprocess.run(chatkit_cmd("bench", "--processes", "some"), capture_output=True,
+                         text=True, timeout=30, env=cli_env(str(tmp_path)))
+    assert bad.returncode == 2 and "--processes" in bad.stderr
+
+
+@pytest.fixture
+def redis_port(tmp_path) -> Iterator[int]:
+    """A redis-server on 127.0.0.1 (skipped when not installed), stopped by its PID."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--protected-mode", "yes", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def listening() -> bool:
+        assert proc.poll() is None, "redis-server exited"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return False
+        return True
+
+    try:
+        wait_for(listening, timeout=10, message="redis-server listening")
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_processes_against_redis(redis_port, no_children):
+    result = run_bench(BenchConfig(port=redis_port, target="redis", clients=5, senders=3,
+                                   messages=20, duration=10, stalled=1, processes=2))
+    assert result.clients_connected == 6
+    assert result.deliveries == result.expected_deliveries == 5 * 60
+    assert result.ok and result.generator_processes == 2
