@@ -33,8 +33,9 @@ fast, slow = json.loads(fast), json.loads(slow)
 server_us = (float(cpu1) - float(cpu0)) / float(tick) / fast["deliveries"] * 1e6
 lat = slow["latency_ms"]
 print(f"{name:<14} max: {fast['messages_per_s']:>8.0f} msg/s {fast['deliveries_per_s']:>9.0f}"
-      f" deliveries/s, server {server_us:.3f} us/delivery, generator CPU"
-      f" {fast['generator_cpu_util']:.0%}, ok={fast['ok']} | 100 clients at 200 msg/s:"
+      f" deliveries/s, server {server_us:.3f} us/delivery, generator"
+      f" {fast['generator_cpu_util']:.2f} cores (busiest process"
+      f" {fast['generator_cpu_util_max']:.0%}), ok={fast['ok']} | 100 clients at 200 msg/s:"
       f" p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} max {lat['max']:.2f} ms, ok={slow['ok']}")
 PY
   kill "$pid"; wait "$pid" || true
