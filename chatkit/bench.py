@@ -45,9 +45,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from chatkit.connection import format_address
-from chatkit.errors import ConfigError, UnreachableError
+from chatkit.errors import ConfigError, RefusedError, UnreachableError
 from chatkit.netutil import raise_fd_limit
-from chatkit.protocol import DEFAULT_PORT, MAX_TEXT, PROTOCOL_VERSION
+from chatkit.protocol import DEFAULT_PORT, MAX_TEXT, PROTOCOL_VERSION, sanitize_text
 from chatkit.tls import client_context
 
 TARGETS = ("chatkit", "redis")
@@ -251,6 +251,16 @@ def _raise_nofile_limit(needed: int) -> None:
                           "(raise it with `ulimit -n`)")
 
 
+def _describe_error(line: bytes) -> str:
+    """A server's error frame as `code: message`, safe to print (the server may be hostile)."""
+    try:
+        frame = json.loads(line)
+        text = f"{frame['code']}: {frame['message']}"
+    except (ValueError, TypeError, KeyError):
+        text = line.decode(errors="replace")
+    return sanitize_text(text)[:200]
+
+
 def _percentile(ordered: list[int], fraction: float) -> int:
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
     return ordered[index]
@@ -345,6 +355,8 @@ class _Conn(asyncio.Protocol):
         bench = self.bench
         if not self.ready.done():
             self.ready.set_exception(UnreachableError("connection closed during the handshake"))
+        elif self.ready.exception() is not None:
+            pass  # its handshake failed: counted once, as a connect error
         elif not bench.closing and self.role != "stalled":  # stalled ones: counted at the end
             bench.error(f"client {self.index} disconnected" + (f": {exc}" if exc else ""))
 
@@ -372,9 +384,10 @@ class _Conn(asyncio.Protocol):
             if b'"type":"error"' in data:
                 for line in data.splitlines():
                     if b'"type":"error"' in line:
-                        bench.error(line.decode(errors="replace")[:200])
-                        if not self.ready.done():
-                            self.ready.set_exception(UnreachableError(line.decode()[:200]))
+                        if self.ready.done():
+                            bench.error(_describe_error(line))
+                        else:  # refused while joining: counted once, as a connect error
+                            self.ready.set_exception(RefusedError(_describe_error(line)))
             if not self.ready.done() and b'"type":"joined"' in data:
                 self.ready.set_result(None)
             if bench.stalled and b'"type":"quit"' in data:
@@ -618,7 +631,7 @@ class _Bench:
                 conn.transport.abort()
                 raise UnreachableError(f"client {index}: no answer to the handshake within "
                                        f"{cfg.connect_timeout:g} s") from None
-            except UnreachableError:
+            except (UnreachableError, RefusedError):
                 conn.transport.abort()
                 raise
             if role == "stalled":
@@ -654,8 +667,9 @@ class _Bench:
                     if conn.transport is not None:
                         conn.transport.abort()
                 first = failures[0] if failures else "lost"
-                raise UnreachableError(f"sender {sid} could not connect ({first}); "
-                                       f"{len(failures)} connections failed")
+                kind = RefusedError if isinstance(first, RefusedError) else UnreachableError
+                raise kind(f"sender {sid} could not connect ({first}); "
+                           f"{len(failures)} connections failed")
             sender = _Sender(self, sid)
             sender.write = writer.transport.write
             receiver.sender = sender

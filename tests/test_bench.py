@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from chatkit.bench import BenchConfig, BenchResult, _merge, auto_processes, run_bench
-from chatkit.errors import ConfigError, UnreachableError
+from chatkit.errors import ConfigError, RefusedError, UnreachableError
 
 from helpers import chatkit_cmd, cli_env, wait_for
 
@@ -79,6 +79,22 @@ def test_unreachable_server_is_one_error():
         with pytest.raises(UnreachableError, match="cannot connect"):
             run_bench(BenchConfig(port=port, clients=2, senders=1, messages=1,
                                   connect_timeout=5))
+
+
+def test_a_refused_handshake_is_one_error_per_client(server_factory):
+    # The server answers every hello with an error frame (wrong password): each client counts
+    # once, with the reason readable, not the raw frame three times over.
+    server = server_factory(password="sekrit", rate_limit=0, max_per_address=0)
+    result = run_bench(BenchConfig(port=server.port, clients=3, senders=0, duration=0.5))
+    assert result.clients_connected == 0
+    assert result.errors == 3
+    assert result.error_samples == ["connect: bad_password: wrong password"] * 3
+
+
+def test_a_sender_refused_by_the_server_is_a_refused_error(server_factory):
+    server = server_factory(password="sekrit", rate_limit=0, max_per_address=0)
+    with pytest.raises(RefusedError, match="bad_password: wrong password"):
+        run_bench(BenchConfig(port=server.port, clients=2, senders=1, duration=0.5))
 
 
 @pytest.mark.parametrize("changes", [{"senders": 3, "clients": 2}, {"rate": 0.0},
