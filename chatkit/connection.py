@@ -82,13 +82,16 @@ class Connection:
              timeout: float = CONNECT_TIMEOUT, *, tls: bool = True, insecure: bool = False,
              password: str | None = None, expected_fingerprint: str | None = None,
              known_servers: KnownServers | None = None,
-             on_pin: Callable[[Connection], None] | None = None) -> Connection:
+             on_pin: Callable[[Connection], None] | None = None,
+             resume: str | None = None) -> Connection:
         """Connect and complete the handshake; return a registered connection.
 
         With `tls` (the default) the server's certificate is checked against the pinned one
         (trust on first use; `insecure` skips the check, the link is still encrypted).
         `on_pin` is told as soon as a new server's certificate is pinned, even if the
-        handshake fails afterwards.
+        handshake fails afterwards. `resume` is the token of this client's previous
+        connection (its `welcome`'s `resume`): if that connection still holds the nickname,
+        the server ends it instead of refusing the nickname.
         """
         address = format_address(host, port)
         try:
@@ -108,7 +111,7 @@ class Connection:
                                known=known_servers)
                 if conn.newly_pinned and on_pin is not None:
                     on_pin(conn)
-            conn.handshake(nick, room, timeout, password)
+            conn.handshake(nick, room, timeout, password, resume)
         except BaseException:
             conn.close()
             raise
@@ -125,11 +128,13 @@ class Connection:
         self.newly_pinned = known.verify(self.address, self.fingerprint, expected)
 
     def handshake(self, nick: str, room: str | None, timeout: float,
-                  password: str | None = None) -> Frame:
+                  password: str | None = None, resume: str | None = None) -> Frame:
         hello: Frame = {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
                         "room": room, "client": f"chatkit {__version__}"}
         if password is not None:
             hello["password"] = password
+        if resume is not None:
+            hello["resume"] = resume
         self.send(hello)
         while True:
             frame = self.recv(timeout, skip_garbage=True)

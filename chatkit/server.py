@@ -156,6 +156,9 @@ class Session:
         self.quitting = False  # left with /quit: its reason (maybe none) is shown as given
         self.tls: TlsChannel | None = None
         self.authenticated = False  # gave the server password (or none is needed)
+        #: proves, on a later connection, that it comes from this client (see on_hello)
+        self.resume_token = secrets.token_urlsafe(18)
+        self.retired = False  # nickname and rooms given up (see Server._retire)
         self.limiter: RateLimiter | None = None
         self.thread: threading.Thread | None = None
 
@@ -737,7 +740,7 @@ class Server:
     def info(self) -> dict[str, object]:
         """What discovery announces about this server."""
         with self.lock:
-            users = sum(1 for s in self.sessions if s.nick)
+            users = sum(1 for s in self.sessions if s.nick and not s.retired)
             rooms = len(self.rooms)
         return {"name": self.name, "instance": self.instance, "port": self.port,
                 "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
@@ -851,18 +854,35 @@ class Server:
                 del self.per_address[ip]
             reason = session.quit_reason if session.quitting \
                 else session.quit_reason or "connection closed"
-            if session.nick is not None:
-                self.nicks.pop(name_key(session.nick), None)
-                audience = self._co_members(session)
-                for room in list(session.rooms.values()):
-                    self._leave(session, room)
-                if not self._stopping.is_set():
-                    self._queue(self.frame("quit", nick=session.nick, reason=reason),
-                                recipients=audience)
-                log.info("%s disconnected (%s)", session.label, reason or "quit")
+            self._retire(session, reason)
         with session.out_lock:
             session._kill(reason)
         session.sock.close()
+
+    @staticmethod
+    def _check_current(session: Session) -> None:
+        """Refuse to register anything for a session a newer connection replaced (a line it
+        sent just before may still be in its reader thread); the caller holds the lock."""
+        if session.retired:
+            raise FrameError("replaced", "this connection was replaced by a newer one")
+
+    def _retire(self, session: Session, reason: str | None) -> None:
+        """Free a session's nickname and rooms and tell those who shared a room; once only.
+
+        Called under the lock, by `disconnect` or when a client's new connection replaces its
+        old one (the old reader thread then only closes the socket)."""
+        if session.nick is None or session.retired:
+            return
+        session.retired = True
+        if self.nicks.get(name_key(session.nick)) is session:
+            del self.nicks[name_key(session.nick)]
+        audience = self._co_members(session)
+        for room in list(session.rooms.values()):
+            self._leave(session, room)
+        if not self._stopping.is_set():
+            self._queue(self.frame("quit", nick=session.nick, reason=reason),
+                        recipients=audience)
+        log.info("%s disconnected (%s)", session.label, reason or "quit")
 
     # ------------------------------------------------------------------ frames
 
@@ -1047,18 +1067,31 @@ class Server:
         room_name = protocol.field({"room": room_name}, "room", str, required=False)
         if room_name is not None:
             room_name = normalize_room(room_name)
+        resume = frame.get("resume")
         with self.lock:
-            if name_key(nick) in self.nicks:
-                raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
+            holder = self.nicks.get(name_key(nick))
+            if holder is not None:
+                if not (isinstance(resume, str) and hmac.compare_digest(
+                        resume.encode(), holder.resume_token.encode())):
+                    raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
+                # The same client again, while its old connection has not timed out yet
+                # (Wi-Fi gone, laptop asleep): that connection is a ghost; end it now.
+                log.info("%s reconnected from %s; ending the old connection",
+                         holder.label, session.peer)
+                self._retire(holder, "reconnected")
+                with holder.out_lock:
+                    holder._kill("reconnected")
             session.nick = nick
             self.nicks[name_key(nick)] = session
             log.info("%s connected (%s mode)", session.label, session.mode)
-            self._reply(session, self.frame(
+            welcome = self.frame(
                 "welcome", version=PROTOCOL_VERSION, server=self.name, nick=nick,
                 commands=protocol.command_list(),
                 limits={"max_frame": protocol.MAX_FRAME, "max_text": protocol.MAX_TEXT,
-                        "max_nick": protocol.MAX_NICK, "max_room": protocol.MAX_ROOM}),
-                frame)
+                        "max_nick": protocol.MAX_NICK, "max_room": protocol.MAX_ROOM})
+            if session.mode == "json":
+                welcome["resume"] = session.resume_token
+            self._reply(session, welcome, frame)
             if room_name is not None:
                 self._join(session, room_name, create=True, request=None)
 
@@ -1119,6 +1152,7 @@ class Server:
 
     def _join(self, session: Session, name: str, *, create: bool, request: Frame | None,
               history: int | None = None, after: int | None = None) -> None:
+        self._check_current(session)
         key = name_key(name)
         room = self.rooms.get(key)
         if room is None:
@@ -1183,7 +1217,8 @@ class Server:
 
     def _leave(self, session: Session, room: Room) -> None:
         session.rooms.pop(name_key(room.name), None)
-        room.members.pop(name_key(session.nick or ""), None)
+        if room.members.get(name_key(session.nick or "")) is session:
+            del room.members[name_key(session.nick or "")]
         if not room.members and name_key(room.name) != DEFAULT_ROOM:
             self.rooms.pop(name_key(room.name), None)
 
@@ -1199,6 +1234,7 @@ class Server:
     def on_nick(self, session: Session, frame: Frame) -> None:
         new = normalize_nick(protocol.field(frame, "nick", str))
         with self.lock:
+            self._check_current(session)
             old = session.nick or ""
             holder = self.nicks.get(name_key(new))
             if holder is not None and holder is not session:
@@ -1226,7 +1262,7 @@ class Server:
                 members = list(room.members.values())
             else:
                 room = None
-                members = sorted((s for s in self.sessions if s.nick),
+                members = sorted((s for s in self.sessions if s.nick and not s.retired),
                                  key=lambda s: name_key(s.nick or ""))
             users = [{"nick": m.nick, "rooms": [r.name for r in m.rooms.values()]}
                      for m in members]

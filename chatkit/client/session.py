@@ -113,6 +113,7 @@ class ChatSession:
         self.retry_at: float | None = None  # time.monotonic() of the next attempt
         self.failure: str | None = None  # why reconnecting was given up (state "failed")
         self.server_name = ""
+        self._resume_token: str | None = None  # from the last welcome (see _welcomed)
         self.commands: list[CommandSpec] = list(COMMANDS)
         self.rooms: dict[str, Room] = {}  # name_key -> Room, the rooms we are in
         self.current_room: str | None = None
@@ -153,7 +154,8 @@ class ChatSession:
             self.current_room = self.initial_room
         self._send_quiet(conn, {"type": "rooms"})
         self._send_quiet(conn, {"type": "who"})
-        self._emit(conn.welcome)
+        # The resume token is a credential for this connection: nothing to show or log.
+        self._emit({k: v for k, v in conn.welcome.items() if k != "resume"})
         self._thread = threading.Thread(target=self._run, args=(conn,), name="chatkit-reader",
                                         daemon=True)
         self._thread.start()
@@ -312,7 +314,8 @@ class ChatSession:
             self.host, self.port, nick, room, timeout=self.connect_timeout, tls=self.use_tls,
             insecure=self.insecure, password=self.password,
             expected_fingerprint=self.expected_fingerprint,
-            on_pin=lambda c: self._status(pinned_note(c), level="security"))
+            on_pin=lambda c: self._status(pinned_note(c), level="security"),
+            resume=self._resume_token if nick == self.nick else None)
         if not self.use_tls:
             self.tls = "plain"
         else:
@@ -418,6 +421,10 @@ class ChatSession:
     def _welcomed(self, conn: Connection) -> None:
         welcome = conn.welcome
         self.nick = conn.nick or self.nick
+        token = welcome.get("resume")
+        # Lets the next connection take the nickname back from this one if it lingers on the
+        # server after a network drop, instead of being refused until it times out.
+        self._resume_token = token if isinstance(token, str) else None
         self.server_name = str(welcome.get("server") or "")
         commands = welcome.get("commands")
         if isinstance(commands, list):
