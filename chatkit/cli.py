@@ -409,7 +409,8 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
     """Load-test a server: N clients in one room, S of them sending; report deliveries/s,
     latency, lost/duplicated/reordered messages and the generator's own CPU use.
 
-    Exit status: 0 every message arrived once and in order; 1 otherwise; 3 unreachable.
+    Exit status: 0 every message arrived once and in order; 1 otherwise; 3 unreachable;
+    4 refused by the server (a wrong password, say).
     """
     from chatkit.bench import BenchConfig, auto_processes, main_json, run_bench, stderr_is_tty
     from chatkit.connection import parse_address

@@ -526,8 +526,10 @@ class Publisher:
                                              "could not store it; try again later", pending.ref)
                     continue
                 room, sender = pending.room, pending.sender
+                # The room object, not its name: a room emptied and made again meanwhile is
+                # another room, and the sender is not among the old one's members.
                 if room is not None and pending.exclude is None \
-                        and (sender is None or name_key(room.name) in sender.rooms):
+                        and (sender is None or sender.rooms.get(name_key(room.name)) is room):
                     if run and run[0].room is not room:
                         server._fanout_run(run, out)
                         run = []
@@ -541,7 +543,7 @@ class Publisher:
                     targets = room.members.values()
                     if pending.exclude is not None:
                         targets = [m for m in targets if m is not pending.exclude]
-                    if sender is not None and name_key(room.name) not in sender.rooms:
+                    if sender is not None and sender.rooms.get(name_key(room.name)) is not room:
                         targets = [*targets, sender]  # left meanwhile: still gets its echo
                 else:
                     targets = pending.recipients or []
@@ -941,21 +943,23 @@ class Server:
         shared_text: bytes | None = None
         senders = {p.sender for p in run if p.sender is not None}
         for member in members:
+            chunks = out.get(member)
+            if chunks is None:
+                chunks = out[member] = []
             if member in senders:
-                data = self._own_copy(member, run, as_json)
+                # Parts, not one joined copy: the bytes stay shared with everyone else's and
+                # are joined at delivery, outside the lock (many senders x a long run of big
+                # messages would otherwise build that many full copies under the lock).
+                chunks.extend(self._own_copy(member, run, as_json))
             elif member.mode == "json":
-                data = shared_json
+                chunks.append(shared_json)
             else:
                 if shared_text is None:
                     shared_text = b"".join(self.encode_for(member, p.event) for p in run)
-                data = shared_text
-            chunks = out.get(member)
-            if chunks is None:
-                out[member] = [data]
-            else:
-                chunks.append(data)
+                chunks.append(shared_text)
 
-    def _own_copy(self, member: Session, run: list[Pending], as_json: list[bytes]) -> bytes:
+    def _own_copy(self, member: Session, run: list[Pending], as_json: list[bytes]
+                  ) -> list[bytes]:
         """The run as `member`, who sent some of it, receives it (see `_fanout`)."""
         parts: list[bytes] = []
         for pending, encoded in zip(run, as_json, strict=True):
@@ -967,7 +971,7 @@ class Server:
                              else encode_with_ref(encoded, pending.ref))
             elif pending.event["type"] not in ("message", "private"):
                 parts.append(self.encode_for(member, pending.event))
-        return b"".join(parts)
+        return parts
 
     def _queue(self, event: Frame, *, room: Room | None = None,
                recipients: list[Session] | None = None, sender: Session | None = None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import sys
 import threading
 import time
@@ -27,6 +29,30 @@ def chatkit_home(tmp_path, monkeypatch) -> str:
     monkeypatch.setenv("CHATKIT_BROADCAST", "127.255.255.255")
     monkeypatch.delenv("CHATKIT_NICK", raising=False)
     return str(home)
+
+
+_real_sendto = socket.socket.sendto
+
+
+def _loopback_only_sendto(sock: socket.socket, data, *args):
+    """socket.sendto for tests: a datagram to anything but loopback fails the test, before it
+    is sent (the namespace tests send from their own namespaces, in subprocesses)."""
+    address = args[-1]
+    host = address[0] if isinstance(address, tuple) else address
+    try:
+        loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise AssertionError(f"a test tried to send a datagram to {address!r}: only loopback "
+                             "is allowed (use 127.255.255.255 or a network namespace)")
+    return _real_sendto(sock, data, *args)
+
+
+@pytest.fixture(autouse=True)
+def datagrams_stay_on_loopback(monkeypatch) -> None:
+    """Network safety, enforced: no test broadcasts or sends UDP on a real interface."""
+    monkeypatch.setattr(socket.socket, "sendto", _loopback_only_sendto)
 
 
 @pytest.fixture(autouse=True)

@@ -249,7 +249,7 @@ def test_server_restart_heals_the_ui(server_factory):
     try:
         ui.wait_seen("you joined lobby")
         server.stop()
-        ui.wait_seen("connection to")
+        ui.wait_seen(" lost: ")  # not "first connection to ...: pinned", which comes first
         toolbar = "".join(fragment[1] for fragment in ui.app.toolbar())
         assert "reconnecting" in toolbar or "connecting" in toolbar
         ui.type("typed while the server was down" + ENTER)

@@ -312,7 +312,9 @@ def test_responder_reads_info_and_interfaces_once_per_burst(port: int, monkeypat
 
     def counting_interfaces() -> list[d.Interface]:
         enumerations[0] += 1
-        return real_interfaces()
+        # Loopback only: a responder bound to 0.0.0.0 announces on every interface it is
+        # told about, and a test must never broadcast on a real one.
+        return [i for i in real_interfaces() if i.loopback]
 
     monkeypatch.setattr(d, "interfaces", counting_interfaces)
     monkeypatch.setattr(d, "_cache", (-1e9, []))

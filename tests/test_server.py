@@ -933,3 +933,55 @@ def test_the_resume_token_takes_a_nick_back_from_a_lingering_connection(server, 
     assert [u["nick"] for u in watcher.request({"type": "who"})["users"]] == ["ALICE",
                                                                                "watcher"]
 
+
+
+def test_a_lone_member_who_rejoins_before_publishing_still_gets_the_echo(server, clients):
+    # Alone in a room, a client sends, parts (the room is deleted) and joins again (a new room
+    # of the same name) before the publisher runs: its message belongs to the old room, yet
+    # the sender must still get its echo, the acceptance of what it sent.
+    solo = clients.json(server.port, "solo", room="den")
+    gated = GatedStore(server.publisher.store)
+    server.publisher.store = gated
+    try:
+        solo.send({"type": "msg", "room": "den", "text": "first", "ref": "m1"})
+        assert gated.entered.wait(5)
+        solo.send({"type": "msg", "room": "den", "text": "second", "ref": "m2"})
+        solo.send({"type": "part", "room": "den", "ref": "p1"})
+        solo.send({"type": "join", "room": "den", "ref": "j1"})
+        solo.expect("joined", room="den")
+    finally:
+        gated.gate.set()
+    echoes = [solo.expect("message") for _ in range(2)]
+    assert [(e["text"], e.get("ref")) for e in echoes] == [("first", "m1"), ("second", "m2")]
+
+
+
+def test_senders_copies_of_a_run_share_the_encoded_messages(server, clients):
+    # Under the lock the publisher must not build a full copy of a run per sender: with many
+    # senders and a long run of big messages that is memory and lock time a few clients can
+    # drive up. A sender's copy is made of the same encoded messages everyone else gets, only
+    # its own echoes (carrying ref) made apart; they are joined at delivery.
+    from chatkit.protocol import encode, encode_with_ref
+    from chatkit.server import Pending
+
+    nicks = [f"s{i}" for i in range(6)]
+    for nick in [*nicks, "watcher"]:
+        clients.json(server.port, nick)
+    with server.lock:
+        senders = [server.nicks[nick] for nick in nicks]
+        room = server.rooms["lobby"]
+        run = [Pending(server.frame("message", room="lobby", nick=s.nick, text="x" * 1000,
+                                    action=False), room, None, s, f"r{i}")
+               for i, s in enumerate(senders)]
+        out: dict = {}
+        server._fanout_run(run, out)
+    encoded = [encode(p.event) for p in run]
+    assert out[server.nicks["watcher"]] == [b"".join(encoded)]
+    for i, sender in enumerate(senders):
+        expected = [encode_with_ref(e, f"r{i}") if j == i else e for j, e in enumerate(encoded)]
+        assert b"".join(out[sender]) == b"".join(expected)
+    held = {id(part): len(part) for parts in out.values() for part in parts}
+    one_run = sum(map(len, encoded))
+    # everyone's joined run + the encoded messages + one echo per sender: about 3 runs, where a
+    # full copy per sender would be 7
+    assert sum(held.values()) < 3.5 * one_run, (sum(held.values()), one_run)
