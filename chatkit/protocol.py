@@ -72,6 +72,24 @@ def encode_with_ref(encoded: bytes, ref: object) -> bytes:
     return b'%s,"ref":%s}\n' % (encoded[:-2], tail)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    pending = [value]  # a loop, not recursion: whatever depth json.loads accepted is fine
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def decode(line: bytes | str) -> Frame:
     """Parse one JSON line into a frame with a string `type`, or raise FrameError."""
     if isinstance(line, bytes):
@@ -85,6 +103,12 @@ def decode(line: bytes | str) -> Frame:
         raise FrameError("bad_frame", "frame is not valid JSON") from None
     if not isinstance(frame, dict):
         raise FrameError("bad_frame", "frame must be a JSON object")
+    # A lone surrogate can only come from a `\ud800`-style escape (the line itself was strict
+    # UTF-8), so only frames with escapes are searched. Such a string is not text: it cannot
+    # be encoded, stored or compared, wherever it went next.
+    if "\\u" in line and _has_lone_surrogate(frame):
+        raise FrameError("bad_frame", "frame holds an unpaired surrogate escape (\\ud800-"
+                                      "\\udfff), which is not text")
     if not isinstance(frame.get("type"), str):
         raise FrameError("bad_frame", "frame has no string field 'type'")
     ref = frame.get("ref")

@@ -509,3 +509,18 @@ def test_names_validate_or_raise_frame_error(text):
         else:
             assert name and sanitize_text(name) == name
             assert normalize(name) == name
+
+
+@pytest.mark.parametrize("line", [
+    r'{"type": "msg", "text": "\ud800"}',
+    r'{"type": "hello", "password": "a\udfffb"}',
+    r'{"type": "x", "deep": [[{"\udc00": 1}]]}',
+])
+def test_an_unpaired_surrogate_escape_is_a_frame_error(line):
+    with pytest.raises(FrameError) as caught:
+        decode(line)
+    assert caught.value.code == "bad_frame"
+
+
+def test_a_surrogate_pair_escape_is_one_character():
+    assert decode(r'{"type": "msg", "text": "\ud83d\ude00"}')["text"] == "\U0001f600"

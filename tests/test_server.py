@@ -985,3 +985,20 @@ def test_senders_copies_of_a_run_share_the_encoded_messages(server, clients):
     # everyone's joined run + the encoded messages + one echo per sender: about 3 runs, where a
     # full copy per sender would be 7
     assert sum(held.values()) < 3.5 * one_run, (sum(held.values()), one_run)
+
+
+@pytest.mark.parametrize("field", ["password", "resume", "nick"])
+def test_an_unpaired_surrogate_in_hello_is_an_error_frame(server_factory, clients, field):
+    # It used to reach `str.encode` (password digest, resume token) and cost the connection
+    # with a traceback in the log instead of an answer.
+    server = server_factory(password="sekrit")
+    holder = clients.raw_json(server.port)
+    assert hello(holder, "alice", password="sekrit")["type"] == "welcome"
+    client = clients.raw_json(server.port)
+    fields = {"type": "hello", "version": PROTOCOL_VERSION, "nick": "alice",
+              "password": "sekrit", "resume": "t"}
+    fields[field] = "\ud800x"  # json.dumps writes it as the escape \ud800
+    client.send_raw(json.dumps(fields).encode() + b"\n")
+    answer = client.read_frame()
+    assert answer["type"] == "error" and answer["code"] == "bad_frame", answer
+    assert hello(client, "bob", password="sekrit")["type"] == "welcome"  # still connected
