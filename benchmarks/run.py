@@ -7,7 +7,7 @@
 For every cell it starts a fresh server on 127.0.0.1 (a real `chatkit serve` subprocess, and
 `redis-server` as the reference when installed), drives it with the `chatkit bench` generator
 (`chatkit.bench.run_bench` called from this process; it spreads the clients over `--processes`
-worker processes, by default `auto`: one per 50 clients, at most one per core and 4), reads the
+worker processes, by default `auto`: see `chatkit bench --help`), reads the
 server's CPU seconds and peak RSS from /proc/PID, and stops the server by its PID. Only
 loopback traffic; every run is bounded in messages and time.
 
@@ -162,15 +162,18 @@ def server(target: str, workdir: Path, serve_args: list[str]) -> Iterator[Runnin
 # --------------------------------------------------------------------------- one cell
 
 
-def generator_processes(setting: int | str, clients: int) -> int:
+def generator_processes(setting: int | str, clients: int, rate: float | None) -> int:
     """`--processes`: "auto" is chatkit bench's rule; a number is capped at the clients."""
-    return auto_processes(clients) if setting == "auto" else max(1, min(int(setting), clients))
+    if setting == "auto":
+        return auto_processes(clients, rate)
+    return max(1, min(int(setting), clients))
 
 
 def run_cell(target: str, workdir: Path, serve_args: list[str], *, label: str,
              processes: int | str = "auto", **bench: Any) -> dict[str, Any]:
     """A fresh server, one benchmark, the server's CPU and memory; the raw record."""
-    bench["processes"] = generator_processes(processes, bench.get("clients", 10))
+    bench["processes"] = generator_processes(processes, bench.get("clients", 10),
+                                              bench.get("rate"))
     with server(target, workdir, serve_args) as running:
         base_rss = _status_kib(running.pid, "VmRSS")
         idle: dict[str, float] = {}
@@ -411,7 +414,8 @@ def report(data: dict[str, Any], command: str) -> str:
         "the cells marked TLS; per-client rate limit and per-address connection cap "
         "lifted). Generator and server share the machine; the generator runs in "
         + (f"`--processes {data.get('processes', 'auto')}` processes"
-           + (" (one per 50 clients, at most one per core and 4)"
+           + (" (full speed: one per 50 clients; at a set rate: one per 100,000 "
+              "deliveries/s; at most one per core and 4)"
               if data.get("processes", "auto") == "auto" else "")) + ", its CPU column "
         "shows processes × the busiest one's share of a core (cores used in all); every cell "
         "has a fresh server. "

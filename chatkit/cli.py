@@ -399,8 +399,9 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
                    "is not checked (bench measures speed, it sends nothing secret).")
 @click.option("--processes", default="auto", show_default=True, metavar="N|auto",
               help="Generator processes, each an event loop with a share of the clients "
-                   "(one process saturates near one core); auto = the smallest of the CPU "
-                   "cores, 4 and clients/50 (rounded down), at least 1.")
+                   "(one process saturates near one core). auto: with --max one per 50 "
+                   "clients, with --rate one per 100,000 deliveries/s expected; at least 1, "
+                   "at most one per CPU core and 4.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON object.")
 def bench(address: str | None, clients: int, senders: int, rate: float | None,
           max_speed: bool, duration: float, messages: int | None, size: int, window: int,
@@ -416,7 +417,7 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
     from chatkit.connection import parse_address
 
     if processes == "auto":
-        nprocs = auto_processes(clients)
+        nprocs = auto_processes(clients, rate)  # rate None: full speed
     else:
         try:
             nprocs = int(processes)

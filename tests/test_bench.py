@@ -233,6 +233,9 @@ def test_auto_processes_rule():
     assert auto_processes(1) == auto_processes(99) == 1  # small runs stay in one process
     assert auto_processes(100) == min(os.cpu_count() or 1, 2)
     assert auto_processes(100_000) == min(os.cpu_count() or 1, 4)
+    # at a set rate: by the deliveries expected, so a human-rate run stays in one process
+    assert auto_processes(100, rate=200) == auto_processes(500, rate=200) == 1
+    assert auto_processes(1000, rate=200) == min(os.cpu_count() or 1, 2)
 
 
 def _part(**changes):
