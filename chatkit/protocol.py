@@ -290,6 +290,23 @@ def clean_text(text: str, what: str = "text", *, allow_empty: bool = False) -> s
 _NAME_REST = re.compile(r"^[\w.\-]*$")
 
 
+#: Scripts whose letters look alike (Latin a, Cyrillic а, Greek α...). A name mixing them is
+#: how one poses as another (Cyrillic `аlice` for `alice`), so it is refused; names in one
+#: script, and mixes of other scripts (Han with Hiragana or Katakana, for instance), are fine.
+_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+
+
+def _mixed_lookalike_scripts(name: str) -> str:
+    """The look-alike scripts a name's letters come from ("Cyrillic and Latin"), when there is
+    more than one; "" otherwise."""
+    if name.isascii():
+        return ""
+    scripts = {script for char in name if char.isalpha()
+               if (script := unicodedata.name(char, "").split(" ", 1)[0])
+               in _LOOKALIKE_SCRIPTS}
+    return " and ".join(script.title() for script in sorted(scripts)) if len(scripts) > 1 else ""
+
+
 def normalize_nick(nick: str) -> str:
     """Validate a nickname and return its NFKC form, or raise FrameError(bad_nick)."""
     nick = unicodedata.normalize("NFKC", nick.strip())
@@ -303,6 +320,9 @@ def normalize_nick(nick: str) -> str:
             "bad_nick",
             f"invalid nickname {nick!r}: start with a letter, then letters, digits, _ - .",
         )
+    if mixed := _mixed_lookalike_scripts(nick):
+        raise FrameError("bad_nick", f"nickname {nick!r} mixes {mixed} letters, which look "
+                                     "alike: use one alphabet")
     return nick
 
 
@@ -317,6 +337,9 @@ def normalize_room(room: str) -> str:
         raise FrameError("bad_room", f"room name longer than {MAX_ROOM} characters")
     if not _NAME_REST.match(room) or sanitize_text(room) != room:
         raise FrameError("bad_room", f"invalid room name {room!r}: use letters, digits, _ - .")
+    if mixed := _mixed_lookalike_scripts(room):
+        raise FrameError("bad_room", f"room name {room!r} mixes {mixed} letters, which look "
+                                     "alike: use one alphabet")
     return room
 
 

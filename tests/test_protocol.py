@@ -277,9 +277,19 @@ def test_clean_text_strips_and_bounds():
 
 
 @pytest.mark.parametrize("nick", ["alice", "Bob", "_under", "a", "x" * MAX_NICK, "al.ice-2_x",
-                                  "Zoë", "名前", "Ωmega"])
+                                  "Zoë", "名前", "Ωμέγα", "алиса", "ヤマダ太郎", "Ünal_2"])
 def test_valid_nicks(nick):
     assert normalize_nick(nick) == nick
+
+
+@pytest.mark.parametrize("name", ["аlice", "Ωmega", "paypаl", "bоb.2"])  # Cyrillic а/о, Greek Ω
+def test_names_mixing_look_alike_alphabets_are_refused(name):
+    with pytest.raises(FrameError) as caught:
+        normalize_nick(name)
+    assert caught.value.code == "bad_nick" and "look alike" in caught.value.message
+    with pytest.raises(FrameError) as caught:
+        normalize_room(name)
+    assert caught.value.code == "bad_room"
 
 
 @pytest.mark.parametrize("nick", ["", "   ", "1abc", "-dash", ".dot", "{json", "/cmd", "a b",

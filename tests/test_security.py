@@ -540,6 +540,24 @@ def test_fullwidth_and_case_confusables_are_taken(server, opened):
     assert joined["type"] == "joined" and joined["room"] == "lobby"
 
 
+def test_names_mixing_look_alike_alphabets_are_refused(server, opened):
+    # Cyrillic а (U+0430) in a Latin name: NFKC keeps it, so it is refused as a mix instead.
+    opened.json(server.port, "alice")
+    probe = opened.json(server.port)
+    probe.send({"type": "hello", "version": 1, "nick": "\u0430lice"})
+    error = probe.expect("error")
+    assert error["code"] == "bad_nick" and "Cyrillic and Latin" in error["message"]
+    person = opened.text(server.port)
+    person.expect_prompt()
+    person.say("\u0430lice")
+    person.expect("look alike")
+    bob = opened.json(server.port, "bob")
+    assert bob.request({"type": "join", "room": "lobb\u0443"})["code"] == "bad_room"
+    assert bob.request({"type": "nick", "nick": "\u0430lice"})["code"] == "bad_nick"
+    assert opened.json(server.port, "\u0430\u043b\u0438\u0441\u0430").welcome["nick"] == \
+        "\u0430\u043b\u0438\u0441\u0430"  # all Cyrillic: fine
+
+
 def test_size_limits(server_factory, opened):
     server = server_factory(max_rooms_per_client=3)
     alice = opened.json(server.port, "alice")
