@@ -131,7 +131,12 @@ def field(frame: Frame, name: str, kind: type, *, required: bool = True, default
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise FrameError("bad_frame", f"field '{name}' must be {kind.__name__}")
+    if kind is int and not _INT64_MIN <= value <= _INT64_MAX:  # what SQLite and ids hold
+        raise FrameError("bad_frame", f"field '{name}' is out of range")
     return value
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 # --------------------------------------------------------------------------- byte streams
@@ -431,7 +436,9 @@ def parse_command(line: str, current_room: str | None) -> Frame:
     if name == "topic":
         return {"type": "topic", "room": need_room(), "text": rest or None}
     if name == "history":
-        if rest and not (rest.isdigit() and int(rest) > 0):
+        # isdecimal, not isdigit: "²" is a digit int() refuses; and a bounded length, since
+        # int() refuses over 4300 digits
+        if rest and not (rest.isdecimal() and len(rest) <= 9 and int(rest) > 0):
             raise usage_error()
         return {"type": "history", "room": need_room(), "limit": int(rest or 50)}
     if name in ("quit", "exit"):

@@ -832,3 +832,22 @@ def test_frames_from_a_hostile_server_are_sanitised_on_arrival():
     for bad in ("\x1b", "\x07", "\x9b", "\u202e"):
         assert bad not in text
     assert "usage" in text and "evil" in text
+
+
+def test_out_of_range_numbers_are_frame_errors(server, opened):
+    # Each of these used to end the connection with an internal error (SQLite cannot hold
+    # the integer; int() refuses '²' and numbers of over 4300 digits).
+    alice = opened.json(server.port, "alice")
+    for frame in ({"type": "history", "room": "lobby", "after": 10**20},
+                  {"type": "join", "room": "den", "after": -(10**20)},
+                  {"type": "history", "room": "lobby", "limit": 10**30},
+                  {"type": "command", "line": "/history ²"},
+                  {"type": "command", "line": "/history " + "9" * 4400}):
+        answer = alice.request(frame)
+        assert answer["type"] == "error", (frame, answer)
+    assert alice.request({"type": "ping"})["type"] == "pong"  # still connected
+    person = opened.text(server.port, "tina")
+    person.say("/history ²")
+    person.expect("!!!")
+    person.say("/who")
+    person.expect("tina")
