@@ -55,6 +55,8 @@ TARGETS = ("chatkit", "redis")
 
 #: Latency samples kept before halving (memory and sort time stay bounded on long runs).
 _MAX_SAMPLES = 1_000_000
+#: Messages per second over all senders that `--rate` may ask for (also keeps inf and nan out)
+_MAX_RATE = 10_000_000.0
 #: Hard bound on messages per sender when no count is given (the duration bounds it first).
 _MAX_MESSAGES = 10_000_000
 #: In rate mode, how many messages a sender may have in flight before it waits.
@@ -107,8 +109,8 @@ class BenchConfig:
             raise ConfigError("--clients must be at least 1")
         if not 0 <= self.senders <= self.clients:
             raise ConfigError("--senders must be between 0 and --clients")
-        if self.rate is not None and self.rate <= 0:
-            raise ConfigError("--rate must be positive")
+        if self.rate is not None and not (0 < self.rate < _MAX_RATE):
+            raise ConfigError(f"--rate must be a positive number below {_MAX_RATE:,.0f}")
         if self.duration <= 0:
             raise ConfigError("--duration must be positive")
         if self.messages is not None and self.messages < 1:
@@ -232,9 +234,13 @@ def auto_processes(clients: int, rate: float | None = None) -> int:
     A small run stays in one process: nothing to gain, spawning costs ~0.3 s each, and at a
     human rate a second process only adds its scheduling jitter to the latencies measured.
     """
-    wanted = clients // 50 if rate is None else \
-        math.ceil(rate * clients / _RATE_DELIVERIES_PER_PROCESS)
-    return min(os.cpu_count() or 1, 4, max(1, wanted))
+    most = min(os.cpu_count() or 1, 4)
+    if rate is None:
+        return min(most, max(1, clients // 50))
+    expected = rate * clients / _RATE_DELIVERIES_PER_PROCESS
+    if not math.isfinite(expected):  # a rate validate() refuses; never fail before it does
+        return most
+    return min(most, max(1, math.ceil(expected)))
 
 
 def room_for(config: BenchConfig, run_id: str) -> str:

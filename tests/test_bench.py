@@ -128,6 +128,12 @@ def test_cli_human_summary_and_usage_errors(open_server, tmp_path):
     both = subprocess.run(chatkit_cmd("bench", "--rate", "10", "--max"), capture_output=True,
                           text=True, timeout=30, env=env)
     assert both.returncode == 2 and "exclude each other" in both.stderr
+    for rate in ("inf", "nan", "1e308"):  # these reached math.ceil with a traceback
+        odd = subprocess.run(chatkit_cmd("bench", "--rate", rate, "--clients", "100"),
+                             capture_output=True, text=True, timeout=30, env=env)
+        assert odd.returncode == 2, (rate, odd.stderr)
+        assert odd.stderr.strip().splitlines() == [
+            "Error: --rate must be a positive number below 10,000,000"], odd.stderr
 
 
 def test_benchmark_suite_smoke(tmp_path):
