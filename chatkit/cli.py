@@ -310,8 +310,10 @@ def discover(timeout: float, json_output: bool, watch_mode: bool, diagnose_mode:
 
 
 @cli.command()
-@click.option("--host", default=None, help="Server address [default: found by discovery].")
-@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--host", default=None, metavar="HOST[:PORT]",
+              help="Server address [default: found by discovery].")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True,
+              help="Server port, when --host gives none.")
 @click.option("--nick", envvar="CHATKIT_NICK", required=True,
               help="Nickname to send as (or set CHATKIT_NICK).")
 @click.option("--room", default=DEFAULT_ROOM, show_default=True,
@@ -328,13 +330,18 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
     Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, ...);
     5 not a chatkit server; 6 no server found.
     """
-    from chatkit.connection import send_messages
+    from chatkit.connection import parse_address, send_messages
 
     with _errors_as_click():
         expected = None
         if host is None:
             host, port, expected = _discover_target(server_name, broadcast, discovery_port,
                                                     interactive=False)
+        else:
+            try:
+                host, port = parse_address(host, port)  # as `chatkit join` takes it
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
         lines = [" ".join(message)] if message else sys.stdin
         send_messages(host, port, nick, room, lines, tls=not no_tls, insecure=insecure,
                       password=password, expected_fingerprint=expected,

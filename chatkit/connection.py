@@ -202,6 +202,9 @@ class Connection:
                     # Sanitised once here, on arrival: nothing a server (or a peer through it)
                     # sends reaches a terminal, a log or a JSON consumer with control characters.
                     self._pending.append(sanitize_frame(decode(item)))
+                except RecursionError:  # json.loads took it; copying it is deeper than Python
+                    raise ProtocolError(f"{self.address} sent a frame nested too deeply for "
+                                        "the chatkit protocol") from None
                 except FrameError as exc:
                     if skip_garbage and not self.welcome:
                         # a text-mode greeting or refusal sent before our hello arrived

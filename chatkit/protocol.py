@@ -295,10 +295,12 @@ def clean_text(text: str, what: str = "text", *, allow_empty: bool = False) -> s
 _NAME_REST = re.compile(r"^[\w.\-]*$")
 
 
-#: Scripts whose letters look alike (Latin a, Cyrillic а, Greek α...). A name mixing them is
-#: how one poses as another (Cyrillic `аlice` for `alice`), so it is refused; names in one
-#: script, and mixes of other scripts (Han with Hiragana or Katakana, for instance), are fine.
-_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+#: Alphabets with letters that look like Latin ones (Cyrillic а, Greek ο, Armenian օ, Cherokee
+#: Ꭺ, Coptic ⲟ, Lisu ꓮ). A name mixing them is how one poses as another (Cyrillic `аlice` for
+#: `alice`), so it is refused; names in one alphabet, and mixes of other scripts (Han with
+#: Hiragana or Katakana, for instance), are fine.
+_LOOKALIKE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC",
+                                "LISU"})
 
 
 def _mixed_lookalike_scripts(name: str) -> str:

@@ -519,37 +519,45 @@ class Publisher:
             # Consecutive events for the same room go to the same members (membership cannot
             # change while we hold the lock), so they are fanned out together as one run.
             run: list[Pending] = []
+            run_room: Room | None = None
+
+            def flush_run() -> None:
+                if run and run_room is not None:
+                    server._fanout_run(run, run_room.members.values(), out)
+                run.clear()
+
             for pending in batch:
                 if pending.row is not None and not stored:
                     if pending.sender is not None:
                         pending.sender.error("store_failed", "message not accepted: the server "
                                              "could not store it; try again later", pending.ref)
                     continue
-                room, sender = pending.room, pending.sender
-                # The room object, not its name: a room emptied and made again meanwhile is
-                # another room, and the sender is not among the old one's members.
+                sender = pending.sender
+                # The room of that name now (None if it is gone): emptied and made again since
+                # the event was accepted, it is another object, and its members are the ones
+                # who will find the event in the room's history, so they get it live.
+                room = None if pending.room is None \
+                    else server.rooms.get(name_key(pending.room.name))
                 if room is not None and pending.exclude is None \
                         and (sender is None or sender.rooms.get(name_key(room.name)) is room):
-                    if run and run[0].room is not room:
-                        server._fanout_run(run, out)
-                        run = []
+                    if run_room is not room:
+                        flush_run()
+                    run_room = room
                     run.append(pending)
                     continue
-                if run:
-                    server._fanout_run(run, out)
-                    run = []
+                flush_run()
                 targets: Iterable[Session]
-                if room is not None:
-                    targets = room.members.values()
+                if pending.room is not None:
+                    targets = room.members.values() if room is not None else []
                     if pending.exclude is not None:
                         targets = [m for m in targets if m is not pending.exclude]
-                    if sender is not None and sender.rooms.get(name_key(room.name)) is not room:
+                    if sender is not None and (
+                            room is None or sender.rooms.get(name_key(room.name)) is not room):
                         targets = [*targets, sender]  # left meanwhile: still gets its echo
                 else:
                     targets = pending.recipients or []
                 server._fanout(pending.event, targets, sender, pending.ref, out)
-            if run:
-                server._fanout_run(run, out)
+            flush_run()
             self.published_id = batch[-1].event["id"]
         # Outside the lock, so readers queueing new messages do not wait for the sends. Order
         # holds: only this thread delivers events, batch after batch; and a joiner that takes
@@ -925,16 +933,16 @@ class Server:
             else:
                 chunks.append(data)
 
-    def _fanout_run(self, run: list[Pending], out: dict[Session, list[bytes]]) -> None:
+    def _fanout_run(self, run: list[Pending], members: Iterable[Session],
+                    out: dict[Session, list[bytes]]) -> None:
         """Consecutive events for one room, each member getting all of them as one chunk.
 
         Under load a batch holds many messages to the same room; joining their encodings once
         and handing every member the same bytes makes the per-member work one append per
         batch instead of one per message. Senders get their own copy of the run, where their
         messages carry `ref` (JSON) or are left out (text mode, as in `_fanout`). Called by the
-        publisher under the lock; every event of the run targets `run[0].room`'s members.
+        publisher under the lock, with the members of the room every event of the run is for.
         """
-        members = run[0].room.members.values()  # type: ignore[union-attr]
         if len(run) == 1:
             self._fanout(run[0].event, members, run[0].sender, run[0].ref, out)
             return
@@ -1133,6 +1141,7 @@ class Server:
         to = protocol.field(frame, "to", str)
         text = clean_text(protocol.field(frame, "text", str), "message")
         with self.lock:
+            self._check_current(session)  # sent just as a newer connection replaced this one
             target = self.nicks.get(name_key(unicodedata.normalize("NFKC", to.strip())))
             if target is None:
                 raise FrameError("no_such_nick", f"no such nick: {protocol.sanitize_text(to)}")

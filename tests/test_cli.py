@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from click.testing import CliRunner
@@ -242,3 +243,30 @@ def test_send_leaves_no_session(serve_process, chatkit_home):
         assert [u["nick"] for u in who["users"]] == ["watcher"]
     finally:
         watcher.close()
+
+
+def test_a_server_sending_absurdly_nested_frames_is_a_protocol_error(chatkit_home):
+    # A hostile "server" on loopback answers the hello with a welcome nested 600 levels deep:
+    # json.loads takes it, copying it while sanitising did not (RecursionError, exit 1).
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.recv(65536)  # the hello
+            conn.sendall(b'{"type": "welcome", "nick": "a", "x": ' + b"[" * 600 + b"]" * 600
+                         + b"}\n")
+            conn.recv(65536)  # until the client hangs up
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    try:
+        result = run(chatkit_home, "send", "--host", f"127.0.0.1:{port}", "--nick", "a",
+                     "--room", "lobby", "--no-tls", "hi")
+    finally:
+        thread.join(10)
+        listener.close()
+    assert result.returncode == 5, result.stderr
+    assert "nested too deeply" in one_line_error(result)

@@ -282,7 +282,8 @@ def test_valid_nicks(nick):
     assert normalize_nick(nick) == nick
 
 
-@pytest.mark.parametrize("name", ["аlice", "Ωmega", "paypаl", "bоb.2"])  # Cyrillic а/о, Greek Ω
+# Cyrillic а/о, Greek Ω, Armenian օ, Cherokee Ꭺ, Coptic ⲟ
+@pytest.mark.parametrize("name", ["аlice", "Ωmega", "paypаl", "bоb.2", "bօb", "Ꭺlice", "pⲟst"])
 def test_names_mixing_look_alike_alphabets_are_refused(name):
     with pytest.raises(FrameError) as caught:
         normalize_nick(name)

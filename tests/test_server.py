@@ -920,6 +920,7 @@ def test_the_resume_token_takes_a_nick_back_from_a_lingering_connection(server, 
         == "nick_taken"
     assert hello(clients.raw_json(server.port), "alice", resume=7)["code"] == "nick_taken"
     # The same client again (its old connection still open here): the old one is ended.
+    old_session = server.nicks["alice"]
     new = clients.raw_json(server.port)
     welcome = hello(new, "ALICE", resume=token, room="lobby")
     assert welcome["type"] == "welcome" and welcome["nick"] == "ALICE"
@@ -932,6 +933,13 @@ def test_the_resume_token_takes_a_nick_back_from_a_lingering_connection(server, 
     watcher.expect("message", nick="ALICE", text="back")
     assert [u["nick"] for u in watcher.request({"type": "who"})["users"]] == ["ALICE",
                                                                                "watcher"]
+    # A line the old connection's reader thread was still handling registers nothing.
+    from chatkit.protocol import FrameError
+    for late in ({"type": "privmsg", "to": "watcher", "text": "late"},
+                 {"type": "join", "room": "den"}, {"type": "nick", "nick": "ghost"}):
+        with pytest.raises(FrameError) as refused:
+            server.dispatch(old_session, late)
+        assert refused.value.code == "replaced"
 
 
 
@@ -974,7 +982,7 @@ def test_senders_copies_of_a_run_share_the_encoded_messages(server, clients):
                                     action=False), room, None, s, f"r{i}")
                for i, s in enumerate(senders)]
         out: dict = {}
-        server._fanout_run(run, out)
+        server._fanout_run(run, room.members.values(), out)
     encoded = [encode(p.event) for p in run]
     assert out[server.nicks["watcher"]] == [b"".join(encoded)]
     for i, sender in enumerate(senders):
@@ -1002,3 +1010,25 @@ def test_an_unpaired_surrogate_in_hello_is_an_error_frame(server_factory, client
     answer = client.read_frame()
     assert answer["type"] == "error" and answer["code"] == "bad_frame", answer
     assert hello(client, "bob", password="sekrit")["type"] == "welcome"  # still connected
+
+
+def test_a_room_made_again_before_publishing_gets_the_earlier_messages(server, clients):
+    # ann, alone in den, sends two messages and leaves (den is deleted) before the publisher
+    # stores them; bob then makes den again. The messages are den's history, and bob's join
+    # saw none of them (not yet published): he must get them live, or never at all.
+    ann = clients.json(server.port, "ann", room="den")
+    bob = clients.json(server.port, "bob")
+    gated = GatedStore(server.publisher.store)
+    server.publisher.store = gated
+    try:
+        ann.send({"type": "msg", "room": "den", "text": "m0", "ref": "a0"})
+        assert gated.entered.wait(5)
+        ann.send({"type": "msg", "room": "den", "text": "m1", "ref": "a1"})
+        ann.send({"type": "part", "room": "den"})  # its answer is an event: held too
+        wait_for(lambda: "den" not in server.rooms, message="den deleted")
+        bob.send({"type": "join", "room": "den", "ref": "j"})
+        assert bob.expect("history_end", room="den")["count"] == 0
+    finally:
+        gated.gate.set()
+    assert [bob.expect("message", room="den")["text"] for _ in range(2)] == ["m0", "m1"]
+    assert [ann.expect("message")["ref"] for _ in range(2)] == ["a0", "a1"]  # the echoes
