@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
@@ -862,6 +863,17 @@ class GatedStore:
         return getattr(self.store, name)
 
 
+@contextlib.contextmanager
+def publisher_held(server):
+    """Hold the server's publisher in its next store write until the block ends."""
+    gated = GatedStore(server.publisher.store)
+    server.publisher.store = gated
+    try:
+        yield gated
+    finally:
+        gated.gate.set()
+
+
 def test_a_batch_of_several_senders_reaches_everyone_in_order(server, clients):
     # One batch holding messages of two JSON senders and a text-mode sender, interleaved:
     # each member must get every message once, in acceptance order; JSON senders their own
@@ -871,9 +883,7 @@ def test_a_batch_of_several_senders_reaches_everyone_in_order(server, clients):
     bob = clients.json(server.port, "bob")
     tina = clients.text(server.port, "tina")
     wait_for(lambda: len(server.rooms["lobby"].members) == 4)
-    gated = GatedStore(server.publisher.store)
-    server.publisher.store = gated
-    try:
+    with publisher_held(server) as gated:
         watcher.send({"type": "msg", "room": "lobby", "text": "primer"})
         assert gated.entered.wait(5)  # the publisher now holds the primer, waiting
         plan = [(ann, "a1"), (bob, "b1"), (tina, "t1"), (ann, "a2"), (tina, "t2"), (bob, "b2"),
@@ -885,8 +895,6 @@ def test_a_batch_of_several_senders_reaches_everyone_in_order(server, clients):
                 client.send({"type": "msg", "room": "lobby", "text": text, "ref": text})
             wait_for(lambda count=count: server.publisher.queue.qsize() == count,
                      message=f"{text} accepted")
-    finally:
-        gated.gate.set()
     texts = [text for _, text in plan]
     for client in (watcher, ann, bob):
         got = [client.expect("message") for _ in range(len(plan) + 1)][1:]
@@ -948,17 +956,13 @@ def test_a_lone_member_who_rejoins_before_publishing_still_gets_the_echo(server,
     # of the same name) before the publisher runs: its message belongs to the old room, yet
     # the sender must still get its echo, the acceptance of what it sent.
     solo = clients.json(server.port, "solo", room="den")
-    gated = GatedStore(server.publisher.store)
-    server.publisher.store = gated
-    try:
+    with publisher_held(server) as gated:
         solo.send({"type": "msg", "room": "den", "text": "first", "ref": "m1"})
         assert gated.entered.wait(5)
         solo.send({"type": "msg", "room": "den", "text": "second", "ref": "m2"})
         solo.send({"type": "part", "room": "den", "ref": "p1"})
         solo.send({"type": "join", "room": "den", "ref": "j1"})
         solo.expect("joined", room="den")
-    finally:
-        gated.gate.set()
     echoes = [solo.expect("message") for _ in range(2)]
     assert [(e["text"], e.get("ref")) for e in echoes] == [("first", "m1"), ("second", "m2")]
 
@@ -1018,9 +1022,7 @@ def test_a_room_made_again_before_publishing_gets_the_earlier_messages(server, c
     # saw none of them (not yet published): he must get them live, or never at all.
     ann = clients.json(server.port, "ann", room="den")
     bob = clients.json(server.port, "bob")
-    gated = GatedStore(server.publisher.store)
-    server.publisher.store = gated
-    try:
+    with publisher_held(server) as gated:
         ann.send({"type": "msg", "room": "den", "text": "m0", "ref": "a0"})
         assert gated.entered.wait(5)
         ann.send({"type": "msg", "room": "den", "text": "m1", "ref": "a1"})
@@ -1028,7 +1030,5 @@ def test_a_room_made_again_before_publishing_gets_the_earlier_messages(server, c
         wait_for(lambda: "den" not in server.rooms, message="den deleted")
         bob.send({"type": "join", "room": "den", "ref": "j"})
         assert bob.expect("history_end", room="den")["count"] == 0
-    finally:
-        gated.gate.set()
     assert [bob.expect("message", room="den")["text"] for _ in range(2)] == ["m0", "m1"]
     assert [ann.expect("message")["ref"] for _ in range(2)] == ["a0", "a1"]  # the echoes
