@@ -536,10 +536,14 @@ class Publisher:
                 # The room of that name now (None if it is gone): emptied and made again since
                 # the event was accepted, it is another object, and its members are the ones
                 # who will find the event in the room's history, so they get it live.
-                room = None if pending.room is None \
-                    else server.rooms.get(name_key(pending.room.name))
-                if room is not None and pending.exclude is None \
-                        and (sender is None or sender.rooms.get(name_key(room.name)) is room):
+                room: Room | None = None
+                sender_in_room = True  # an event for a room: is its sender a member now?
+                if pending.room is not None:
+                    key = name_key(pending.room.name)
+                    room = server.rooms.get(key)
+                    sender_in_room = sender is None or (
+                        room is not None and sender.rooms.get(key) is room)
+                if room is not None and pending.exclude is None and sender_in_room:
                     if run_room is not room:
                         flush_run()
                     run_room = room
@@ -551,8 +555,7 @@ class Publisher:
                     targets = room.members.values() if room is not None else []
                     if pending.exclude is not None:
                         targets = [m for m in targets if m is not pending.exclude]
-                    if sender is not None and (
-                            room is None or sender.rooms.get(name_key(room.name)) is not room):
+                    if not sender_in_room:
                         targets = [*targets, sender]  # left meanwhile: still gets its echo
                 else:
                     targets = pending.recipients or []
