@@ -45,9 +45,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chatkit.connection import format_address
 from chatkit.errors import ConfigError, RefusedError, UnreachableError
-from chatkit.netutil import raise_fd_limit
+from chatkit.net.addresses import format_address
+from chatkit.net.sockets import raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT, MAX_TEXT, PROTOCOL_VERSION, sanitize_text
 from chatkit.tls import client_context
 

@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 from chatkit import __version__
 from chatkit.errors import ProtocolError, RefusedError, UnreachableError
-from chatkit.netutil import tune_tcp
-from chatkit.paths import config_dir
+from chatkit.net.addresses import format_address
+from chatkit.net.sockets import tune_tcp
+from chatkit.paths import known_servers_file
 from chatkit.protocol import (
-    DEFAULT_PORT,
     PROTOCOL_VERSION,
     Frame,
     FrameError,
@@ -30,29 +30,6 @@ from chatkit.protocol import (
 from chatkit.tls import KnownServers, TlsChannel, open_client_channel
 
 CONNECT_TIMEOUT = 5.0
-
-
-def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """`HOST`, `HOST:PORT`, `[v6]:PORT` or a bare IPv6 address -> (host, port)."""
-    text = text.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    elif text.count(":") == 1:
-        host, _, port_text = text.partition(":")
-    else:
-        host, port_text = text, ""
-    if not host:
-        raise ValueError(f"no host in {text!r}")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port in {text!r}")
-    return host, int(port_text)
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Connection:
@@ -124,7 +101,7 @@ class Connection:
         self.fingerprint = self.tls.server_fingerprint()
         if insecure or self.fingerprint is None:
             return
-        known = known or KnownServers(config_dir() / "known_servers.json")
+        known = known or KnownServers(known_servers_file())
         self.newly_pinned = known.verify(self.address, self.fingerprint, expected)
 
     def handshake(self, nick: str, room: str | None, timeout: float,

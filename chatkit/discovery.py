@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TextIO
 
 from chatkit.errors import ConfigError, ExitCode, NotFoundError
-from chatkit.netutil import Interface, interfaces
+from chatkit.net.addresses import format_address
+from chatkit.net.interfaces import Interface, interfaces
 from chatkit.protocol import sanitize_text
 
 log = logging.getLogger("chatkit.discovery")
@@ -614,8 +615,6 @@ class ServerFound:
 
     @property
     def address(self) -> str:
-        from chatkit.connection import format_address
-
         return format_address(self.host, self.port)
 
     def to_dict(self) -> dict[str, Any]:

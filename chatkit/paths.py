@@ -1,4 +1,5 @@
-"""Where chatkit keeps its files: config, data and state directories.
+"""Where chatkit keeps its files: the config, data and state directories, and the name of
+every file chatkit keeps in them.
 
 `CHATKIT_HOME` overrides all of them (one directory with `config/`, `data/`, `state/`), so tests
 and portable installs never touch the real home directory.
@@ -42,3 +43,37 @@ def state_dir() -> Path:
     return _override("state") or platformdirs.user_state_path(
         APP_NAME, appauthor=False, ensure_exists=True
     )
+
+
+# The files chatkit keeps, each named once. Functions, not constants: CHATKIT_HOME is read
+# when a file is needed, so tests can point it elsewhere.
+
+
+def server_cert_file() -> Path:
+    """The server's self-signed TLS certificate (made on first start)."""
+    return config_dir() / "server-cert.pem"
+
+
+def server_key_file() -> Path:
+    """The server's TLS private key (mode 0600)."""
+    return config_dir() / "server-key.pem"
+
+
+def known_servers_file() -> Path:
+    """Pinned server fingerprints, like SSH's known_hosts."""
+    return config_dir() / "known_servers.json"
+
+
+def client_settings_file() -> Path:
+    """The interactive client's /bell and /ignore settings."""
+    return config_dir() / "client.json"
+
+
+def input_history_file() -> Path:
+    """The interactive client's input history (what the user typed)."""
+    return state_dir() / "history"
+
+
+def default_db_file() -> Path:
+    """The server's message log when `--db` is not given."""
+    return data_dir() / "messages.db"

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from chatkit import protocol
 from chatkit.errors import ChatkitError
-from chatkit.netutil import tune_tcp
+from chatkit.net.addresses import format_address, host_of
+from chatkit.net.sockets import tune_tcp
 from chatkit.protocol import (
     DEFAULT_PORT,
     DEFAULT_ROOM,
@@ -651,14 +652,14 @@ class Server:
 
     def _setup_tls(self) -> None:
         from chatkit import tls
-        from chatkit.netutil import interface_addresses
-        from chatkit.paths import config_dir
+        from chatkit.net.interfaces import interface_addresses
+        from chatkit.paths import server_cert_file, server_key_file
 
         config = self.config
         if (config.tls_cert is None) != (config.tls_key is None):
             raise ChatkitError("give both --tls-cert and --tls-key, or neither")
         if config.tls_cert is None:
-            cert, key = config_dir() / "server-cert.pem", config_dir() / "server-key.pem"
+            cert, key = server_cert_file(), server_key_file()
             try:
                 tls.ensure_certificate(cert, key, socket.gethostname(),
                                        interface_addresses(include_ipv6=True))
@@ -702,7 +703,7 @@ class Server:
         if expected is None:
             session.authenticated = True
             return
-        ip = _ip_of(session.peer)
+        ip = host_of(session.peer)
         now = time.monotonic()
         with self.lock:
             if len(self.auth_failures) > 1024:  # bounded memory: forget stale addresses
@@ -762,13 +763,11 @@ class Server:
 
     def addresses(self, with_port: bool = True) -> list[str]:
         """Every address a client can use to reach this server."""
-        from chatkit.netutil import reachable_addresses
+        from chatkit.net.interfaces import reachable_addresses
 
         hosts = reachable_addresses(self.bound_host)
         if not with_port:
             return hosts
-        from chatkit.connection import format_address
-
         return [format_address(host, self.port) for host in hosts]
 
     def stop(self, reason: str = "server shutting down") -> None:
@@ -825,8 +824,6 @@ class Server:
                     self._admit(sock, address)
 
     def _admit(self, sock: socket.socket, address: tuple) -> None:
-        from chatkit.connection import format_address
-
         sock.setblocking(True)
         tune_tcp(sock)
         peer = format_address(address[0], address[1])
@@ -861,7 +858,7 @@ class Server:
             if session not in self.sessions:
                 return
             self.sessions.discard(session)
-            ip = _ip_of(session.peer)
+            ip = host_of(session.peer)
             self.per_address[ip] -= 1
             if not self.per_address[ip]:
                 del self.per_address[ip]
@@ -1343,12 +1340,6 @@ class Server:
             session.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-
-
-def _ip_of(peer: str) -> str:
-    """The IP address part of a formatted peer address ("1.2.3.4:5" or "[::1]:5")."""
-    host = peer.rsplit(":", 1)[0]
-    return host[1:-1] if host.startswith("[") else host
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -47,11 +47,10 @@ from chatkit.protocol import CommandSpec, Frame, FrameError, normalize_nick
 log = logging.getLogger("chatkit.client")
 
 TRANSCRIPT_LINES = 2000  # what the app remembers of what it printed (for /clear and tests)
-HISTORY_FILE = "history"
 
 
 def history_path() -> Path:
-    return paths.state_dir() / HISTORY_FILE
+    return paths.input_history_file()
 
 
 def merged_commands(server: list[CommandSpec]) -> list[CommandSpec]:

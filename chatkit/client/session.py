@@ -24,8 +24,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from chatkit.connection import Connection, format_address, pinned_note
+from chatkit.connection import Connection, pinned_note
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
+from chatkit.net.addresses import format_address
 from chatkit.protocol import (
     COMMANDS,
     DEFAULT_ROOM,

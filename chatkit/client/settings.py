@@ -20,11 +20,10 @@ log = logging.getLogger("chatkit.client")
 
 BELL_MODES = ("off", "mention", "pm", "all")
 DEFAULT_BELL = "mention"
-FILE_NAME = "client.json"
 
 
 def settings_path() -> Path:
-    return paths.config_dir() / FILE_NAME
+    return paths.client_settings_file()
 
 
 @dataclass

@@ -7,7 +7,6 @@ The start banner and discovery both read interfaces from here.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import sys
 from dataclasses import dataclass
 
@@ -85,32 +84,3 @@ def reachable_addresses(bound_host: str) -> list[str]:
     if bound_host == "::":
         return interface_addresses(include_ipv6=True) or ["::1"]
     return [bound_host]
-
-
-def tune_tcp(sock: socket.socket) -> None:
-    """Low latency, and keepalive so a half-open connection (a peer that vanished without a
-    word: sleep, Wi-Fi gone) is noticed within about 90 s, on either side."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
-        if hasattr(socket, option):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-            except OSError:
-                pass
-
-
-def raise_fd_limit() -> int | None:
-    """Raise the soft limit on open descriptors (each connection is one) to the hard limit;
-    return the limit now in force (None where the system has no such limit)."""
-    try:
-        import resource
-    except ImportError:  # not POSIX
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

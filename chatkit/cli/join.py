@@ -1,0 +1,48 @@
+"""`chatkit join`: the interactive client (or, without a terminal, the piped one)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from chatkit.cli.boundary import errors_as_click
+from chatkit.cli.options import (
+    client_security_options,
+    discover_target,
+    discovery_client_options,
+    resolve_address,
+)
+from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
+
+
+@click.command()
+@click.argument("address", required=False, metavar="[HOST[:PORT]]")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help=f"Server port [default: {DEFAULT_PORT}].")
+@click.option("--nick", envvar="CHATKIT_NICK", help="Your nickname (or set CHATKIT_NICK).")
+@click.option("--room", default=DEFAULT_ROOM, show_default=True, help="Room to join first.")
+@click.option("--json", "json_output", is_flag=True,
+              help="Without a terminal: print events as JSON lines.")
+@discovery_client_options
+@client_security_options
+def join(address: str | None, port: int | None, nick: str | None, room: str,
+         json_output: bool, server_name: str | None, broadcast: tuple[str, ...],
+         discovery_port: int, no_tls: bool, insecure: bool, password: str | None) -> None:
+    """Join a server and chat interactively (or pipe lines in and out).
+
+    Without HOST, finds the server on the local network (UDP discovery).
+    """
+    with errors_as_click():
+        expected = None
+        if address is None:
+            host, port, expected = discover_target(
+                server_name, broadcast, discovery_port,
+                interactive=sys.stdin.isatty() and not json_output)
+        else:
+            host, port = resolve_address(address, port)
+        from chatkit.client import run_join
+
+        status = run_join(host, port, nick, room, json_output, tls=not no_tls,
+                          insecure=insecure, password=password, expected_fingerprint=expected)
+    sys.exit(status)

@@ -1,0 +1,83 @@
+"""Options shared by several commands, each declared once, and the discovery step of the
+commands that connect as a client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+from click.shell_completion import CompletionItem
+
+from chatkit.errors import ConfigError
+from chatkit.net.addresses import parse_address
+from chatkit.protocol import DEFAULT_PORT
+
+
+def client_security_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options every command that connects as a client shares: --no-tls, --insecure,
+    --password."""
+    command = click.option("--password", envvar="CHATKIT_PASSWORD", default=None,
+                           help="Server password (or set CHATKIT_PASSWORD).")(command)
+    command = click.option("--insecure", is_flag=True,
+                           help="Encrypt, but do not check the server's pinned certificate.",
+                           )(command)
+    command = click.option("--no-tls", is_flag=True,
+                           help="Connect without encryption (servers run with --no-tls).",
+                           )(command)
+    return command
+
+
+def complete_server_names(ctx: click.Context, param: click.Parameter, incomplete: str
+                           ) -> list[CompletionItem]:
+    from chatkit.discovery import server_names
+
+    # Probe only where the command line says (--broadcast), as the command itself would.
+    port = ctx.params.get("discovery_port") or DEFAULT_PORT
+    broadcast = list(ctx.params.get("broadcast") or ()) or None
+    return [CompletionItem(name)
+            for name in server_names(broadcast=broadcast, discovery_port=port)
+            if name.casefold().startswith(incomplete.casefold())]
+
+
+def discovery_client_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Options of commands that find their server by discovery when no host is given."""
+    command = click.option("--discovery-port", default=DEFAULT_PORT, show_default=True,
+                           type=click.IntRange(1, 65535),
+                           help="UDP port for discovery.")(command)
+    command = click.option("--broadcast", multiple=True, metavar="ADDR",
+                           help="Discover by probing ADDR (repeatable) instead of every "
+                                "interface's broadcast address.")(command)
+    command = click.option("--server", "server_name", default=None, metavar="NAME",
+                           shell_complete=complete_server_names,
+                           help="Without a host: the discovered server with this name.")(command)
+    return command
+
+
+def discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
+                     *, interactive: bool) -> tuple[str, int, str | None]:
+    """Find the server to use by discovery: (host, port, announced fingerprint)."""
+    from chatkit.discovery import find_server
+
+    found = find_server(server_name, broadcast=list(broadcast) or None,
+                        discovery_port=discovery_port)
+    if len(found) > 1:
+        listing = ", ".join(f"{s.name} ({s.address})" for s in found)
+        if not interactive:
+            raise ConfigError(f"{len(found)} servers answered: {listing}; "
+                              "choose one with --server NAME or give HOST[:PORT]")
+        for number, candidate in enumerate(found, 1):
+            click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
+                       f"{candidate.users} users", err=True)
+        choice = click.prompt("Which server?", type=click.IntRange(1, len(found)), err=True)
+        found = [found[choice - 1]]
+    chosen = found[0]
+    click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)
+    return chosen.host, chosen.port, chosen.fingerprint if chosen.tls else None
+
+
+def resolve_address(address: str, port: int | None) -> tuple[str, int]:
+    try:
+        host, parsed_port = parse_address(address, DEFAULT_PORT)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return host, port or parsed_port

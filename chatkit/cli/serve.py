@@ -1,0 +1,128 @@
+"""`chatkit serve`: build the server's configuration from the options, start it, print the
+banner, and stop it gracefully on Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from typing import TextIO
+
+import click
+
+from chatkit import paths
+from chatkit.cli.boundary import errors_as_click, setup_logging
+from chatkit.protocol import DEFAULT_PORT
+from chatkit.store import FSYNC_POLICIES
+
+log = logging.getLogger("chatkit")
+
+
+class _Shutdown(Exception):
+    """Raised in the main thread by SIGINT/SIGTERM to leave the serve loop."""
+
+
+def _raise_shutdown(signum: int, _frame: object) -> None:
+    raise _Shutdown(signal.Signals(signum).name)
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True,
+              help="Address to listen on; `::` for IPv6 (and IPv4), 127.0.0.1 for this machine.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0 picks a free one).")
+@click.option("--name", default=None, help="Server name shown to clients [default: hostname].")
+@click.option("--discovery/--no-discovery", default=True, show_default=True,
+              help="Answer and send LAN discovery broadcasts.")
+@click.option("--discovery-port", default=DEFAULT_PORT, show_default=True,
+              type=click.IntRange(1, 65535), help="UDP port for discovery.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="What the server logs to stderr.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="Message log (SQLite) [default: messages.db in the user data directory].")
+@click.option("--no-history", is_flag=True,
+              help="Keep messages in memory only: nothing written to disk, history lost at exit.")
+@click.option("--history-on-join", default=50, show_default=True, type=click.IntRange(0, 1000),
+              help="Messages of a room sent to someone joining it.")
+@click.option("--log-private", is_flag=True,
+              help="Also store private messages (by default they are never written to disk).")
+@click.option("--fsync", type=click.Choice(FSYNC_POLICIES), default="normal", show_default=True,
+              help="normal: survives the server being killed; full: also power loss (slower).")
+@click.option("--retain-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Delete stored messages older than this many days.")
+@click.option("--max-messages", type=click.IntRange(min=1), default=None,
+              help="Keep at most this many stored messages (the newest).")
+@click.option("--tls/--no-tls", default=True, show_default=True,
+              help="Offer TLS (chatkit clients use it; nc/telnet users still get plain text).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Your own certificate (PEM) [default: self-signed, made on first run].")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="The key of --tls-cert (PEM).")
+@click.option("--require-tls", is_flag=True, help="Refuse unencrypted connections.")
+@click.option("--password", envvar="CHATKIT_PASSWORD", default=None,
+              help="Password every client must give (prefer CHATKIT_PASSWORD or "
+                   "--password-file: a command line is visible in `ps`).")
+@click.option("--password-file", type=click.File("r"), default=None,
+              help="Read the password from the first line of this file.")
+@click.option("--rate-limit", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Lines per second each client may send (bursts of 20); 0 = no limit.")
+@click.option("--max-clients", default=4096, show_default=True, type=click.IntRange(min=1),
+              help="Connections in all.")
+@click.option("--max-per-address", default=32, show_default=True, type=click.IntRange(min=0),
+              help="Connections from one IP address; 0 = no limit.")
+def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
+          log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
+          log_private: bool, fsync: str, retain_days: float | None,
+          max_messages: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
+          require_tls: bool, password: str | None, password_file: TextIO | None,
+          rate_limit: float, max_clients: int, max_per_address: int) -> None:
+    """Run a chat server until Ctrl-C or SIGTERM."""
+    from chatkit.net.sockets import raise_fd_limit
+    from chatkit.server import Server, ServerConfig
+
+    setup_logging(log_level)
+    if no_history and db_path:
+        raise click.UsageError("--db and --no-history cannot be combined")
+    if require_tls and not tls:
+        raise click.UsageError("--require-tls and --no-tls cannot be combined")
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+    if password == "":
+        raise click.UsageError("the password is empty")
+    config = ServerConfig(host=host, port=port, discovery=discovery,
+                          discovery_port=discovery_port,
+                          db=None if no_history else (db_path or str(paths.default_db_file())),
+                          fsync=fsync, log_private=log_private,
+                          history_on_join=history_on_join, retain_days=retain_days,
+                          max_messages=max_messages, tls=tls, tls_cert=tls_cert,
+                          tls_key=tls_key, require_tls=require_tls, password=password,
+                          rate_limit=rate_limit, max_clients=max_clients,
+                          max_per_address=max_per_address)
+    if name:
+        config.name = name
+    raise_fd_limit()
+    with errors_as_click():
+        server = Server(config)
+        server.start()
+    click.echo(f"chatkit: server {server.name!r} listening on "
+               f"{', '.join(server.addresses())}", nl=True)
+    if server.fingerprint:
+        click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
+    if server.discovery is not None:
+        click.echo(f"chatkit: {server.discovery.describe()}")
+    if password:
+        click.echo("chatkit: clients need the password")
+    sys.stdout.flush()
+    previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    try:
+        threading.Event().wait()
+    except (_Shutdown, KeyboardInterrupt) as exc:
+        log.info("shutting down (%s)", exc or "SIGINT")
+    finally:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not break the shutdown
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,36 @@
+"""Host:port addresses: parsing what a user types, formatting what chatkit prints."""
+
+from __future__ import annotations
+
+
+def parse_address(text: str, default_port: int) -> tuple[str, int]:
+    """`HOST`, `HOST:PORT`, `[v6]:PORT` or a bare IPv6 address -> (host, port).
+
+    Raises ValueError with a one-line reason for anything else.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port in {text!r}")
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    """`host:port`, with brackets around an IPv6 host."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def host_of(address: str) -> str:
+    """The host part of a formatted address ("1.2.3.4:5" or "[::1]:5")."""
+    host = address.rsplit(":", 1)[0]
+    return host[1:-1] if host.startswith("[") else host

@@ -1,0 +1,21 @@
+"""Protocol constants: the version, the defaults and every size bound (docs/protocol.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROTOCOL_VERSION = 1
+DEFAULT_PORT = 12345
+DEFAULT_ROOM = "lobby"
+
+MAX_FRAME = 8192  # bytes, line ending included
+MAX_TEXT = 2000  # characters of a message, action, topic or reason
+MAX_NICK = 24
+MAX_ROOM = 32
+MAX_REF = 64
+
+#: How long the server waits for a client's first byte before assuming a human (text mode).
+SNIFF_SECONDS = 0.5
+
+Frame = dict[str, Any]
+

@@ -1,0 +1,352 @@
+"""Every frame of protocol version 1, defined once (docs/protocol.md is the prose of this file).
+
+Client → server requests and server → client frames are `TypedDict`s: the server, the store,
+the clients and the load generator annotate the frames they build or read with these types,
+so a field added, renamed or mistyped in one place is caught by the type checker in every
+other. At run time a frame stays a plain `dict` (no conversion on the fan-out hot path).
+
+Frames arriving from the network are untrusted. The server checks each field of a request as
+its handler reads it (`framing.field`); a client checks a whole server frame once, on arrival,
+with `check_server_frame`, so nothing past decoding has to survive a missing or mistyped field.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal, TypedDict
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired
+
+from chatkit.protocol.framing import FrameError
+
+Ref = str | int
+
+
+# --------------------------------------------------------------------------- client → server
+
+
+class HelloRequest(TypedDict):
+    type: Literal["hello"]
+    version: int
+    nick: str
+    room: NotRequired[str | None]
+    client: NotRequired[str]
+    password: NotRequired[str]
+    resume: NotRequired[str]
+    ref: NotRequired[Ref]
+
+
+class MsgRequest(TypedDict):
+    type: Literal["msg", "me"]
+    room: str
+    text: str
+    ref: NotRequired[Ref]
+
+
+class PrivmsgRequest(TypedDict):
+    type: Literal["privmsg"]
+    to: str
+    text: str
+    ref: NotRequired[Ref]
+
+
+class JoinRequest(TypedDict):
+    type: Literal["join"]
+    room: str
+    create: NotRequired[bool]
+    history: NotRequired[int]
+    after: NotRequired[int]
+    ref: NotRequired[Ref]
+
+
+class HistoryRequest(TypedDict):
+    type: Literal["history"]
+    room: str
+    limit: NotRequired[int]
+    after: NotRequired[int]
+    ref: NotRequired[Ref]
+
+
+class PartRequest(TypedDict):
+    type: Literal["part"]
+    room: str
+    reason: NotRequired[str | None]
+    ref: NotRequired[Ref]
+
+
+class NickRequest(TypedDict):
+    type: Literal["nick"]
+    nick: str
+    ref: NotRequired[Ref]
+
+
+class WhoRequest(TypedDict):
+    type: Literal["who"]
+    room: NotRequired[str | None]
+    ref: NotRequired[Ref]
+
+
+class TopicRequest(TypedDict):
+    type: Literal["topic"]
+    room: str
+    text: NotRequired[str | None]
+    ref: NotRequired[Ref]
+
+
+class CommandRequest(TypedDict):
+    type: Literal["command"]
+    line: str
+    ref: NotRequired[Ref]
+
+
+class QuitRequest(TypedDict):
+    type: Literal["quit"]
+    reason: NotRequired[str | None]
+    ref: NotRequired[Ref]
+
+
+class BareRequest(TypedDict):
+    """`rooms`, `help` and `ping`: a type and nothing else."""
+
+    type: Literal["rooms", "help", "ping"]
+    ref: NotRequired[Ref]
+
+
+# --------------------------------------------------------------------------- server → client
+
+
+class CommandInfo(TypedDict):
+    name: str
+    usage: str
+    help: str
+
+
+class Limits(TypedDict):
+    max_frame: int
+    max_text: int
+    max_nick: int
+    max_room: int
+
+
+class WhoUser(TypedDict):
+    nick: str
+    rooms: list[str]
+
+
+class RoomInfo(TypedDict):
+    name: str
+    members: int
+    topic: str | None
+
+
+class _Stamped(TypedDict):
+    """What every server frame carries: its id in the server's one sequence, and the time."""
+
+    id: int
+    ts: float
+    ref: NotRequired[Ref]
+
+
+class WelcomeFrame(_Stamped):
+    type: Literal["welcome"]
+    version: int
+    server: str
+    nick: str
+    commands: list[CommandInfo]
+    limits: Limits
+    resume: NotRequired[str]
+
+
+class JoinedFrame(_Stamped):
+    type: Literal["joined"]
+    room: str
+    topic: str | None
+    members: list[str]
+
+
+class MessageEvent(_Stamped):
+    type: Literal["message"]
+    room: str
+    nick: str
+    text: str
+    action: bool
+    history: NotRequired[bool]
+
+
+# `from` is a keyword, so this one is declared in the functional form.
+PrivateEvent = TypedDict(
+    "PrivateEvent",
+    {"type": Literal["private"], "id": int, "ts": float, "from": str, "to": str, "text": str,
+     "ref": NotRequired[Ref], "history": NotRequired[bool]},
+)
+
+
+class JoinEvent(_Stamped):
+    type: Literal["join"]
+    room: str
+    nick: str
+
+
+class PartEvent(_Stamped):
+    type: Literal["part"]
+    room: str
+    nick: str
+    reason: str | None
+
+
+class QuitEvent(_Stamped):
+    type: Literal["quit"]
+    nick: str
+    reason: str | None
+
+
+class NickEvent(_Stamped):
+    type: Literal["nick"]
+    old: str
+    new: str
+
+
+class TopicEvent(_Stamped):
+    """A topic change (`nick` set it) or, with `nick` null, the answer to a topic query."""
+
+    type: Literal["topic"]
+    room: str
+    text: str | None
+    nick: str | None
+    history: NotRequired[bool]
+
+
+class WhoReply(_Stamped):
+    type: Literal["who"]
+    room: str | None
+    users: list[WhoUser]
+
+
+class RoomsReply(_Stamped):
+    type: Literal["rooms"]
+    rooms: list[RoomInfo]
+
+
+class HelpReply(_Stamped):
+    type: Literal["help"]
+    commands: list[CommandInfo]
+
+
+class HistoryEnd(_Stamped):
+    type: Literal["history_end"]
+    room: str
+    count: int
+    more: bool
+
+
+class NoticeFrame(_Stamped):
+    type: Literal["notice"]
+    text: str
+
+
+class PongFrame(_Stamped):
+    type: Literal["pong"]
+
+
+class ByeFrame(_Stamped):
+    type: Literal["bye"]
+    reason: str | None
+
+
+class ErrorFrame(_Stamped):
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+ServerFrame = (
+    WelcomeFrame | JoinedFrame | MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent
+    | NickEvent | TopicEvent | WhoReply | RoomsReply | HelpReply | HistoryEnd | NoticeFrame
+    | PongFrame | ByeFrame | ErrorFrame
+)
+
+#: The kinds of server frame that are events for other people (they go through the bus).
+EVENT_TYPES = frozenset({"message", "private", "join", "part", "quit", "nick", "topic"})
+
+
+# --------------------------------------------------------------------------- checking arrivals
+
+_STR, _INT, _BOOL, _LIST = (str,), (int,), (bool,), (list,)
+_OPT_STR = (str, type(None))
+_NUMBER = (int, float)
+
+#: Per server frame type, the fields a client relies on and the types they must have. Checked
+#: once on arrival (`check_server_frame`); optional fields are checked when present.
+_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
+    "welcome": {"server": _STR, "nick": _STR},
+    "joined": {"room": _STR, "members": _LIST},
+    "message": {"room": _STR, "nick": _STR, "text": _STR},
+    "private": {"from": _STR, "to": _STR, "text": _STR},
+    "join": {"room": _STR, "nick": _STR},
+    "part": {"room": _STR, "nick": _STR},
+    "quit": {"nick": _STR},
+    "nick": {"old": _STR, "new": _STR},
+    "topic": {"room": _STR},
+    "who": {"users": _LIST},
+    "rooms": {"rooms": _LIST},
+    "help": {"commands": _LIST},
+    "history_end": {"room": _STR},
+    "notice": {"text": _STR},
+    "error": {"message": _STR},
+}
+_OPTIONAL: dict[str, tuple[type, ...]] = {
+    "id": _INT, "ts": _NUMBER, "topic": _OPT_STR, "text": _OPT_STR, "reason": _OPT_STR,
+    "nick": _OPT_STR, "room": _OPT_STR, "code": _STR, "count": _INT, "action": _BOOL,
+    "history": _BOOL, "more": _BOOL, "version": _INT, "resume": _STR, "limits": (dict,),
+}
+#: List fields whose items must be of one shape: strings, or objects with these typed fields.
+_ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
+    "members": None,
+    "users": {"nick": _STR, "rooms": _LIST},
+    "rooms": {"name": _STR, "members": _INT},
+    "commands": {"name": _STR, "usage": _STR, "help": _STR},
+}
+
+
+def check_server_frame(frame: dict[str, Any]) -> dict[str, Any]:
+    """Return `frame` if it has every field its type needs, with the right types; else raise
+    FrameError("bad_frame"). Unknown types and unknown fields pass (forward compatibility)."""
+    kind = frame["type"]
+    required = _REQUIRED.get(kind)
+    if required is None:
+        return frame
+    for name, kinds in required.items():
+        _check(kind, name, frame.get(name), kinds)
+    for name, kinds in _OPTIONAL.items():
+        value = frame.get(name)
+        if value is not None and name not in required:
+            _check(kind, name, value, kinds)
+    for name, shape in _ITEMS.items():
+        items = frame.get(name)
+        if name in required and isinstance(items, list):
+            for item in items:
+                _check_item(kind, name, item, shape)
+    return frame
+
+
+def _check(kind: str, name: str, value: object, kinds: tuple[type, ...]) -> None:
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        raise FrameError("bad_frame", f"'{kind}' frame: field '{name}' must be {expected}")
+
+
+def _check_item(kind: str, name: str, item: object,
+                shape: dict[str, tuple[type, ...]] | None) -> None:
+    if shape is None:
+        _check(kind, name, item, _STR)
+        return
+    if not isinstance(item, dict):
+        raise FrameError("bad_frame", f"'{kind}' frame: items of '{name}' must be objects")
+    for field_name, kinds in shape.items():
+        _check(kind, f"{name}[].{field_name}", item.get(field_name), kinds)
+    if name == "users":
+        for room in item["rooms"]:
+            _check(kind, "users[].rooms[]", room, _STR)

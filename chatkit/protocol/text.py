@@ -1,0 +1,130 @@
+"""Text mode (nc/telnet users): telnet negotiation filtering and the readable lines a text-mode
+user sees for each server frame."""
+
+from __future__ import annotations
+
+import time
+
+from chatkit.protocol.constants import Frame
+from chatkit.protocol.names import name_key
+
+_IAC, _SB, _SE = 255, 250, 240
+_WILL_WONT_DO_DONT = range(251, 255)
+
+
+class TelnetFilter:
+    """Remove telnet negotiation (IAC sequences) from a byte stream, across chunk boundaries.
+
+    Telnet clients send `IAC` (0xFF) commands, for instance when the user presses Ctrl-C; in a
+    UTF-8 stream those bytes are never text, so they are dropped rather than decoded.
+    """
+
+    def __init__(self) -> None:
+        self._state = "data"
+
+    def feed(self, data: bytes) -> bytes:
+        if _IAC not in data and self._state == "data":
+            return data
+        out = bytearray()
+        for byte in data:
+            state = self._state
+            if state == "data":
+                if byte == _IAC:
+                    self._state = "iac"
+                else:
+                    out.append(byte)
+            elif state == "iac":
+                if byte in _WILL_WONT_DO_DONT:
+                    self._state = "option"
+                elif byte == _SB:
+                    self._state = "sb"
+                else:  # two-byte command, or IAC IAC (a literal 0xFF, never valid UTF-8)
+                    self._state = "data"
+            elif state == "option":
+                self._state = "data"
+            elif state == "sb":
+                if byte == _IAC:
+                    self._state = "sb_iac"
+            elif state == "sb_iac":
+                self._state = "data" if byte == _SE else "sb"
+        return bytes(out)
+
+
+
+def render_text(frame: Frame, me: str | None = None) -> list[str]:
+    """The readable lines a text-mode user sees for one server frame (no line endings)."""
+    kind = frame.get("type")
+    if frame.get("history") and kind in ("message", "topic"):
+        when = time.strftime("%H:%M", time.localtime(frame["ts"]))
+        if kind == "topic":
+            return [f"[{frame['room']} {when}] *** {frame['nick']} set the topic: "
+                    f"{frame.get('text') or ''}"]
+        if frame.get("action"):
+            return [f"[{frame['room']} {when}] * {frame['nick']} {frame['text']}"]
+        return [f"[{frame['room']} {when}] <{frame['nick']}> {frame['text']}"]
+    if kind == "history_end":
+        count = frame.get("count", 0)
+        return [f"*** end of history of {frame['room']} ({count} message"
+                f"{'s' if count != 1 else ''})"] if count else []
+    if kind == "message":
+        if frame.get("action"):
+            return [f"[{frame['room']}] * {frame['nick']} {frame['text']}"]
+        return [f"[{frame['room']}] <{frame['nick']}> {frame['text']}"]
+    if kind == "private":
+        if me is not None and name_key(frame["from"]) == name_key(me):
+            return [f"[pm -> {frame['to']}] {frame['text']}"]
+        return [f"[pm] <{frame['from']}> {frame['text']}"]
+    if kind == "join":
+        return [f"*** {frame['nick']} joined {frame['room']}"]
+    if kind == "part":
+        reason = f" ({frame['reason']})" if frame.get("reason") else ""
+        return [f"*** {frame['nick']} left {frame['room']}{reason}"]
+    if kind == "quit":
+        reason = f" ({frame['reason']})" if frame.get("reason") else ""
+        return [f"*** {frame['nick']} quit{reason}"]
+    if kind == "nick":
+        if me is not None and name_key(frame["new"]) == name_key(me):
+            return [f"*** you are now known as {frame['new']}"]
+        return [f"*** {frame['old']} is now known as {frame['new']}"]
+    if kind == "topic":
+        if frame.get("nick") is None:
+            text = frame.get("text")
+            return [f"*** topic of {frame['room']}: {text}" if text
+                    else f"*** {frame['room']} has no topic"]
+        if frame.get("text"):
+            return [f"*** {frame['nick']} set the topic of {frame['room']}: {frame['text']}"]
+        return [f"*** {frame['nick']} cleared the topic of {frame['room']}"]
+    if kind == "joined":
+        members = frame.get("members", [])
+        lines = [f"*** you joined {frame['room']} ({len(members)} here: {', '.join(members)})"]
+        if frame.get("topic"):
+            lines.append(f"*** topic: {frame['topic']}")
+        return lines
+    if kind == "who":
+        users = frame.get("users", [])
+        if frame.get("room"):
+            return [f"*** {len(users)} in {frame['room']}: "
+                    + ", ".join(user["nick"] for user in users)]
+        return [f"*** {len(users)} connected: "
+                + ", ".join(f"{u['nick']} ({', '.join(u['rooms']) or 'no room'})" for u in users)]
+    if kind == "rooms":
+        rooms = frame.get("rooms", [])
+        lines = [f"*** {len(rooms)} room{'s' if len(rooms) != 1 else ''}:"]
+        for room in rooms:
+            topic = f" - {room['topic']}" if room.get("topic") else ""
+            lines.append(f"***   {room['name']} ({room['members']}){topic}")
+        return lines
+    if kind == "help":
+        commands = frame.get("commands", [])
+        width = max((len(c["usage"]) for c in commands), default=0)
+        return ["*** commands:"] + [f"***   {c['usage']:<{width}}  {c['help']}" for c in commands]
+    if kind == "notice":
+        return [f"*** {frame['text']}"]
+    if kind == "error":
+        return [f"!!! {frame['message']}"]
+    if kind == "bye":
+        return [f"*** bye: {frame.get('reason') or 'disconnected'}"]
+    if kind == "welcome":
+        return [f"*** welcome to {frame['server']}, {frame['nick']}! "
+                "Type to talk, /help for commands."]
+    return []
