@@ -1,6 +1,9 @@
 """The chatkit error hierarchy and the documented exit statuses.
 
-Core modules raise these; only `chatkit.cli` turns them into click errors and exit codes.
+Core modules raise these and say what is wrong; only `chatkit.cli` turns them into a line and
+an exit status. A core error that the user fixes with an option names the fix by a `remedy`
+key (say "choose_db"), never by the flag: the CLI words it ("choose another with --db"), so
+another front end (a GUI, an IRC door) can word it its own way.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ class ChatkitError(Exception):
 
     exit_code: ExitCode = ExitCode.ERROR
 
+    def __init__(self, message: str, *, remedy: str | None = None) -> None:
+        super().__init__(message)
+        #: what the user can change to fix it, as a key the front end words (see module doc)
+        self.remedy = remedy
+
 
 class ConfigError(ChatkitError):
     """Bad configuration or command-line values caught by core code."""
@@ -43,8 +51,9 @@ class RefusedError(ChatkitError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, message: str, code: str = "refused") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: str = "refused", *, remedy: str | None = None
+                 ) -> None:
+        super().__init__(message, remedy=remedy)
         self.code = code
 
 

@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from chatkit.cli.serve import start_discovery  # noqa: E402
 from chatkit.server import Server, ServerConfig  # noqa: E402
 
 from helpers import ServeProcess  # noqa: E402
@@ -72,8 +73,8 @@ def no_leaked_threads() -> Iterator[None]:
 
 def make_server(**overrides) -> Server:
     # Tests send fast and from one address: limits are lifted here and tested on purpose.
-    config = ServerConfig(host="127.0.0.1", port=0, name="test", discovery=False,
-                          sniff_seconds=0.1, rate_limit=0, max_per_address=0)
+    config = ServerConfig(host="127.0.0.1", port=0, name="test", sniff_seconds=0.1,
+                          rate_limit=0, max_per_address=0)
     for key, value in overrides.items():
         setattr(config, key, value)
     return Server(config)
@@ -84,10 +85,14 @@ def server_factory() -> Iterator:
     """Start servers with config overrides; all are stopped at teardown."""
     started: list[Server] = []
 
-    def start(**overrides) -> Server:
+    def start(*, discovery: bool = False, discovery_port: int | None = None,
+              **overrides) -> Server:
         server = make_server(**overrides)
         server.start()
         started.append(server)
+        if discovery:  # wired as `chatkit serve` wires it
+            assert discovery_port is not None, "tests never use the real discovery port"
+            start_discovery(server, discovery_port)
         return server
 
     yield start

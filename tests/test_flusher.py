@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from chatkit.server import Flusher
+from chatkit.server.doors.flusher import Flusher
 
 from helpers import wait_for
 

@@ -266,7 +266,7 @@ def test_live_server_survives_random_bytes(server_factory):
         answer = alice.request({"type": "msg", "room": "lobby", "text": "still alive"})
         assert answer["type"] == "message"
         assert bob.expect("message", nick="alice")["text"] == "still alive"
-        wait_for(lambda: len(server.sessions) == 2, timeout=8,
+        wait_for(lambda: len(server.door.connections) == 2, timeout=8,
                  message="fuzz connections cleaned out")
     finally:
         alice.close()

@@ -10,15 +10,15 @@ import threading
 
 import pytest
 
+from chatkit.cli.history import parse_since
 from chatkit.store import (
-    MIGRATIONS,
     SCHEMA_VERSION,
     MessageStore,
     StoredMessage,
     StoreError,
-    parse_since,
     read_history,
 )
+from chatkit.store.schema import MIGRATIONS
 
 from helpers import JsonClient, ServeProcess, TextClient, chatkit_cmd, cli_env, wait_for
 
@@ -155,7 +155,7 @@ def test_reconnect_after_last_seen_id_gets_exactly_the_gap(server):
     seen = send_all(alice, ["before 1", "before 2"])[-1]
     bob.expect("message", text="before 2")
     bob.close()
-    wait_for(lambda: "bob" not in [s.nick for s in server.sessions], message="bob gone")
+    wait_for(lambda: "bob" not in [s.nick for s in server.door.connections], message="bob gone")
     missed = send_all(alice, [f"missed {i}" for i in range(5)])
 
     back = JsonClient(server.port, "bob", room=None)
@@ -181,7 +181,7 @@ def test_joining_during_traffic_has_no_gap_and_no_duplicate(server):
     thread = threading.Thread(target=flood)
     thread.start()
     try:
-        wait_for(lambda: server.publisher.published_id > 0 and len(sender.frames) > 50,
+        wait_for(lambda: server.bus.published_id > 0 and len(sender.frames) > 50,
                  message="traffic under way")
         joiner = JsonClient(server.port, "joiner", room=None)
         joiner.send({"type": "join", "room": "lobby", "history": 1000})
@@ -341,7 +341,7 @@ def test_a_running_server_applies_retention_by_count(server_factory, tmp_path):
     alice = JsonClient(server.port, "alice")
     try:
         ids = send_all(alice, [f"m{i}" for i in range(7)])
-        wait_for(lambda: len(server.publisher.store.room_history("lobby", limit=100)) == 3,
+        wait_for(lambda: len(server.bus.store.room_history("lobby", limit=100)) == 3,
                  message="the oldest messages pruned")
         bob = JsonClient(server.port, "bob")
         try:

@@ -224,7 +224,7 @@ def test_require_tls_refuses_plain_with_a_line(server_factory, opened, known):
     assert program.read_line() == lines[0]
     conn = opened.tls(server.port, "alice", known)
     assert conn.welcome["nick"] == "alice"
-    wait_for(lambda: len(server.sessions) == 1, message="plain sessions gone")
+    wait_for(lambda: len(server.door.connections) == 1, message="plain sessions gone")
 
 
 def test_tls_client_to_plain_server_fails_in_one_line(server_factory, opened, known):
@@ -258,7 +258,7 @@ def test_tls_slowloris_handshake_is_cut(server_factory, opened):
     client.send_raw(b"\x16\x03\x01")  # the start of a ClientHello, and then nothing
     assert read_to_eof(client) == []
     assert time.monotonic() - started < 4
-    wait_for(lambda: not server.sessions, message="session removed")
+    wait_for(lambda: not server.door.connections, message="session removed")
 
 
 def test_own_certificate_via_cli_send_and_trust(tmp_path):
@@ -328,7 +328,7 @@ def test_wrong_password_is_delayed_for_that_client_only(server_factory, opened):
         assert error["code"] == "bad_password", error
         assert elapsed >= 0.8
         assert max(trips) < 0.5, trips
-        assert "mallory" not in server.nicks
+        assert "mallory" not in server.hub.nicks
     # the right password is welcomed
     late = opened.json(server.port)
     assert login(late, "late", PASSWORD)["nick"] == "late"
@@ -370,7 +370,7 @@ def test_repeated_failures_throttle_the_address(server_factory, opened):
     # a connection opened earlier cannot keep guessing either, even with the right password
     answer = login(spare, "spare", PASSWORD)
     assert answer["type"] == "error" and answer["code"] == "bad_password", answer
-    assert "spare" not in server.nicks
+    assert "spare" not in server.hub.nicks
     # another address is served, and so is everyone already in
     other = opened.raw(server.port, source="127.0.0.2")
     other.send_raw(json.dumps({"type": "hello", "version": 1, "nick": "other",
@@ -596,7 +596,7 @@ def test_connection_limits_refuse_with_a_line(server_factory, opened):
     assert read_to_eof(refused) == ["!!! server full (3 clients)"]
     first[0].send({"type": "quit"})
     first[0].expect("bye")
-    wait_for(lambda: len(server.sessions) == 2, message="a slot freed")
+    wait_for(lambda: len(server.door.connections) == 2, message="a slot freed")
     opened.json(server.port, "u3")
     first[1].request({"type": "msg", "room": "lobby", "text": "served"})
     first[2].expect("message", text="served")
@@ -610,7 +610,7 @@ def test_connection_limits_refuse_with_a_line(server_factory, opened):
     other.send_raw(b'{"type":"hello","version":1,"nick":"c"}\n')
     assert json.loads(other.read_line())["type"] == "welcome"
     a.request({"type": "msg", "room": "lobby", "text": "fine"})
-    assert per.per_address == {"127.0.0.1": 2, "127.0.0.2": 1}
+    assert per.door.per_address == {"127.0.0.1": 2, "127.0.0.2": 1}
 
 
 def test_handshake_timeout_silent_and_dripping(server_factory, opened):
@@ -646,7 +646,7 @@ def test_handshake_timeout_silent_and_dripping(server_factory, opened):
         assert closed, "the dripping client was never disconnected"
         assert time.monotonic() - started < 4
         assert b"no nickname/hello in time" in dripper.buffer
-    wait_for(lambda: len(server.sessions) == 1, message="only the watcher left")
+    wait_for(lambda: len(server.door.connections) == 1, message="only the watcher left")
     assert round_trip(watcher) < 1
 
 
@@ -657,7 +657,7 @@ def test_reset_connection_is_cleaned_out(server, opened):
     rst_close(ghost.sock)
     quit_frame = already(watcher, "quit", nick="ghost") or watcher.expect("quit", nick="ghost")
     assert quit_frame["reason"]
-    wait_for(lambda: "ghost" not in server.nicks and len(server.sessions) == 1,
+    wait_for(lambda: "ghost" not in server.hub.nicks and len(server.door.connections) == 1,
              message="ghost cleaned out")
     assert opened.json(server.port, "ghost").welcome["nick"] == "ghost"
 
@@ -691,7 +691,7 @@ def test_flooder_is_warned_dropped_then_disconnected(server_factory, opened, cap
     assert "rate_limited" in codes and codes[-1] == "flooding", codes
     echoes = [f for f in frames if f["type"] == "message"]
     assert len(echoes) <= 13  # echoes still queued when it was cut off are not sent
-    wait_for(lambda: "flood" not in server.nicks, message="flooder gone")
+    wait_for(lambda: "flood" not in server.hub.nicks, message="flooder gone")
     quit_frame = already(bob, "quit", nick="flood") or bob.expect("quit", nick="flood")
     assert "flooding" in quit_frame["reason"]
     received = [f for f in bob.frames if f["type"] == "message" and f["nick"] == "flood"]
@@ -740,9 +740,9 @@ def test_stopped_tls_reader_is_dropped_others_get_everything(server_factory, ope
 
     def sample() -> None:
         while not stop.is_set():
-            with server.lock:
-                sessions = list(server.sessions)
-            peak[0] = max([peak[0], *(len(s.backlog) for s in sessions)])
+            with server.hub.lock:
+                sessions = list(server.door.connections)
+            peak[0] = max([peak[0], *(len(s.output.backlog) for s in sessions)])
             stop.wait(0.001)
 
     sampler = threading.Thread(target=sample, name="test-sampler", daemon=True)
@@ -769,9 +769,9 @@ def test_stopped_tls_reader_is_dropped_others_get_everything(server_factory, ope
             for client in (sender, reader):
                 client.expect("message", timeout=10, text=last)
             drain_tls(sent - 1)
-            if "stalled" not in server.nicks:
+            if "stalled" not in server.hub.nicks:
                 break
-        wait_for(lambda: "stalled" not in server.nicks, message="the stopped reader dropped")
+        wait_for(lambda: "stalled" not in server.hub.nicks, message="the stopped reader dropped")
     finally:
         stop.set()
         sampler.join(5)
@@ -785,7 +785,7 @@ def test_stopped_tls_reader_is_dropped_others_get_everything(server_factory, ope
     assert tls_seen == list(range(sent))
     # still fast for everyone afterwards
     assert round_trip(reader) < 1
-    wait_for(lambda: len(server.sessions) == 3, message="session removed")
+    wait_for(lambda: len(server.door.connections) == 3, message="session removed")
     assert os.environ.get("CHATKIT_HOME")  # per-test home in use (sanity)
 
 

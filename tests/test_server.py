@@ -105,8 +105,8 @@ def sync_text(server, client: TextClient) -> list[str]:
         helper.read_until_eof()
     finally:
         helper.close()
-    wait_for(lambda: helper_nick not in server.nicks and helper_nick not in
-             {s.nick for s in server.sessions}, message="sync helper gone")
+    wait_for(lambda: helper_nick not in server.hub.nicks and helper_nick not in
+             {s.nick for s in server.door.connections}, message="sync helper gone")
     for _ in range(100_000):
         line = client.read_line()
         assert line is not None, f"closed before the barrier; got {lines}"
@@ -306,7 +306,7 @@ def test_every_command_text_mode(server, clients):
     carol.say("/exit")
     expect_eof(carol)
     assert bob.expect("quit", nick="carol")["reason"] is None
-    wait_for(lambda: len(server.sessions) == 1, message="two sessions gone")
+    wait_for(lambda: len(server.door.connections) == 1, message="two sessions gone")
 
 
 def test_every_command_json_mode(server, clients):
@@ -400,7 +400,7 @@ def test_every_command_json_mode(server, clients):
     assert tom.expect("quit") == "*** alicia quit (gone)"
     # bob shares no room with alice any more: no quit notice for him
     assert not [f for f in sync(bob) if f["type"] == "quit"]
-    wait_for(lambda: len(server.sessions) == 2, message="alice gone")
+    wait_for(lambda: len(server.door.connections) == 2, message="alice gone")
 
 
 def test_join_without_create(server, clients):
@@ -490,7 +490,7 @@ def test_text_mode_quit_before_nickname(server, clients):
     tom.expect_prompt()
     tom.say("/quit")
     assert "*** bye: goodbye" in expect_eof(tom)
-    wait_for(lambda: not server.sessions, message="session gone")
+    wait_for(lambda: not server.door.connections, message="session gone")
 
 
 def test_late_json_hello_after_text_greeting_switches_to_json(server, clients):
@@ -552,7 +552,7 @@ def test_json_mode_error_paths(server, clients):
     assert bob.expect("message")["text"] == "split"
     # nothing of the above broke the session
     assert not [f for f in sync(alice) if f["type"] == "error"]
-    assert server.nicks.keys() == {"alice", "bob"}
+    assert server.hub.nicks.keys() == {"alice", "bob"}
 
 
 def test_oversized_frame_over_many_writes(server, clients):
@@ -606,8 +606,8 @@ def test_wrong_protocol_version_closes(server, clients):
     assert error["type"] == "error" and error["code"] == "unsupported_version"
     assert error["ref"] == 1
     assert expect_eof(client) == []
-    wait_for(lambda: not server.sessions, message="session gone")
-    assert "future" not in server.nicks
+    wait_for(lambda: not server.door.connections, message="session gone")
+    assert "future" not in server.hub.nicks
     other = clients.json(server.port)
     other.send({"type": "hello", "version": "1", "nick": "str"})
     assert other.expect("error")["code"] == "bad_frame"
@@ -656,9 +656,9 @@ def test_non_reader_is_disconnected_others_unaffected(server_factory, clients):
     for _ in range(40):  # at most 40 x 500 messages
         _send_batches(sender, [reader, tom], sent, 500, 100)
         sent += 500
-        if "slow" not in server.nicks:
+        if "slow" not in server.hub.nicks:
             break
-    wait_for(lambda: "slow" not in server.nicks, message="the non-reader disconnected")
+    wait_for(lambda: "slow" not in server.hub.nicks, message="the non-reader disconnected")
     sync(reader)
     sync_text(server, tom)
     quits = [f for f in reader.frames if f["type"] == "quit"]
@@ -678,7 +678,7 @@ def test_non_reader_is_disconnected_others_unaffected(server_factory, clients):
                 break
         except ConnectionResetError:
             break
-    wait_for(lambda: len(server.sessions) == 3, message="session removed")
+    wait_for(lambda: len(server.door.connections) == 3, message="session removed")
 
 
 def test_late_reader_gets_everything_after_a_non_reader_was_dropped(server_factory, clients):
@@ -697,7 +697,7 @@ def test_late_reader_gets_everything_after_a_non_reader_was_dropped(server_facto
         # now drop it the hard way while it still has a backlog
         _send_batches(sender, [], start + 1000, 250, 50)
         reset(pauser)
-        wait_for(lambda r=round_number: f"pauser{r}" not in server.nicks,
+        wait_for(lambda r=round_number: f"pauser{r}" not in server.hub.nicks,
                  message="pauser gone")
         sync(sender)
 
@@ -712,7 +712,7 @@ def test_vanishing_clients_are_cleaned_out(server, clients):
     reset(gone[0])  # TCP reset
     gone[1].close()  # closed without /quit
     gone[2].sock.shutdown(socket.SHUT_WR)  # half-closed: the server sees EOF
-    wait_for(lambda: len(server.sessions) == 2, message="sessions cleaned")
+    wait_for(lambda: len(server.door.connections) == 2, message="sessions cleaned")
     sync(watcher)
     quits = [f for f in watcher.frames if f["type"] == "quit"]
     # one notice per vanished client, even for gone2 which shared two rooms with watcher
@@ -721,22 +721,22 @@ def test_vanishing_clients_are_cleaned_out(server, clients):
     sync_text(server, tom)
     quit_lines = sorted(line for line in tom.lines if " quit" in line)
     assert [line.split(" (")[0] for line in quit_lines] == [f"*** gone{n} quit" for n in range(3)]
-    wait_for(lambda: len(server.sessions) == 2, message="sessions cleaned")
-    assert set(server.nicks) == {"watcher", "tom"}
+    wait_for(lambda: len(server.door.connections) == 2, message="sessions cleaned")
+    assert set(server.hub.nicks) == {"watcher", "tom"}
     assert request_ok(watcher, {"type": "who", "room": "side"})["users"] == [
         {"nick": "watcher", "rooms": ["lobby", "side"]}]
     # a client that vanishes before registering leaves nothing behind either
     half = clients.raw(server.port)
     half.send_raw(b'{"type": "hel')
-    wait_for(lambda: len(server.sessions) == 3, message="unregistered session")
+    wait_for(lambda: len(server.door.connections) == 3, message="unregistered session")
     reset(half)
-    wait_for(lambda: len(server.sessions) == 2, message="unregistered session gone")
+    wait_for(lambda: len(server.door.connections) == 2, message="unregistered session gone")
 
 
 def test_no_sessions_or_rooms_left_after_everyone_leaves(server, clients):
     people = [clients.json(server.port, f"p{n}", room=f"r{n % 3}") for n in range(9)]
     people += [clients.text(server.port, f"t{n}") for n in range(3)]
-    wait_for(lambda: len(server.nicks) == 12, message="all registered")
+    wait_for(lambda: len(server.hub.nicks) == 12, message="all registered")
     for n, person in enumerate(people):
         if n % 3 == 0:
             person.close()
@@ -746,9 +746,9 @@ def test_no_sessions_or_rooms_left_after_everyone_leaves(server, clients):
         else:
             person.say("/quit")
             expect_eof(person)
-    wait_for(lambda: not server.sessions, message="no sessions")
-    assert server.nicks == {}
-    assert list(server.rooms) == ["lobby"] and not server.rooms["lobby"].members
+    wait_for(lambda: not server.door.connections, message="no sessions")
+    assert server.hub.nicks == {}
+    assert list(server.hub.rooms) == ["lobby"] and not server.hub.rooms["lobby"].members
     # the autouse no_leaked_threads fixture checks the session threads ended
 
 
@@ -760,7 +760,7 @@ def test_graceful_stop_notifies_clients(server_factory, clients):
     alice = clients.json(server.port, "alice")
     tom = clients.text(server.port, "tom")
     pending = clients.raw(server.port)  # connected, never registered
-    wait_for(lambda: len(server.sessions) == 3, message="three sessions")
+    wait_for(lambda: len(server.door.connections) == 3, message="three sessions")
     server.stop()
     notice = alice.expect("notice")
     assert notice["text"] == "server shutting down"
@@ -771,7 +771,7 @@ def test_graceful_stop_notifies_clients(server_factory, clients):
     assert "*** bye: server shutting down" in lines
     assert not [line for line in lines if "quit" in line]  # no quit storm during shutdown
     expect_eof(pending)
-    assert not server.sessions
+    assert not server.door.connections
     server.stop()  # idempotent
 
 
@@ -825,7 +825,7 @@ def test_handshake_timeout(server_factory, clients):
     json_lines = expect_eof(partial)
     assert '"code":"timeout"' in json_lines[0].replace(" ", "")
     assert time.monotonic() - start < 4
-    wait_for(lambda: len(server.sessions) == 1, message="timed-out sessions gone")
+    wait_for(lambda: len(server.door.connections) == 1, message="timed-out sessions gone")
     # registered clients have no such deadline
     request_ok(registered, {"type": "ping"}, "pong")
 
@@ -866,8 +866,8 @@ class GatedStore:
 @contextlib.contextmanager
 def publisher_held(server):
     """Hold the server's publisher in its next store write until the block ends."""
-    gated = GatedStore(server.publisher.store)
-    server.publisher.store = gated
+    gated = GatedStore(server.bus.store)
+    server.bus.store = gated
     try:
         yield gated
     finally:
@@ -882,7 +882,7 @@ def test_a_batch_of_several_senders_reaches_everyone_in_order(server, clients):
     ann = clients.json(server.port, "ann")
     bob = clients.json(server.port, "bob")
     tina = clients.text(server.port, "tina")
-    wait_for(lambda: len(server.rooms["lobby"].members) == 4)
+    wait_for(lambda: len(server.hub.rooms["lobby"].members) == 4)
     with publisher_held(server) as gated:
         watcher.send({"type": "msg", "room": "lobby", "text": "primer"})
         assert gated.entered.wait(5)  # the publisher now holds the primer, waiting
@@ -893,7 +893,7 @@ def test_a_batch_of_several_senders_reaches_everyone_in_order(server, clients):
                 tina.say(text)
             else:
                 client.send({"type": "msg", "room": "lobby", "text": text, "ref": text})
-            wait_for(lambda count=count: server.publisher.queue.qsize() == count,
+            wait_for(lambda count=count: server.bus.queue.qsize() == count,
                      message=f"{text} accepted")
     texts = [text for _, text in plan]
     for client in (watcher, ann, bob):
@@ -928,7 +928,7 @@ def test_the_resume_token_takes_a_nick_back_from_a_lingering_connection(server, 
         == "nick_taken"
     assert hello(clients.raw_json(server.port), "alice", resume=7)["code"] == "nick_taken"
     # The same client again (its old connection still open here): the old one is ended.
-    old_session = server.nicks["alice"]
+    old_session = server.hub.nicks["alice"]
     new = clients.raw_json(server.port)
     welcome = hello(new, "ALICE", resume=token, room="lobby")
     assert welcome["type"] == "welcome" and welcome["nick"] == "ALICE"
@@ -946,7 +946,7 @@ def test_the_resume_token_takes_a_nick_back_from_a_lingering_connection(server, 
     for late in ({"type": "privmsg", "to": "watcher", "text": "late"},
                  {"type": "join", "room": "den"}, {"type": "nick", "nick": "ghost"}):
         with pytest.raises(FrameError) as refused:
-            server.dispatch(old_session, late)
+            server.hub.dispatch(old_session, late)
         assert refused.value.code == "replaced"
 
 
@@ -974,21 +974,22 @@ def test_senders_copies_of_a_run_share_the_encoded_messages(server, clients):
     # drive up. A sender's copy is made of the same encoded messages everyone else gets, only
     # its own echoes (carrying ref) made apart; they are joined at delivery.
     from chatkit.protocol import encode, encode_with_ref
-    from chatkit.server import Pending
+    from chatkit.server.bus.fanout import fan_out_run
+    from chatkit.server.hub.pending import Pending
 
     nicks = [f"s{i}" for i in range(6)]
     for nick in [*nicks, "watcher"]:
         clients.json(server.port, nick)
-    with server.lock:
-        senders = [server.nicks[nick] for nick in nicks]
-        room = server.rooms["lobby"]
-        run = [Pending(server.frame("message", room="lobby", nick=s.nick, text="x" * 1000,
-                                    action=False), room, None, s, f"r{i}")
+    with server.hub.lock:
+        senders = [server.hub.nicks[nick] for nick in nicks]
+        room = server.hub.rooms["lobby"]
+        run = [Pending(server.hub.frame("message", room="lobby", nick=s.nick,
+                                        text="x" * 1000, action=False), room, None, s, f"r{i}")
                for i, s in enumerate(senders)]
         out: dict = {}
-        server._fanout_run(run, room.members.values(), out)
+        fan_out_run(run, room.members.values(), out)
     encoded = [encode(p.event) for p in run]
-    assert out[server.nicks["watcher"]] == [b"".join(encoded)]
+    assert out[server.hub.nicks["watcher"]] == [b"".join(encoded)]
     for i, sender in enumerate(senders):
         expected = [encode_with_ref(e, f"r{i}") if j == i else e for j, e in enumerate(encoded)]
         assert b"".join(out[sender]) == b"".join(expected)
@@ -1027,7 +1028,7 @@ def test_a_room_made_again_before_publishing_gets_the_earlier_messages(server, c
         assert gated.entered.wait(5)
         ann.send({"type": "msg", "room": "den", "text": "m1", "ref": "a1"})
         ann.send({"type": "part", "room": "den"})  # its answer is an event: held too
-        wait_for(lambda: "den" not in server.rooms, message="den deleted")
+        wait_for(lambda: "den" not in server.hub.rooms, message="den deleted")
         bob.send({"type": "join", "room": "den", "ref": "j"})
         assert bob.expect("history_end", room="den")["count"] == 0
     assert [bob.expect("message", room="den")["text"] for _ in range(2)] == ["m0", "m1"]

@@ -22,12 +22,29 @@ class CliError(click.ClickException):
         self.exit_code = exit_code
 
 
+#: How the command line words each `remedy` a core error names (chatkit/errors.py).
+REMEDIES = {
+    "choose_db": "choose another with --db",
+    "move_or_choose_db": "move it away or choose another with --db",
+    "permissions_or_choose_db": "check its permissions or choose another with --db",
+    "own_db": "give this server its own with --db PATH, or --no-history",
+    "give_db": "start `chatkit serve` first, or give --db PATH",
+    "choose_port": "choose another with --port",
+}
+
+
+def describe(exc: ChatkitError) -> str:
+    """The one line a user sees for a core error: what is wrong, then how to fix it here."""
+    remedy = REMEDIES.get(exc.remedy or "")
+    return f"{exc}; {remedy}" if remedy else str(exc)
+
+
 @contextlib.contextmanager
 def errors_as_click() -> Iterator[None]:
     try:
         yield
     except ChatkitError as exc:
-        raise CliError(str(exc), exc.exit_code) from None
+        raise CliError(describe(exc), exc.exit_code) from None
     except click.ClickException:
         raise
     except Exception as exc:

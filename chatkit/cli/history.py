@@ -1,11 +1,18 @@
-"""`chatkit history`: print the message log, with or without a running server."""
+"""`chatkit history`: print the message log, with or without a running server: the options,
+`--since` parsing, and the line and JSON forms of a stored message."""
 
 from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime
 
 import click
 
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click
+from chatkit.store import StoredMessage, read_history
 
 
 @click.command()
@@ -21,10 +28,6 @@ from chatkit.cli.boundary import errors_as_click
 def history(db_path: str | None, room: str | None, since: str | None, grep: str | None,
             limit: int | None, json_output: bool) -> None:
     """Print stored messages, oldest first (works while the server runs, or without it)."""
-    import json
-
-    from chatkit.store import format_line, parse_since, read_history
-
     with errors_as_click():
         try:
             since_ts = parse_since(since) if since else None
@@ -33,5 +36,42 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
         rows = read_history(db_path or paths.default_db_file(), room=room, since=since_ts,
                             grep=grep, limit=limit)
     for row in rows:
-        click.echo(json.dumps(row.as_json(), ensure_ascii=False) if json_output
+        click.echo(json.dumps(as_json(row), ensure_ascii=False) if json_output
                    else format_line(row))
+
+
+_SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """`2h`, `30m`, `7d`, `1w`, or an ISO date/time (local time) -> a Unix timestamp."""
+    text = text.strip()
+    match = _SINCE.match(text)
+    if match:
+        return (now if now is not None else time.time()) - float(match.group(1)) * _UNITS[
+            match.group(2)]
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(f"cannot read {text!r} as a time: use e.g. 2h, 30m, 7d or "
+                         "2026-11-24 or 2026-11-24T14:00") from None
+
+
+def format_line(message: StoredMessage) -> str:
+    """One readable line for `chatkit history`."""
+    when = datetime.fromtimestamp(message.ts).strftime("%Y-%m-%d %H:%M:%S")
+    if message.kind == "action":
+        return f"{when} [{message.room}] * {message.nick} {message.text}"
+    if message.kind == "topic":
+        return f"{when} [{message.room}] *** {message.nick} set the topic: {message.text or ''}"
+    if message.kind == "private":
+        return f"{when} [pm {message.nick} -> {message.target}] {message.text}"
+    return f"{when} [{message.room}] <{message.nick}> {message.text}"
+
+
+def as_json(message: StoredMessage) -> dict[str, object]:
+    """One row as `chatkit history --json` prints it."""
+    return {"id": message.id, "room": message.room, "kind": message.kind, "nick": message.nick,
+            "to": message.target, "text": message.text, "ts": message.ts,
+            "time": datetime.fromtimestamp(message.ts).isoformat(timespec="seconds")}

@@ -13,7 +13,10 @@ import click
 
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click, setup_logging
+from chatkit.discovery import DiscoveryResponder
+from chatkit.net.sockets import raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT
+from chatkit.server import Server, ServerConfig
 from chatkit.store import FSYNC_POLICIES
 
 log = logging.getLogger("chatkit")
@@ -78,9 +81,6 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           require_tls: bool, password: str | None, password_file: TextIO | None,
           rate_limit: float, max_clients: int, max_per_address: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
-    from chatkit.net.sockets import raise_fd_limit
-    from chatkit.server import Server, ServerConfig
-
     setup_logging(log_level)
     if no_history and db_path:
         raise click.UsageError("--db and --no-history cannot be combined")
@@ -90,8 +90,9 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
         password = password_file.readline().rstrip("\r\n")
     if password == "":
         raise click.UsageError("the password is empty")
-    config = ServerConfig(host=host, port=port, discovery=discovery,
-                          discovery_port=discovery_port,
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("give both --tls-cert and --tls-key, or neither")
+    config = ServerConfig(host=host, port=port,
                           db=None if no_history else (db_path or str(paths.default_db_file())),
                           fsync=fsync, log_private=log_private,
                           history_on_join=history_on_join, retain_days=retain_days,
@@ -105,12 +106,13 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
     with errors_as_click():
         server = Server(config)
         server.start()
+        responder = start_discovery(server, discovery_port) if discovery else None
     click.echo(f"chatkit: server {server.name!r} listening on "
                f"{', '.join(server.addresses())}", nl=True)
     if server.fingerprint:
         click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
-    if server.discovery is not None:
-        click.echo(f"chatkit: {server.discovery.describe()}")
+    if responder is not None:
+        click.echo(f"chatkit: {responder.describe()}")
     if password:
         click.echo("chatkit: clients need the password")
     sys.stdout.flush()
@@ -126,3 +128,17 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def start_discovery(server: Server, discovery_port: int) -> DiscoveryResponder:
+    """Answer LAN discovery for a started server (stopped with it). The server and discovery
+    never import each other: this is where they meet."""
+    responder = DiscoveryResponder(bind_host=server.config.host, chat_port=server.port,
+                                   discovery_port=discovery_port, info=server.info)
+    try:
+        responder.start()
+    except BaseException:
+        server.stop()
+        raise
+    server.attach(responder)
+    return responder

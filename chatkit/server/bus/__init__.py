@@ -1,0 +1,1 @@
+"""See chatkit/server/__init__.py."""

@@ -1,0 +1,43 @@
+"""`ServerConfig`: everything `chatkit serve` can be told about the server (discovery is the
+command's own business: chatkit/cli/serve.py wires it to the server)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from chatkit.protocol import DEFAULT_PORT, SNIFF_SECONDS
+
+
+@dataclass
+class ServerConfig:
+    """Everything `chatkit serve` can be told. Defaults are the documented ones."""
+
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    name: str = field(default_factory=socket.gethostname)
+    max_clients: int = 4096
+    #: bytes a client may fall behind before it is disconnected as a non-reader
+    max_backlog: int = 1 << 20
+    #: seconds to complete TLS, password and nickname (text mode) or `hello` (JSON mode)
+    handshake_timeout: float = 60.0
+    max_per_address: int = 32  # connections from one IP address; 0 = no limit
+    max_rooms_per_client: int = 20
+    #: per-client frames per second (token bucket) and burst; rate 0 = no limit
+    rate_limit: float = 5.0
+    rate_burst: int = 20
+    tls: bool = True
+    tls_cert: str | None = None  # default: a self-signed one made in the config directory
+    tls_key: str | None = None
+    require_tls: bool = False
+    password: str | None = None
+    sniff_seconds: float = SNIFF_SECONDS
+    #: the message log; None keeps history in memory only (lost at exit)
+    db: str | None = None
+    fsync: str = "normal"
+    log_private: bool = False
+    history_on_join: int = 50
+    retain_days: float | None = None
+    max_messages: int | None = None
+    #: seconds between two retention passes of the publisher
+    prune_every: float = 60.0

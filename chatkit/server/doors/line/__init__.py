@@ -1,0 +1,1 @@
+"""See chatkit/server/doors/line/door.py."""

@@ -1,0 +1,193 @@
+"""The line door: chatkit's own TCP port (12345). JSON mode for programs and the chatkit
+clients, text mode for nc/telnet, TLS when the client starts it. Owns the listening socket, the
+accept loop, admission (server full, too many connections from one address, an address locked
+out for wrong passwords) and the set of its connections; each connection gets a reader thread
+(reader.py)."""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+
+from chatkit.errors import ChatkitError
+from chatkit.net.addresses import format_address, host_of
+from chatkit.net.sockets import tune_tcp
+from chatkit.server.config import ServerConfig
+from chatkit.server.doors.flusher import Flusher
+from chatkit.server.doors.line.connection import LineConnection
+from chatkit.server.doors.line.reader import LineReader
+from chatkit.server.hub.hub import Hub
+
+log = logging.getLogger("chatkit.server")
+
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
+
+class LineDoor:
+    """See the module docstring. `start()` binds and returns; `stop()` ends every connection."""
+
+    def __init__(self, hub: Hub, config: ServerConfig, flusher: Flusher,
+                 tls_context: ssl.SSLContext | None) -> None:
+        self.hub = hub
+        self.config = config
+        self.flusher = flusher
+        self.tls_context = tls_context
+        self.connections: set[LineConnection] = set()
+        self.per_address: dict[str, int] = {}
+        self._lock = threading.Lock()  # guards connections and per_address
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = threading.Event()
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None, "the door is not started"
+        return int(self._listener.getsockname()[1])
+
+    @property
+    def bound_host(self) -> str:
+        assert self._listener is not None, "the door is not started"
+        return str(self._listener.getsockname()[0])
+
+    def start(self) -> None:
+        self._listener = listen(self.config.host, self.config.port)
+        self._acceptor = threading.Thread(target=self._accept_loop, name="chatkit-acceptor",
+                                          daemon=True)
+        self._acceptor.start()
+
+    def stop_accepting(self) -> None:
+        self._stopping.set()
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+        if self._acceptor is not None:
+            self._acceptor.join(5)
+        if self._listener is not None:
+            self._listener.close()
+
+    def close(self, reason: str) -> None:
+        """Tell every connection `reason` (a notice and a bye), give the flusher a moment to
+        deliver it, then cut every connection and join its reader thread."""
+        hub = self.hub
+        with hub.lock, self._lock:
+            connections = list(self.connections)
+        with hub.lock:
+            for conn in connections:
+                conn.quit_reason = reason
+                conn.send_frame(hub.frame("notice", text=reason))
+                conn.send_frame(hub.frame("bye", reason=reason))
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(c.output.backlog for c in connections):
+            time.sleep(0.01)  # bounded: give the flusher a moment to deliver the notice
+        for conn in connections:
+            conn.output.kill(reason)
+        for conn in connections:
+            if conn.thread is not None:
+                conn.thread.join(5)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.connections)
+
+    # ------------------------------------------------------------------ accepting
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self._wake_r:
+                        return
+                    try:
+                        sock, address = self._listener.accept()
+                    except OSError as exc:
+                        log.warning("accept failed: %s", exc)
+                        continue
+                    self._admit(sock, address)
+
+    def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        sock.setblocking(True)
+        tune_tcp(sock)
+        peer = format_address(address[0], address[1])
+        ip = address[0]
+        config = self.config
+        with self._lock:
+            refusal = None
+            if len(self.connections) >= config.max_clients:
+                refusal = f"server full ({len(self.connections)} clients)"
+            elif config.max_per_address and \
+                    self.per_address.get(ip, 0) >= config.max_per_address:
+                refusal = f"too many connections from {ip}"
+            elif self.hub.gate.throttled(ip):
+                refusal = f"too many wrong passwords from {ip}; wait a minute"
+            if refusal is None:
+                conn = LineConnection(sock, peer, self.flusher, config.max_backlog)
+                self.per_address[ip] = self.per_address.get(ip, 0) + 1
+                self.connections.add(conn)
+        if refusal is not None:
+            log.warning("refusing %s: %s", peer, refusal)
+            try:
+                sock.send(f"!!! {refusal}\r\n".encode(), _DONTWAIT)
+            except OSError:
+                pass
+            sock.close()
+            return
+        conn.thread = threading.Thread(target=LineReader(self, conn).run,
+                                       name=f"chatkit-{peer}", daemon=True)
+        conn.thread.start()
+
+    def disconnect(self, conn: LineConnection) -> None:
+        """Forget a connection, retire its member (the people who shared a room are told),
+        close the socket. Idempotent; every exit path of a reader thread ends here."""
+        with self._lock:
+            if conn not in self.connections:
+                return
+            self.connections.discard(conn)
+            ip = host_of(conn.peer)
+            self.per_address[ip] -= 1
+            if not self.per_address[ip]:
+                del self.per_address[ip]
+        if not conn.quitting:
+            conn.note_end("connection closed")
+        reason = conn.quit_reason
+        with self.hub.lock:
+            self.hub.retire(conn, reason)
+        conn.output.kill(reason)
+        conn.sock.close()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; `::` also takes IPv4 where the system allows."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ChatkitError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    family, _, _, _, address = infos[0]
+    dualstack = family == socket.AF_INET6 and address[0] == "::" \
+        and socket.has_dualstack_ipv6()
+    try:
+        return socket.create_server(address, family=family, backlog=1024,
+                                    dualstack_ipv6=dualstack)
+    except OSError as exc:
+        where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
+            raise ChatkitError(f"port {port} is already in use on {host} "
+                               "(another chatkit serve?)", remedy="choose_port") from None
+        if exc.errno in (99, 49):  # EADDRNOTAVAIL
+            raise ChatkitError(f"cannot listen on {where}: no interface has address "
+                               f"{host}") from None
+        if exc.errno == 13:
+            raise ChatkitError(f"cannot listen on {where}: permission denied "
+                               "(ports below 1024 need privileges)") from None
+        raise ChatkitError(f"cannot listen on {where}: {exc.strerror or exc}") from None

@@ -1,0 +1,224 @@
+"""The hub: the conversation itself. Nicknames, rooms, membership, topics, ids and order, and
+who may do what. It knows no sockets and no wire format: doors hand it requests from their
+members (`dispatch`, chatkit/server/hub/requests.py) and it hands accepted events to the bus.
+
+All of its state is guarded by one lock (`lock`). Events for other people get their id under
+that lock and go to the bus in id order; replies to a member's own request go straight to it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, name_key
+from chatkit.server.hub.auth import PasswordGate
+from chatkit.server.hub.history import history_frame
+from chatkit.server.hub.member import Member
+from chatkit.server.hub.pending import Pending
+from chatkit.server.hub.ports import Bus
+from chatkit.server.hub.rooms import Room
+from chatkit.store import StoredMessage
+
+log = logging.getLogger("chatkit.server")
+
+MAX_HISTORY = 1000  # stored messages sent for one request; `more` says when there are others
+
+
+@dataclass
+class HubRules:
+    """What the hub enforces, from the server's configuration."""
+
+    history_on_join: int = 50
+    max_rooms_per_client: int = 20
+    password: str | None = None
+    log_private: bool = False
+
+
+class Hub:
+    """See the module docstring. Thread-safe: every door's reader threads call in at once."""
+
+    def __init__(self, name: str, bus: Bus, rules: HubRules | None = None) -> None:
+        self.name = name
+        self.bus = bus
+        self.rules = rules or HubRules()
+        self.gate = PasswordGate(self.rules.password)
+        self.lock = threading.RLock()
+        self.nicks: dict[str, Member] = {}  # registered members by nick key
+        self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        self._ids = itertools.count(bus.last_id() + 1)
+        self.stopping = False  # no quit events while the server shuts down
+        from chatkit.server.hub.requests import Requests  # the handlers need the Hub class
+
+        self.requests = Requests(self)
+
+    # ------------------------------------------------------------------ frames
+
+    def frame(self, kind: str, **fields: object) -> Frame:
+        """A server frame with the next id and the current time."""
+        return {"type": kind, **fields, "id": next(self._ids), "ts": round(time.time(), 3)}
+
+    def reply(self, member: Member, frame: Frame, request: Frame | None) -> None:
+        """A reply to `member`'s request, carrying the request's `ref`."""
+        if request is not None and request.get("ref") is not None:
+            frame["ref"] = request["ref"]
+        member.send_frame(frame)
+
+    def refuse(self, member: Member, code: str, message: str, ref: object = None) -> None:
+        """An error frame to `member`, caused by a request with `ref`."""
+        frame = self.frame("error", code=code, message=message)
+        if ref is not None:
+            frame["ref"] = ref
+        member.send_frame(frame)
+
+    def notice(self, member: Member, text: str) -> None:
+        member.send_frame(self.frame("notice", text=text))
+
+    def publish(self, event: Frame, *, room: Room | None = None,
+                recipients: list[Member] | None = None, sender: Member | None = None,
+                ref: object = None, exclude: Member | None = None,
+                row: StoredMessage | None = None) -> None:
+        """Hand an event to the bus; the caller holds the lock, so ids stay in order."""
+        self.bus.submit(Pending(event, room, recipients, sender, ref, exclude, row))
+
+    def dispatch(self, member: Member, frame: Frame) -> None:
+        """One request from a door; raises FrameError for anything refused."""
+        self.requests.dispatch(member, frame)
+
+    # ------------------------------------------------------------------ who is here
+
+    def members(self) -> list[Member]:
+        """Everyone registered, by nick."""
+        with self.lock:
+            return sorted(self.nicks.values(), key=lambda m: name_key(m.nick or ""))
+
+    def counts(self) -> tuple[int, int]:
+        """(registered members, rooms), for discovery."""
+        with self.lock:
+            return len(self.nicks), len(self.rooms)
+
+    def check_password(self, member: Member, given: object) -> None:
+        """Let `member` in, or raise FrameError(bad_password) (ending it after too many)."""
+        verdict = self.gate.attempt(member.peer, given)
+        if verdict == "ok":
+            member.authenticated = True
+            return
+        if verdict == "locked_out":
+            self.refuse(member, "bad_password", "wrong password; too many attempts, "
+                        "disconnecting")
+            member.end("too many wrong passwords")
+        raise FrameError("bad_password", "wrong password")
+
+    @staticmethod
+    def check_current(member: Member) -> None:
+        """Refuse to register anything for a member a newer connection replaced (a line it sent
+        just before may still be in its reader thread); the caller holds the lock."""
+        if member.retired:
+            raise FrameError("replaced", "this connection was replaced by a newer one")
+
+    def retire(self, member: Member, reason: str | None) -> None:
+        """Free a member's nickname and rooms and tell those who shared a room; once only.
+
+        Called under the lock, when its connection ends or when a client's new connection
+        replaces its old one (the old reader thread then only closes the socket)."""
+        if member.nick is None or member.retired:
+            return
+        member.retired = True
+        if self.nicks.get(name_key(member.nick)) is member:
+            del self.nicks[name_key(member.nick)]
+        audience = self.co_members(member)
+        for room in list(member.rooms.values()):
+            self.leave(member, room)
+        if not self.stopping:
+            self.publish(self.frame("quit", nick=member.nick, reason=reason),
+                         recipients=audience)
+        log.info("%s disconnected (%s)", member.label, reason or "quit")
+
+    def co_members(self, member: Member) -> list[Member]:
+        """Everyone who shares at least one room with `member` (itself excluded), once."""
+        seen: dict[int, Member] = {}
+        for room in member.rooms.values():
+            for other in room.members.values():
+                if other is not member:
+                    seen[id(other)] = other
+        return list(seen.values())
+
+    # ------------------------------------------------------------------ rooms
+
+    def room(self, name: str) -> Room:
+        """The room called `name` (a checked name), or FrameError(no_such_room)."""
+        room = self.rooms.get(name_key(name))
+        if room is None:
+            raise FrameError("no_such_room", f"no such room: {name}")
+        return room
+
+    def join(self, member: Member, name: str, *, create: bool, request: Frame | None,
+             history: int | None = None, after: int | None = None) -> None:
+        """Make `member` a member of room `name` (its current room), answer `joined`, then send
+        the room's history. Takes the lock itself: history is read outside it."""
+        with self.lock:
+            self.check_current(member)
+            key = name_key(name)
+            room = self.rooms.get(key)
+            if room is None and not create:
+                raise FrameError("no_such_room", f"no such room: {name}")
+            if key not in member.rooms and \
+                    len(member.rooms) >= self.rules.max_rooms_per_client:
+                raise FrameError("too_many_rooms", f"you are in {len(member.rooms)} rooms, "
+                                 "the most allowed; /part one first")
+            if room is None:
+                room = self.rooms[key] = Room(name)
+            if key in member.rooms:
+                member.rooms.pop(key)  # re-inserted below: it becomes the current room
+            else:
+                room.members[name_key(member.nick or "")] = member
+                self.publish(self.frame("join", room=room.name, nick=member.nick), room=room,
+                             exclude=member)
+                log.info("%s joined %s", member.nick, room.name)
+            member.rooms[key] = room
+            self.reply(member, self.frame("joined", room=room.name, topic=room.topic,
+                                          members=[m.nick for m in room.members.values()]),
+                       request)
+            # From here on every batch the bus publishes reaches the member live; everything
+            # published before is in the log up to `up_to`. Its live output is held until the
+            # history, read outside the lock, is out: nothing twice, nothing missing, in order.
+            up_to = self.bus.published_id
+            member.hold_output()
+        if history is None:
+            history = self.rules.history_on_join
+        data = b""
+        try:
+            # Always ends with history_end (maybe count 0): the client knows the join is done.
+            data = self.history_bytes(member, room.name,
+                                      history if after is None else MAX_HISTORY, after, up_to,
+                                      request.get("ref") if request else None)
+        finally:
+            member.release_output(data)
+
+    def history_up_to(self) -> int:
+        """The id a history read stops at (take it under the lock, read outside it)."""
+        return self.bus.published_id
+
+    def history_bytes(self, member: Member, room: str, limit: int, after: int | None,
+                      up_to: int, ref: object) -> bytes:
+        """Stored events of `room` up to `up_to`, then `history_end`, encoded for `member`."""
+        rows = self.bus.room_history(room, limit=min(limit, MAX_HISTORY), after=after,
+                                     up_to=up_to) if limit > 0 else []
+        encode = member.format.encode_for
+        data = b"".join(encode(history_frame(row), member.nick) for row in rows)
+        end = self.frame("history_end", room=room, count=len(rows),
+                         more=after is not None and len(rows) >= MAX_HISTORY)
+        if ref is not None:
+            end["ref"] = ref
+        return data + encode(end, member.nick)
+
+    def leave(self, member: Member, room: Room) -> None:
+        """Take `member` out of `room`; an emptied room other than the lobby goes away."""
+        member.rooms.pop(name_key(room.name), None)
+        if room.members.get(name_key(member.nick or "")) is member:
+            del room.members[name_key(member.nick or "")]
+        if not room.members and name_key(room.name) != DEFAULT_ROOM:
+            self.rooms.pop(name_key(room.name), None)

@@ -1,0 +1,29 @@
+"""`Pending`: an event the hub accepted, on its way through the bus to its recipients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from chatkit.protocol import Frame
+from chatkit.store import StoredMessage
+
+if TYPE_CHECKING:
+    from chatkit.server.hub.member import Member
+    from chatkit.server.hub.rooms import Room
+
+
+@dataclass
+class Pending:
+    """An event accepted under the hub's lock (so its id is in order), waiting for the bus."""
+
+    event: Frame
+    #: deliver to the room's members at publish time (so a joiner in between gets it live) ...
+    room: Room | None = None
+    #: ... or to exactly these members
+    recipients: list[Member] | None = None
+    sender: Member | None = None
+    ref: object = None
+    exclude: Member | None = None
+    #: what the log keeps of it (None: not stored)
+    row: StoredMessage | None = None

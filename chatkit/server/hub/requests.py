@@ -1,0 +1,286 @@
+"""The requests a member can make of the hub, one handler each: check the request's fields (a
+malformed one is refused here, once, with `bad_frame`), act on the hub under its lock, answer.
+
+A door turns its wire (a JSON line, a typed nc line, an IRC command) into one of these request
+frames (chatkit/protocol/events.py) and calls `Hub.dispatch`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import unicodedata
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chatkit import protocol
+from chatkit.protocol import (
+    DEFAULT_ROOM,
+    MAX_FRAME,
+    MAX_NICK,
+    MAX_ROOM,
+    MAX_TEXT,
+    PROTOCOL_VERSION,
+    Frame,
+    FrameError,
+    clean_text,
+    field,
+    name_key,
+    normalize_nick,
+    normalize_room,
+)
+from chatkit.server.hub.history import stored_row
+from chatkit.server.hub.member import Member
+from chatkit.server.hub.rooms import Room
+
+if TYPE_CHECKING:
+    from chatkit.server.hub.hub import Hub
+
+log = logging.getLogger("chatkit.server")
+
+Handler = Callable[[Member, Frame], None]
+
+
+class Requests:
+    """The dispatch table and its handlers (see the module docstring)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.handlers: dict[str, Handler] = {
+            "msg": self.on_msg, "me": self.on_me, "privmsg": self.on_privmsg,
+            "join": self.on_join, "part": self.on_part, "nick": self.on_nick,
+            "who": self.on_who, "rooms": self.on_rooms, "topic": self.on_topic,
+            "help": self.on_help, "command": self.on_command, "ping": self.on_ping,
+            "quit": self.on_quit, "history": self.on_history,
+        }
+
+    def dispatch(self, member: Member, frame: Frame) -> None:
+        kind = frame["type"]
+        if kind == "hello":
+            self.on_hello(member, frame)
+            return
+        if member.nick is None:
+            if kind == "quit":
+                self.on_quit(member, frame)
+                return
+            raise FrameError("not_registered", "send 'hello' first")
+        handler = self.handlers.get(kind)
+        if handler is None:
+            raise FrameError("unknown_type", f"unknown frame type {kind!r}")
+        handler(member, frame)
+
+    # ------------------------------------------------------------------ registration
+
+    def on_hello(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        if member.nick is not None:
+            raise FrameError("bad_frame", "already registered")
+        version = field(frame, "version", int)
+        if version != PROTOCOL_VERSION:
+            hub.refuse(member, "unsupported_version",
+                       f"server speaks protocol {PROTOCOL_VERSION}, client {version}",
+                       frame.get("ref"))
+            member.quit_reason = "unsupported protocol version"
+            member.end(member.quit_reason)
+            return
+        if not member.authenticated:
+            hub.check_password(member, frame.get("password"))
+        nick = normalize_nick(field(frame, "nick", str))
+        room_name = frame.get("room", DEFAULT_ROOM) if "room" in frame else DEFAULT_ROOM
+        room_name = field({"room": room_name}, "room", str, required=False)
+        if room_name is not None:
+            room_name = normalize_room(room_name)
+        resume = frame.get("resume")
+        with hub.lock:
+            holder = hub.nicks.get(name_key(nick))
+            if holder is not None:
+                if not (isinstance(resume, str) and hmac.compare_digest(
+                        resume.encode(), holder.resume_token.encode())):
+                    raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
+                # The same client again, while its old connection has not timed out yet
+                # (Wi-Fi gone, laptop asleep): that connection is a ghost; end it now.
+                log.info("%s reconnected from %s; ending the old connection",
+                         holder.label, member.peer)
+                hub.retire(holder, "reconnected")
+                holder.end("reconnected")
+            member.nick = nick
+            hub.nicks[name_key(nick)] = member
+            log.info("%s connected (%s mode)", member.label, member.format.name)
+            welcome = hub.frame(
+                "welcome", version=PROTOCOL_VERSION, server=hub.name, nick=nick,
+                commands=protocol.command_list(),
+                limits={"max_frame": MAX_FRAME, "max_text": MAX_TEXT,
+                        "max_nick": MAX_NICK, "max_room": MAX_ROOM},
+                resume=member.resume_token)
+            hub.reply(member, welcome, frame)
+        if room_name is not None:
+            hub.join(member, room_name, create=True, request=None)
+
+    def on_quit(self, member: Member, frame: Frame) -> None:
+        member.quitting = True
+        member.quit_reason = _optional_text(frame, "reason")
+        self.hub.reply(member, self.hub.frame("bye", reason="goodbye"), frame)
+        member.finish()  # the client sees the bye, then the connection ends
+
+    # ------------------------------------------------------------------ talking
+
+    def on_msg(self, member: Member, frame: Frame, action: bool = False) -> None:
+        hub = self.hub
+        text = clean_text(field(frame, "text", str), "message")
+        with hub.lock:
+            room = _member_room(member, field(frame, "room", str))
+            event = hub.frame("message", room=room.name, nick=member.nick, text=text,
+                              action=action)
+            hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
+                        row=stored_row(event, "action" if action else "message"))
+
+    def on_me(self, member: Member, frame: Frame) -> None:
+        self.on_msg(member, frame, action=True)
+
+    def on_privmsg(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        to = field(frame, "to", str)
+        text = clean_text(field(frame, "text", str), "message")
+        with hub.lock:
+            hub.check_current(member)  # sent just as a newer connection replaced this one
+            target = hub.nicks.get(name_key(unicodedata.normalize("NFKC", to.strip())))
+            if target is None:
+                raise FrameError("no_such_nick", f"no such nick: {protocol.sanitize_text(to)}")
+            event = hub.frame("private", **{"from": member.nick, "to": target.nick,
+                                            "text": text})
+            recipients = [target] if target is member else [target, member]
+            row = stored_row(event, "private") if hub.rules.log_private else None
+            hub.publish(event, recipients=recipients, sender=member, ref=frame.get("ref"),
+                        row=row)
+
+    def on_topic(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        text = frame.get("text")
+        with hub.lock:
+            room = _member_room(member, field(frame, "room", str))
+            if text is None:
+                hub.reply(member, hub.frame("topic", room=room.name, text=room.topic,
+                                            nick=None), frame)
+                return
+            if not isinstance(text, str):
+                raise FrameError("bad_frame", "field 'text' must be str")
+            room.topic = clean_text(text, "topic", allow_empty=True) or None
+            room.topic_by = member.nick
+            event = hub.frame("topic", room=room.name, text=room.topic, nick=member.nick)
+            hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
+                        row=stored_row(event, "topic"))
+
+    # ------------------------------------------------------------------ rooms
+
+    def on_join(self, member: Member, frame: Frame) -> None:
+        name = normalize_room(field(frame, "room", str))
+        create = field(frame, "create", bool, required=False, default=True)
+        history = field(frame, "history", int, required=False,
+                        default=self.hub.rules.history_on_join)
+        after = field(frame, "after", int, required=False)
+        self.hub.join(member, name, create=create, request=frame, history=history, after=after)
+
+    def on_history(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        limit = field(frame, "limit", int, required=False, default=50)
+        after = field(frame, "after", int, required=False)
+        if limit < 1:
+            raise FrameError("bad_frame", "'limit' must be at least 1")
+        with hub.lock:
+            room = _member_room(member, field(frame, "room", str))
+            up_to = hub.history_up_to()
+        # A reply, read outside the lock: replies may overtake events (docs/protocol.md).
+        member.deliver(hub.history_bytes(member, room.name, limit, after, up_to,
+                                         frame.get("ref")))
+
+    def on_part(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        reason = _optional_text(frame, "reason")
+        with hub.lock:
+            room = _member_room(member, field(frame, "room", str))
+            event = hub.frame("part", room=room.name, nick=member.nick, reason=reason)
+            hub.publish(event, recipients=list(room.members.values()), sender=member,
+                        ref=frame.get("ref"))
+            hub.leave(member, room)
+            log.info("%s left %s", member.nick, room.name)
+
+    def on_nick(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        new = normalize_nick(field(frame, "nick", str))
+        with hub.lock:
+            hub.check_current(member)
+            old = member.nick or ""
+            holder = hub.nicks.get(name_key(new))
+            if holder is not None and holder is not member:
+                raise FrameError("nick_taken", f"nickname {new} is taken; choose another")
+            if new == old:
+                raise FrameError("bad_nick", f"you are already {new}")
+            del hub.nicks[name_key(old)]
+            hub.nicks[name_key(new)] = member
+            for room in member.rooms.values():
+                room.members = {
+                    (name_key(new) if other is member else key): other
+                    for key, other in room.members.items()
+                }
+            member.nick = new
+            event = hub.frame("nick", old=old, new=new)
+            hub.publish(event, recipients=[member, *hub.co_members(member)], sender=member,
+                        ref=frame.get("ref"))
+            log.info("%s is now known as %s", old, new)
+
+    def on_who(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        room_name = field(frame, "room", str, required=False)
+        with hub.lock:
+            room: Room | None = None
+            if room_name:
+                room = hub.room(normalize_room(room_name))  # the raw name may carry controls
+                members = list(room.members.values())
+            else:
+                members = hub.members()
+            users = [{"nick": m.nick, "rooms": [r.name for r in m.rooms.values()]}
+                     for m in members]
+            hub.reply(member, hub.frame("who", room=room.name if room else None, users=users),
+                      frame)
+
+    def on_rooms(self, member: Member, frame: Frame) -> None:
+        hub = self.hub
+        with hub.lock:
+            rooms = [{"name": r.name, "members": len(r.members), "topic": r.topic}
+                     for r in sorted(hub.rooms.values(), key=lambda r: name_key(r.name))]
+            hub.reply(member, hub.frame("rooms", rooms=rooms), frame)
+
+    # ------------------------------------------------------------------ the rest
+
+    def on_help(self, member: Member, frame: Frame) -> None:
+        self.hub.reply(member, self.hub.frame("help", commands=protocol.command_list()), frame)
+
+    def on_command(self, member: Member, frame: Frame) -> None:
+        line = field(frame, "line", str).strip()
+        if not line.startswith("/"):
+            raise FrameError("bad_frame", "'command' line must start with /")
+        current = member.current_room
+        parsed = protocol.parse_command(line, current.name if current else None)
+        if frame.get("ref") is not None:
+            parsed["ref"] = frame["ref"]
+        self.dispatch(member, parsed)
+
+    def on_ping(self, member: Member, frame: Frame) -> None:
+        self.hub.reply(member, self.hub.frame("pong"), frame)
+
+
+def _member_room(member: Member, name: str) -> Room:
+    """The room `name` that `member` is in, or FrameError(not_in_room)."""
+    room = member.rooms.get(name_key(name))
+    if room is not None and room.name == name:
+        return room  # exactly a checked name: no need to normalise it again (hot path)
+    name = normalize_room(name)  # the checked form: the raw one may carry controls
+    room = member.rooms.get(name_key(name))
+    if room is None:
+        raise FrameError("not_in_room", f"you are not in {name}; /join {name} first")
+    return room
+
+
+def _optional_text(frame: Frame, name: str) -> str | None:
+    value = field(frame, name, str, required=False)
+    return clean_text(value, name, allow_empty=True) or None if value is not None else None

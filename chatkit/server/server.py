@@ -1,0 +1,137 @@
+"""`Server`: one running chat server, wired from its parts.
+
+    door (chatkit/server/doors/line/) ──request──▶ hub (chatkit/server/hub/)
+        ▲                                              │ accepted event, id assigned
+        └──── bytes, encoded once per format ◀──── bus (chatkit/server/bus/local.py: store,
+                                                        then deliver)
+
+This module only builds the parts, starts them in order and stops them in the reverse order;
+it holds no chat logic. Services that run beside the server (LAN discovery) are attached by the
+caller (`attach`) and stopped before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+import ssl
+from pathlib import Path
+from typing import Any, Protocol
+
+from chatkit import protocol
+from chatkit.errors import ChatkitError
+from chatkit.net.addresses import format_address
+from chatkit.net.interfaces import interface_addresses, reachable_addresses
+from chatkit.paths import server_cert_file, server_key_file
+from chatkit.protocol import PROTOCOL_VERSION
+from chatkit.server.bus.local import LocalBus
+from chatkit.server.config import ServerConfig
+from chatkit.server.doors.flusher import Flusher
+from chatkit.server.doors.line.door import LineDoor
+from chatkit.server.hub.hub import Hub, HubRules
+from chatkit.store import MessageStore
+from chatkit.tls import ensure_certificate, server_context
+
+log = logging.getLogger("chatkit.server")
+
+
+class Service(Protocol):
+    def stop(self) -> None: ...
+
+
+class Server:
+    """A running chat server. `start()` binds and returns; `stop()` shuts down gracefully."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self.config = config = config or ServerConfig()
+        self.name = protocol.sanitize_text(config.name)[:64] or "chatkit"
+        self.instance = secrets.token_hex(8)  # tells two servers of one name apart
+        store = MessageStore(config.db or ":memory:", fsync=config.fsync,
+                             log_private=config.log_private)
+        self.bus = LocalBus(store, retain_days=config.retain_days,
+                            max_messages=config.max_messages, prune_every=config.prune_every)
+        self.hub = Hub(self.name, self.bus, HubRules(
+            history_on_join=config.history_on_join,
+            max_rooms_per_client=config.max_rooms_per_client, password=config.password,
+            log_private=config.log_private))
+        self.bus.hub = self.hub
+        self.flusher = Flusher()
+        self.tls_context: ssl.SSLContext | None = None
+        self.fingerprint: str | None = None
+        self.door: LineDoor | None = None
+        self._services: list[Service] = []
+        self._stopped = False
+
+    @property
+    def port(self) -> int:
+        assert self.door is not None, "the server is not started"
+        return self.door.port
+
+    @property
+    def bound_host(self) -> str:
+        assert self.door is not None, "the server is not started"
+        return self.door.bound_host
+
+    def start(self) -> None:
+        try:
+            if self.config.tls:
+                self._setup_tls()
+            door = LineDoor(self.hub, self.config, self.flusher, self.tls_context)
+            door.start()
+        except ChatkitError:
+            self.bus.store.close()
+            raise
+        self.door = door
+        self.flusher.start()
+        self.bus.start()
+        log.info("server %s listening on %s", self.name, ", ".join(self.addresses()))
+
+    def attach(self, service: Service) -> None:
+        """A service that runs beside this server (discovery): stopped before the server."""
+        self._services.append(service)
+
+    def _setup_tls(self) -> None:
+        config = self.config
+        if config.tls_cert is None or config.tls_key is None:
+            cert, key = server_cert_file(), server_key_file()
+            try:
+                ensure_certificate(cert, key, socket.gethostname(),
+                                   interface_addresses(include_ipv6=True))
+            except OSError as exc:
+                raise ChatkitError(f"cannot create the TLS certificate in {cert.parent}: "
+                                   f"{exc.strerror or exc}") from None
+        else:
+            cert, key = Path(config.tls_cert), Path(config.tls_key)
+        self.tls_context, self.fingerprint = server_context(cert, key)
+
+    def info(self) -> dict[str, Any]:
+        """What discovery announces about this server."""
+        users, rooms = self.hub.counts()
+        return {"name": self.name, "instance": self.instance, "port": self.port,
+                "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
+                "tls": self.tls_context is not None, "fingerprint": self.fingerprint,
+                "users": users, "rooms": rooms}
+
+    def addresses(self, with_port: bool = True) -> list[str]:
+        """Every address a client can use to reach this server."""
+        hosts = reachable_addresses(self.bound_host)
+        if not with_port:
+            return hosts
+        return [format_address(host, self.port) for host in hosts]
+
+    def stop(self, reason: str = "server shutting down") -> None:
+        """Tell every client, close every socket, join every thread."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for service in reversed(self._services):
+            service.stop()
+        self.hub.stopping = True
+        if self.door is not None:
+            self.door.stop_accepting()
+        self.bus.stop()  # everything accepted is stored and delivered before the notice
+        if self.door is not None:
+            self.door.close(reason)
+        self.flusher.stop()
+        log.info("server %s stopped", self.name)

@@ -1,0 +1,80 @@
+"""The server's certificate: a self-signed EC certificate made on first start (key file 0600),
+loading a given one, and SHA-256 fingerprints (what clients pin)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+from chatkit.errors import ChatkitError
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 of a DER certificate, written the way OpenSSH writes key fingerprints."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+
+
+# --------------------------------------------------------------------------- server certificate
+
+
+def ensure_certificate(cert_path: Path, key_path: Path, hostname: str,
+                       addresses: list[str]) -> None:
+    """Create a self-signed EC certificate and key unless both exist (key mode 0600)."""
+    if cert_path.exists() and key_path.exists():
+        return
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"chatkit {hostname}"[:64])])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt_names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    if hostname and hostname != "localhost":
+        alt_names.append(x509.DNSName(hostname))
+    for address in addresses:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(address)))
+        except ValueError:
+            continue
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_bytes = key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key_bytes)
+    os.chmod(key_path, 0o600)  # also when the file existed with wider permissions
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def server_context(cert_path: Path, key_path: Path) -> tuple[ssl.SSLContext, str]:
+    """A server TLS context and the certificate's fingerprint."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert_path, key_path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ChatkitError(f"cannot load TLS certificate {cert_path} / key {key_path}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    der = ssl.PEM_cert_to_DER_cert(Path(cert_path).read_text())
+    return context, fingerprint(der)

@@ -1,0 +1,75 @@
+"""Trust on first use: the fingerprints this machine has pinned per server address, like SSH's
+known_hosts, and the check of a presented certificate against them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from chatkit.errors import ChatkitError, ExitCode
+
+
+class TrustError(ChatkitError):
+    """The server presented a certificate other than the one pinned for it."""
+
+    exit_code = ExitCode.REFUSED
+
+
+class KnownServers:
+    """Pinned server fingerprints, like SSH's known_hosts: `known_servers.json` in the config
+    directory, mapping "host:port" to a fingerprint."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise ChatkitError(f"cannot read {self.path}: {exc}; fix or delete it") from None
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def all(self) -> dict[str, str]:
+        return self._load()
+
+    def get(self, address: str) -> str | None:
+        return self._load().get(address)
+
+    def pin(self, address: str, value: str) -> None:
+        known = self._load()
+        known[address] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+        temporary.replace(self.path)
+
+    def forget(self, address: str) -> bool:
+        known = self._load()
+        if known.pop(address, None) is None:
+            return False
+        self.path.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+        return True
+
+    def verify(self, address: str, presented: str, expected: str | None = None) -> bool:
+        """Check `presented` against the pin (and against `expected`, e.g. from discovery).
+
+        Returns True when the server was new and has just been pinned; raises TrustError on a
+        mismatch.
+        """
+        if expected is not None and expected != presented:
+            raise TrustError(
+                f"WARNING: {address} presented certificate {presented} but discovery announced "
+                f"{expected}; someone may be impersonating the server. Not connecting.")
+        pinned = self.get(address)
+        if pinned is None:
+            self.pin(address, presented)
+            return True
+        if pinned != presented:
+            raise TrustError(
+                f"WARNING: SERVER IDENTITY CHANGED for {address}: pinned {pinned}, presented "
+                f"{presented}. Someone may be intercepting the connection, or the server got a "
+                f"new certificate. If you trust the change, run "
+                f"`chatkit trust --forget {address}` and connect again.")
+        return False
