@@ -29,6 +29,7 @@ CELLS: list[dict[str, Any]] = [
     {"clients": 10, "senders": 10, "rate": None},  # a small room: the server is the limit
     {"clients": 100, "senders": 10, "rate": None},
     {"clients": 100, "senders": 10, "rate": run.HUMAN_RATE},
+    {"clients": 1000, "senders": 10, "rate": None},  # a big room: fan-out dominates
 ]
 
 

@@ -19,7 +19,8 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click keeps the status per class; ours comes with each error
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 #: How the command line words each `remedy` a core error names (chatkit/errors.py).

@@ -110,7 +110,7 @@ def field(frame: Frame, name: str, kind: type, *, required: bool = True, default
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise FrameError("bad_frame", f"field '{name}' must be {kind.__name__}")
-    if kind is int and not _INT64_MIN <= value <= _INT64_MAX:  # what SQLite and ids hold
+    if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:  # SQLite's range
         raise FrameError("bad_frame", f"field '{name}' is out of range")
     return value
 

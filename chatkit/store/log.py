@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from chatkit.protocol.names import name_key
 from chatkit.store.schema import StoreError, connect, describe, migrate
@@ -81,7 +81,8 @@ class MessageStore:
 
     def last_id(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+            return int(self._conn.execute(
+                "SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])
 
     def append(self, rows: Sequence[StoredMessage]) -> None:
         """Write rows in one transaction. Raises StoreError; then nothing was written."""
@@ -164,6 +165,6 @@ def where_clause(*conditions: tuple[str, object]) -> tuple[str, list[object]]:
     return " WHERE " + " AND ".join(sql for sql, _ in used), [value for _, value in used]
 
 
-def row_to_message(row: tuple[object, ...]) -> StoredMessage:
+def row_to_message(row: tuple[Any, ...]) -> StoredMessage:
     id_, room, _room_key, kind, nick, target, text, ts = row
     return StoredMessage(id_, room, kind, nick, target, text, ts)

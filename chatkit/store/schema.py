@@ -45,7 +45,7 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to SCHEMA_VERSION; return the version it had before."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > SCHEMA_VERSION:
         raise StoreError(f"the message database has schema version {version}, newer than this "
                          f"chatkit understands ({SCHEMA_VERSION}); upgrade chatkit")
