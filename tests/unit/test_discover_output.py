@@ -5,10 +5,13 @@ and the flag each discovery error points to."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
+from click.testing import CliRunner
 
 from chatkit import discovery as d
+from chatkit.cli import cli
 from chatkit.cli import discover_output as o
 from chatkit.cli.options import discovery_hints
 from chatkit.errors import ConfigError, NotFoundError
@@ -187,3 +190,17 @@ def test_errors_get_the_flag_that_fixes_them() -> None:
     assert str(missing.value) == (
         "no chatkit server answered on this network; run `chatkit discover --diagnose` to see "
         "why, or ask for the server's address and use `chatkit join HOST[:PORT]`")
+
+
+@pytest.mark.parametrize("args", [
+    ["discover"], ["discover", "--diagnose"], ["send", "--nick", "bot", "hi"],
+])
+def test_cli_names_the_flag_for_a_bad_broadcast_target(monkeypatch, args: list[str]) -> None:
+    """The target is resolved before any socket is opened; the resolver here knows nothing."""
+    def unknown(*_args: object, **_kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    result = CliRunner().invoke(cli, [*args, "--broadcast", "nowhere.invalid"])
+    assert result.exit_code == 2, result.output
+    assert "--broadcast 'nowhere.invalid' is not an IPv4 address or known host" in result.output
