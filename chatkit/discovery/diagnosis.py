@@ -1,4 +1,4 @@
-"""The discovery self-test (`chatkit discover --diagnose`): why does nothing answer?
+"""The discovery self-test: when no server answers, why not?
 
 Owns: `diagnose`, which probes every target with its own nonce while listening on the discovery
 port itself, to tell "our broadcast never left / never came back" from "nobody answered"; the

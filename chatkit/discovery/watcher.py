@@ -1,4 +1,4 @@
-"""Passive discovery: follow servers as they appear, change and leave (`chatkit discover --watch`).
+"""Passive discovery: follow servers as they appear, change and leave.
 
 Owns: `watch`, which listens for announcements on the shared discovery port and probes now and
 then, and `WatchEvent`, what it yields. Decides when a server has left: it said so, a new
