@@ -224,7 +224,7 @@ def test_discovery_fields_with_a_trailing_newline_are_refused():
         body = {**good, key: good[key] + "\n"}
         assert _parse_datagram(discovery.encode_datagram(body)) is None, key
     probe = discovery.encode_datagram({"type": "probe", "nonce": "ab" * 16 + "\n"}, pad_to=1024)
-    assert not discovery._NONCE.match(discovery.decode_datagram(probe)["nonce"])
+    assert not discovery.is_valid_nonce(discovery.decode_datagram(probe)["nonce"])
 
 
 @BUDGET

@@ -1,14 +1,15 @@
 """Options shared by several commands, each declared once, and the discovery step of the
-commands that connect as a client."""
+commands that connect as a client (including which flag fixes a discovery error)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import click
 from click.shell_completion import CompletionItem
 
-from chatkit.errors import ConfigError
+from chatkit.errors import ConfigError, NotFoundError
 from chatkit.net.addresses import parse_address
 from chatkit.protocol import DEFAULT_PORT
 
@@ -53,13 +54,29 @@ def discovery_client_options(command: Callable[..., None]) -> Callable[..., None
     return command
 
 
+@contextlib.contextmanager
+def discovery_hints() -> Iterator[None]:
+    """Discovery errors with the flag or command that helps: a bad probe target is a bad
+    `--broadcast`; "nothing found" points to `chatkit discover --diagnose`."""
+    from chatkit.cli.discover_output import NOTHING_FOUND_HINT
+    from chatkit.discovery import TargetError
+
+    try:
+        yield
+    except TargetError as exc:
+        raise ConfigError(f"--broadcast {exc.target!r} {exc.reason}") from None
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc}; {NOTHING_FOUND_HINT}") from None
+
+
 def discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
                      *, interactive: bool) -> tuple[str, int, str | None]:
     """Find the server to use by discovery: (host, port, announced fingerprint)."""
     from chatkit.discovery import find_server
 
-    found = find_server(server_name, broadcast=list(broadcast) or None,
-                        discovery_port=discovery_port)
+    with discovery_hints():
+        found = find_server(server_name, broadcast=list(broadcast) or None,
+                            discovery_port=discovery_port)
     if len(found) > 1:
         listing = ", ".join(f"{s.name} ({s.address})" for s in found)
         if not interactive:

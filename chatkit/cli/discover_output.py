@@ -1,0 +1,156 @@
+"""How discovery results look on a terminal and in JSON: server tables, watch lines, the
+self-test report and the words for each likely cause. Pure functions of discovery's data; the
+only place that spells out which command or flag fixes a discovery problem."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only types: `chatkit --help` need not load discovery
+    from chatkit.discovery import Cause, DiagnoseReport, ServerFound, WatchEvent
+
+NOTHING_FOUND_HINT = (
+    "run `chatkit discover --diagnose` to see why, or ask for the server's address and use "
+    "`chatkit join HOST[:PORT]`"
+)
+FALLBACK = ("ask for the server's address (its `chatkit serve` banner shows it) and run "
+            "`chatkit join HOST[:PORT]`")
+
+
+def format_rtt(rtt: float | None) -> str:
+    if rtt is None:
+        return "-"
+    return f"{rtt * 1000:.1f} ms"
+
+
+def format_table(servers: list[ServerFound]) -> str:
+    """A plain-text table: name, address:port, users, rooms, TLS, round-trip time."""
+    rows = [("NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "RTT")]
+    for s in servers:
+        rows.append((s.name, s.address, str(s.users), str(s.rooms), "yes" if s.tls else "no",
+                     format_rtt(s.rtt)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    right = {2, 3, 5}
+    lines = []
+    for row in rows:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_json(servers: list[ServerFound]) -> str:
+    return json.dumps({"servers": [s.to_dict() for s in servers]}, ensure_ascii=False, indent=2)
+
+
+def format_event(event: WatchEvent) -> str:
+    """One line per watch event: time, + ~ -, name, address and what happened."""
+    s = event.server
+    mark = {"appear": "+", "update": "~", "leave": "-"}[event.kind]
+    stamp = time.strftime("%H:%M:%S")
+    detail = f"{s.users} user{'s' if s.users != 1 else ''}, {s.rooms} room" \
+             f"{'s' if s.rooms != 1 else ''}"
+    if event.kind == "leave":
+        detail = {"stopped": "stopped", "silent": "no longer heard",
+                  "replaced": "restarted"}.get(event.reason, event.reason)
+    return f"{stamp} {mark} {s.name}  {s.address}  ({detail})"
+
+
+def format_cause(cause: Cause, port: int) -> str:
+    """The advice for one likely cause of a failed discovery (`port`: the discovery port)."""
+    kind = cause.kind
+    if kind == "no_network":
+        return ("no network interface except loopback is up: connect to the network "
+                "(Wi-Fi/Ethernet) first")
+    if kind == "interface_down":
+        assert cause.interface is not None
+        return (f"interface {cause.interface.name} ({cause.interface.address}) is down and "
+                "was not probed")
+    if kind == "send_failed":
+        return (f"could not send to {cause.target}: {cause.error} (interface down, no route, "
+                "or sending broadcasts is blocked)")
+    if kind == "echo_missing":
+        return (f"our own probe to {cause.target} did not come back: a local firewall is "
+                f"probably dropping UDP port {port} (check ufw/firewalld/iptables, or Windows "
+                "Defender Firewall / macOS firewall)")
+    if kind == "cannot_listen":
+        return (f"could not listen on UDP port {port} ({cause.error}), so the echo test was "
+                "skipped; another program may hold the port")
+    if kind == "loopback_only":
+        return ("servers answered only on this machine: a server started with "
+                "`--host 127.0.0.1` is invisible to other machines; use "
+                "`chatkit serve --host 0.0.0.0`")
+    return {
+        "no_server": "no server is running with discovery on (a server started with "
+                     "`--no-discovery` stays silent), or it uses another discovery port than "
+                     f"{port} (`--discovery-port`)",
+        "server_firewall": f"the server's firewall drops incoming UDP port {port} (the chat "
+                           "port is TCP and may still work)",
+        "client_isolation": "Wi-Fi client isolation (guest, hotel, café and some office "
+                            "networks) blocks traffic between devices: use a network without "
+                            "it, or a wired connection",
+        "vpn": "a VPN is capturing your traffic or puts you on another subnet: disconnect it "
+               "or allow local network access",
+        "virtual_network": "containers and VMs (Docker bridge, WSL2, VirtualBox NAT) sit on "
+                           "their own private network; broadcasts do not cross it: use host "
+                           "networking or a bridged adapter",
+        "other_subnet": "the server is on another subnet or VLAN: broadcasts do not cross "
+                        "routers; try `--broadcast` with that subnet's broadcast address, or "
+                        "the server's own address",
+    }[kind]
+
+
+def causes_text(report: DiagnoseReport) -> list[str]:
+    return [format_cause(cause, report.discovery_port) for cause in report.causes]
+
+
+def diagnose_to_dict(report: DiagnoseReport) -> dict[str, Any]:
+    """The self-test report as `--diagnose --json` prints it."""
+    return {
+        "discovery_port": report.discovery_port, "timeout": report.timeout,
+        "interfaces": [{"name": i.name, "address": i.address, "prefix": i.prefix,
+                        "up": i.up, "broadcast": i.broadcast} for i in report.interfaces],
+        "targets": [dataclasses.asdict(t) for t in report.targets],
+        "listening": report.listening, "listen_error": report.listen_error,
+        "servers": [s.to_dict() for s in report.servers],
+        "causes": causes_text(report), "fallback": FALLBACK,
+    }
+
+
+def format_diagnose(report: DiagnoseReport) -> str:
+    """The self-test report for a terminal: interfaces, probes, servers, causes, fallback."""
+    port = report.discovery_port
+    lines = [f"Discovery self-test (UDP port {port}, {report.timeout:g} s)", "", "Interfaces:"]
+    for i in report.interfaces:
+        state = "up" if i.up else "DOWN"
+        lines.append(f"  {i.name:<12} {i.address}/{i.prefix:<3} {state:<4} "
+                     f"broadcast {i.broadcast or '-'}")
+    if not report.listening:
+        lines.append(f"  (could not listen on UDP {port}: {report.listen_error}; "
+                     "echo test skipped)")
+    lines += ["", "Probes:"]
+    names = {s.instance: s.name for s in report.servers}
+    for t in report.targets:
+        where = f" via {t.interface}" if t.interface else ""
+        if t.error:
+            status = f"send FAILED: {t.error}"
+        else:
+            echo = {True: "own probe came back", False: "own probe NOT heard",
+                    None: "echo n/a"}[t.echoed]
+            answered = ", ".join(names.get(i, i) for i in t.servers) or "no answer"
+            status = f"sent, {echo}; {answered}"
+        lines.append(f"  {t.target:<16}{where}: {status}")
+    lines.append("")
+    if report.servers:
+        lines += ["Servers found:", format_table(report.servers)]
+    else:
+        lines.append("No server answered.")
+    if report.causes:
+        lines += ["", "Likely causes:" if not report.servers else "Notes:"]
+        lines += [f"  - {cause}" for cause in causes_text(report)]
+    if not report.servers:
+        lines += ["", f"Fallback: {FALLBACK}."]
+    return "\n".join(lines)
