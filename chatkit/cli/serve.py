@@ -7,17 +7,19 @@ import logging
 import signal
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click, setup_logging
-from chatkit.discovery import DiscoveryResponder
 from chatkit.net.sockets import raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT
-from chatkit.server import Server, ServerConfig
 from chatkit.store import FSYNC_POLICIES
+
+if TYPE_CHECKING:  # imported when the command runs: `chatkit --help` and completion stay fast
+    from chatkit.discovery import DiscoveryResponder
+    from chatkit.server import Server
 
 log = logging.getLogger("chatkit")
 
@@ -81,6 +83,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           require_tls: bool, password: str | None, password_file: TextIO | None,
           rate_limit: float, max_clients: int, max_per_address: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
+    from chatkit.server import Server, ServerConfig
+
     setup_logging(log_level)
     if no_history and db_path:
         raise click.UsageError("--db and --no-history cannot be combined")
@@ -133,6 +137,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
 def start_discovery(server: Server, discovery_port: int) -> DiscoveryResponder:
     """Answer LAN discovery for a started server (stopped with it). The server and discovery
     never import each other: this is where they meet."""
+    from chatkit.discovery import DiscoveryResponder
+
     responder = DiscoveryResponder(bind_host=server.config.host, chat_port=server.port,
                                    discovery_port=discovery_port, info=server.info)
     try:
