@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from chatkit import tls
-from chatkit.connection import Connection
+from chatkit.client.connection import Connection
 from chatkit.errors import UnreachableError
 from chatkit.protocol import MAX_FRAME, MAX_NICK, MAX_ROOM, MAX_TEXT, PROTOCOL_VERSION
 from chatkit.tls import KnownServers, TrustError

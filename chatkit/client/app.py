@@ -130,7 +130,7 @@ class ChatApp:
             frame = await queue.get()
             try:
                 self.handle_event(frame)
-            except Exception as exc:  # a malformed frame costs one line, never a traceback
+            except Exception as exc:  # a bug showing one event costs one line, not the UI
                 log.debug("could not show %r", frame, exc_info=True)
                 self.say(f"!!! could not show a {frame.get('type')!r} event from the server "
                          f"({type(exc).__name__})", style="class:error")

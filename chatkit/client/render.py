@@ -160,10 +160,8 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         out.append((style, f"-!- {frame.get('text', '')}"))
         return Rendered(FormattedText(out), kinds={"status"})
 
-    try:
-        lines = render_text(frame, me or None)
-    except (KeyError, TypeError, ValueError):
-        return None  # a malformed frame from a buggy server: not worth a crash
+    # A server frame was checked on arrival (Connection.recv): every field is there.
+    lines = render_text(frame, me or None)
     if not lines:
         return None
     pad = " " * len(out[0][1])

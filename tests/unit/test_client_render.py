@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from chatkit.client.render import (
     NICK_COLOURS,
     Rendered,
@@ -15,6 +17,7 @@ from chatkit.client.render import (
     should_ring,
 )
 from chatkit.client.settings import Settings, settings_path
+from chatkit.protocol import FrameError, check_server_frame
 
 TS = 1_700_000_000.0
 ME = View(me="alice", current_room="lobby")
@@ -129,7 +132,9 @@ def test_ignored_nicks_are_hidden():
 
 def test_unshown_and_malformed_frames():
     assert render_event({"type": "pong", "ts": TS}, ME) is None
-    assert render_event({"type": "join"}, ME) is None  # missing fields: no crash
+    # A frame missing fields never reaches the renderer: it is dropped on arrival.
+    with pytest.raises(FrameError):
+        check_server_frame({"type": "join"})
 
 
 def test_bell_modes():
