@@ -3,9 +3,10 @@
 `run_join` is the one entry point the CLI calls for `chatkit join`, `send_messages`
 (`chatkit.client.send`) the one for `chatkit send`. The pieces: `connection` (one JSON-mode
 connection; every server frame is checked there, on arrival), `link` (a connection that heals
-itself), `model` (rooms, members, last ids), `session` (the facade the UIs use), `lines` (what a
-typed line is), `render` (styled lines), `completer` (Tab), `settings` (remembered choices),
-`app` (the prompt_toolkit UI) and `piped` (no terminal).
+itself) with its `outbox` (lines on their way), `model` (rooms, members, last ids), `session`
+(the facade the UIs use), `lines` (what a typed line is), `render` (styled lines), `completer`
+(Tab), `settings` (remembered choices), `app` (the prompt_toolkit UI) and `piped` (no
+terminal).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Owns: the current `Connection` and its reader thread; the link's state (connecti
 reconnecting, closed, failed) and when the next attempt is due; reconnecting with exponential
 backoff and jitter under the same nick (with the last welcome's resume token), then rejoining
 the rooms the model lists and asking only for what was missed; frames submitted while
-disconnected are queued (bounded) and sent after reconnecting, frames sent but unanswered are
-sent again after a loss, and once the link has ended (quit, or reconnecting given up) every
-frame is refused at once with `SessionEnded`.
+disconnected are queued (bounded: `chatkit.client.outbox`) and sent after reconnecting, frames
+sent but unanswered are sent again after a loss, and once the link has ended (quit, or
+reconnecting given up) every frame is refused at once with `SessionEnded`.
 
 It knows nothing of rooms or members: `LinkHooks` connect it to the session, which owns the
 model (`chatkit.client.model`) and the UI's callback. Frames sent with a `q:` ref are the
@@ -20,31 +20,26 @@ import itertools
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatkit.client.connection import Connection, pinned_note
+from chatkit.client.outbox import Outbox, Refused, SessionEnded
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
 from chatkit.net.addresses import format_address
 from chatkit.protocol import Frame
 from chatkit.tls import TrustError
 
+__all__ = ["QUIET", "Link", "LinkHooks", "LinkOptions", "Refused", "SessionEnded",
+           "backoff_delay"]
+
 QUIET = "q:"  # prefix of refs for frames whose answers the user did not ask to see
-
-
-class Refused(ChatkitError):
-    """A line that cannot be sent now (queue full, no room, bad command); the message says why."""
-
-
-class SessionEnded(Refused):
-    """A line refused because the session is over for good (quit, or reconnecting given up)."""
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
     """Seconds to wait before reconnecting attempt `attempt` (1, 2, ...): a ceiling doubling
     from `initial` up to `maximum`, with "equal jitter" (half fixed, half random)."""
-    ceiling = min(maximum, initial * 2 ** min(attempt - 1, 30))
+    ceiling: float = min(maximum, initial * 2.0 ** min(attempt - 1, 30))
     return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
@@ -82,6 +77,10 @@ class Link:
     """A reconnecting connection; thread-safe for one UI thread plus its reader thread.
 
     `lock` is shared with the owner: hold it to read the owner's model consistently.
+
+    Slightly over 250 lines, on purpose: connect, lose, back off, resume and quit share one
+    lock and one state, and their ordering (e.g. a quit is never followed by a revived link)
+    is easiest to check in one place. The queue already lives apart (`Outbox`).
     """
 
     def __init__(self, options: LinkOptions, hooks: LinkHooks,
@@ -98,8 +97,7 @@ class Link:
         self._settled = threading.Condition(self.lock)
         self._resume_token: str | None = None  # from the last welcome
         self._conn: Connection | None = None
-        self._queue: deque[Frame] = deque()
-        self._pending: dict[str, Frame] = {}  # ref -> frame sent but not yet answered
+        self._outbox = Outbox(options.queue_limit, self._settled)
         self._refs = itertools.count(1)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,17 +173,14 @@ class Link:
                 except ChatkitError:
                     pass  # the reader thread notices the loss; keep the line for later
                 else:
-                    self._pending[frame["ref"]] = frame
+                    self._outbox.sent(frame)
                     return "sent"
-            if len(self._queue) >= self.options.queue_limit:
-                raise Refused(f"not sent: {len(self._queue)} lines are already waiting "
-                              "for the connection to come back")
-            self._queue.append(frame)
+            self._outbox.hold(frame)
             return "queued"
 
     def queued(self) -> int:
         with self.lock:
-            return len(self._queue)
+            return len(self._outbox.queue)
 
     def wait_settled(self, timeout: float) -> bool:
         """Wait until every submitted frame was answered and nothing is queued; False at the
@@ -196,7 +191,7 @@ class Link:
             while True:
                 if self.state == "failed":
                     return False
-                if not (self._pending or self._queue):
+                if self._outbox.empty():
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.state == "closed":
@@ -227,8 +222,7 @@ class Link:
         quiet = isinstance(ref, str) and ref.startswith(QUIET)
         with self.lock:
             if ref is not None and not quiet:
-                if self._pending.pop(str(ref), None) is not None:
-                    self._settled.notify_all()
+                self._outbox.answered(str(ref))
             self.hooks.frame(frame, quiet)
         if quiet:
             if frame["type"] == "error" and str(ref).startswith(QUIET + "rejoin"):
@@ -240,14 +234,10 @@ class Link:
         with self.lock:
             self._conn = None
             self.state = "reconnecting"
-            # Lines sent but never answered may not have reached anyone: send them again
-            # rather than lose them silently.
-            unanswered = list(self._pending.values())
-            self._pending.clear()
-            self._queue.extendleft(reversed(unanswered))
+            unanswered = self._outbox.requeue_unanswered()
         text = f"connection to {self.address} lost: {reason}"
         if unanswered:
-            text += f" ({len(unanswered)} unconfirmed line(s) will be sent again)"
+            text += f" ({unanswered} unconfirmed line(s) will be sent again)"
         self.status(text, level="error")
 
     def _open(self, nick: str, room: str | None) -> Connection:
@@ -302,9 +292,7 @@ class Link:
             self.state = "failed"
             self.retry_at = None
             self.failure = f"gave up reconnecting to {self.address}"
-            dropped = len(self._queue)
-            self._queue.clear()
-            self._settled.notify_all()
+            dropped = self._outbox.drop()
         self.status(self.failure
                     + (f"; {dropped} queued line(s) were not sent" if dropped else ""),
                     level="error")
@@ -327,16 +315,7 @@ class Link:
                 self._send_quiet(conn, frame, tag="rejoin")
             self._send_quiet(conn, {"type": "rooms"})
             self._send_quiet(conn, {"type": "who"})
-            flushed = 0
-            while self._queue:
-                frame = self._queue.popleft()
-                try:
-                    conn.send(frame)
-                except ChatkitError:
-                    self._queue.appendleft(frame)
-                    break
-                self._pending[frame["ref"]] = frame
-                flushed += 1
+            flushed = self._outbox.flush(conn.send)
             self.state = "connected"
             server = str(conn.welcome["server"])
         text = f"reconnected to {server or self.address} as {conn.nick}"
