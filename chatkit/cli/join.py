@@ -7,6 +7,7 @@ import sys
 import click
 
 from chatkit.cli.boundary import errors_as_click
+from chatkit.cli.client_hints import client_flag_hints
 from chatkit.cli.options import (
     client_security_options,
     discover_target,
@@ -33,7 +34,7 @@ def join(address: str | None, port: int | None, nick: str | None, room: str,
 
     Without HOST, finds the server on the local network (UDP discovery).
     """
-    with errors_as_click():
+    with errors_as_click(), client_flag_hints():
         expected = None
         if address is None:
             host, port, expected = discover_target(

@@ -7,6 +7,7 @@ import sys
 import click
 
 from chatkit.cli.boundary import errors_as_click
+from chatkit.cli.client_hints import client_flag_hints
 from chatkit.cli.options import client_security_options, discover_target, discovery_client_options
 from chatkit.errors import ConfigError
 from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
@@ -33,10 +34,10 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
     Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, ...);
     5 not a chatkit server; 6 no server found.
     """
-    from chatkit.connection import send_messages
+    from chatkit.client.send import send_messages
     from chatkit.net.addresses import parse_address
 
-    with errors_as_click():
+    with errors_as_click(), client_flag_hints():
         expected = None
         if host is None:
             host, port, expected = discover_target(server_name, broadcast, discovery_port,

@@ -1,8 +1,12 @@
 """The chatkit client: `chatkit join`, interactive in a terminal or line-by-line in a pipe.
 
-`run_join` is the one entry point the CLI calls. The pieces: `session` (a connection that heals
-itself), `lines` (what a typed line is), `render` (styled lines), `completer` (Tab), `settings`
-(remembered choices), `app` (the prompt_toolkit UI) and `piped` (no terminal).
+`run_join` is the one entry point the CLI calls for `chatkit join`, `send_messages`
+(`chatkit.client.send`) the one for `chatkit send`. The pieces: `connection` (one JSON-mode
+connection; every server frame is checked there, on arrival), `link` (a connection that heals
+itself) with its `outbox` (lines on their way), `model` (rooms, members, last ids), `session`
+(the facade the UIs use), `lines` (what a typed line is), `render` (styled lines), `completer`
+(Tab), `settings` (remembered choices), `app` (the prompt_toolkit UI) and `piped` (no
+terminal).
 """
 
 from __future__ import annotations
@@ -14,9 +18,19 @@ from chatkit.client.session import ChatSession
 from chatkit.errors import ConfigError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room
 
-__all__ = ["run_join", "ChatSession"]
+__all__ = ["run_join", "ChatSession", "NickMissing"]
 
 NICK_ATTEMPTS = 5
+
+
+class NickMissing(ConfigError):
+    """No nickname to join with. `no_terminal`: there is no terminal to ask on (the caller
+    must give one); otherwise the user was asked and gave none."""
+
+    def __init__(self, no_terminal: bool) -> None:
+        self.no_terminal = no_terminal
+        super().__init__("a nickname is required when stdin is not a terminal" if no_terminal
+                         else "no nickname given")
 
 
 def _ask_nick() -> str:
@@ -32,7 +46,7 @@ def _ask_nick() -> str:
             return normalize_nick(answer)
         except FrameError as exc:
             print(f"{exc.message}", file=sys.stderr)
-    raise ConfigError("no nickname given (use --nick or set CHATKIT_NICK)")
+    raise NickMissing(no_terminal=False)
 
 
 def run_join(host: str, port: int, nick: str | None, room: str, json_output: bool = False,
@@ -43,7 +57,8 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
 
     With a terminal on stdin and stdout (and no `--json`) this runs the interactive UI;
     otherwise it sends stdin lines and prints events (see `chatkit.client.piped`). Failures
-    are ChatkitError subclasses with one-line messages: unreachable, refused, protocol.
+    are ChatkitError subclasses with one-line messages: unreachable, refused, protocol, and
+    NickMissing when there is no nickname.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -57,8 +72,7 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
         raise ConfigError(exc.message) from None
     if nick is None:
         if not interactive:
-            raise ConfigError("--nick is required when stdin is not a terminal "
-                              "(or set CHATKIT_NICK)")
+            raise NickMissing(no_terminal=True)
         nick = _ask_nick()
 
     session = ChatSession(host, port, nick, room, tls=tls, insecure=insecure, password=password,

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import deque
 from pathlib import Path
 
@@ -35,9 +34,11 @@ from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify
 from chatkit.client.render import (
     STYLE,
     Rendered,
+    ToolbarFacts,
     View,
     render_event,
     render_lines,
+    render_toolbar,
     should_ring,
 )
 from chatkit.client.session import ChatSession, Refused
@@ -62,7 +63,12 @@ def merged_commands(server: list[CommandSpec]) -> list[CommandSpec]:
 
 class ChatApp:
     """The UI around one ChatSession. Build it before `session.connect()` so no event is
-    missed, then `run()` (or `await run_async()`) until the user leaves; returns 0."""
+    missed, then `run()` (or `await run_async()`) until the user leaves; returns 0.
+
+    About 300 lines: the event hand-off, keys and the client's own commands all act on the
+    one prompt_toolkit session. Drawing (events, toolbar) is already pure in `render`; the
+    client commands (/help /bell /ignore) are the next piece to move out if it grows.
+    """
 
     def __init__(self, session: ChatSession, settings: Settings | None = None,
                  history: History | None = None) -> None:
@@ -130,7 +136,7 @@ class ChatApp:
             frame = await queue.get()
             try:
                 self.handle_event(frame)
-            except Exception as exc:  # a malformed frame costs one line, never a traceback
+            except Exception as exc:  # a bug showing one event costs one line, not the UI
                 log.debug("could not show %r", frame, exc_info=True)
                 self.say(f"!!! could not show a {frame.get('type')!r} event from the server "
                          f"({type(exc).__name__})", style="class:error")
@@ -183,41 +189,11 @@ class ChatApp:
     def toolbar(self) -> FormattedText:
         """Server name and address, current room and its people, connection state."""
         session = self.session
-        parts: list[tuple[str, str]] = [
-            ("", " "),
-            ("class:bottom-toolbar.server", session.server_name or "?"),
-            ("", f" {session.address}"),
-        ]
-        if session.tls:
-            parts.append(("", f" [{session.tls}]"))
         room = session.current_room
-        if room:
-            members = session.members(room)
-            names = ", ".join(members)
-            if len(names) > 40:
-                names = names[:39] + "…"
-            parts += [("", " | "), ("class:bottom-toolbar.room", room),
-                      ("", f" {len(members)} here: {names}")]
-        else:
-            parts.append(("", " | no room"))
-        parts.append(("", " | "))
-        state = session.state
-        if state == "connected":
-            parts.append(("class:bottom-toolbar.ok", "connected"))
-        elif state == "reconnecting" and session.retry_at is not None:
-            seconds = max(0, round(session.retry_at - time.monotonic()))
-            parts.append(("class:bottom-toolbar.bad", f"reconnecting in {seconds} s"))
-        elif state == "connecting":
-            parts.append(("class:bottom-toolbar.bad", "connecting…"))
-        elif state == "failed":
-            parts.append(("class:bottom-toolbar.bad", "disconnected: gave up reconnecting"))
-        else:
-            parts.append(("class:bottom-toolbar.bad", state))
-        queued = session.queued()
-        if queued:
-            parts.append(("class:bottom-toolbar.bad", f" ({queued} queued)"))
-        parts.append(("", " "))
-        return FormattedText(parts)
+        return render_toolbar(ToolbarFacts(
+            server=session.server_name, address=session.address, tls=session.tls, room=room,
+            members=session.members(room) if room else [], state=session.state,
+            retry_at=session.retry_at, queued=session.queued()))
 
     # ------------------------------------------------------------------ keys
 

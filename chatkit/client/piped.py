@@ -66,11 +66,8 @@ class PipedClient:
             if self.json_output:
                 self.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
             else:
-                try:
-                    lines = render_text(frame, self.session.nick)
-                except (KeyError, TypeError, ValueError):  # a frame missing a field
-                    lines = [f"!!! unreadable {frame.get('type')!r} frame from the server"]
-                for line in lines:
+                # ... and checked: a malformed frame never got this far.
+                for line in render_text(frame, self.session.nick):
                     self.stdout.write(line + "\n")
             self.stdout.flush()
 

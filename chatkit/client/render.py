@@ -1,7 +1,8 @@
 """How the interactive client shows things: server frames and local status as styled lines.
 
 Owns: the colour palette and style sheet, the stable colour of each nick, mention detection,
-and turning one event into prompt_toolkit `FormattedText` (plus the facts the bell needs).
+turning one event into prompt_toolkit `FormattedText` (plus the facts the bell needs), and the
+bottom toolbar's text.
 Every string that came from a peer goes through `chatkit.protocol.sanitize_text` first and is
 emitted as text, so nothing a peer sends can reach the terminal as an escape sequence.
 Pure functions: no I/O, no prompt_toolkit application.
@@ -160,10 +161,8 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         out.append((style, f"-!- {frame.get('text', '')}"))
         return Rendered(FormattedText(out), kinds={"status"})
 
-    try:
-        lines = render_text(frame, me or None)
-    except (KeyError, TypeError, ValueError):
-        return None  # a malformed frame from a buggy server: not worth a crash
+    # A server frame was checked on arrival (Connection.recv): every field is there.
+    lines = render_text(frame, me or None)
     if not lines:
         return None
     pad = " " * len(out[0][1])
@@ -183,6 +182,56 @@ def render_lines(lines: Iterable[str], style: str = "class:notice") -> Formatted
             out.append(("", "\n" + pad))
         out.append((style, line))
     return FormattedText(out)
+
+
+@dataclass
+class ToolbarFacts:
+    """What the bottom toolbar shows, read from the session at each redraw."""
+
+    server: str
+    address: str
+    tls: str | None
+    room: str | None
+    members: list[str]
+    state: str
+    retry_at: float | None  # time.monotonic() of the next reconnecting attempt
+    queued: int
+
+
+def render_toolbar(facts: ToolbarFacts) -> FormattedText:
+    """Server name and address, current room and its people, connection state."""
+    parts: list[tuple[str, str]] = [
+        ("", " "),
+        ("class:bottom-toolbar.server", facts.server or "?"),
+        ("", f" {facts.address}"),
+    ]
+    if facts.tls:
+        parts.append(("", f" [{facts.tls}]"))
+    if facts.room:
+        names = ", ".join(facts.members)
+        if len(names) > 40:
+            names = names[:39] + "…"
+        parts += [("", " | "), ("class:bottom-toolbar.room", facts.room),
+                  ("", f" {len(facts.members)} here: {names}")]
+    else:
+        parts.append(("", " | no room"))
+    parts.append(("", " | "))
+    state = facts.state
+    if state == "connected":
+        parts.append(("class:bottom-toolbar.ok", "connected"))
+    elif state == "reconnecting" and facts.retry_at is not None:
+        seconds = max(0, round(facts.retry_at - time.monotonic()))
+        parts.append(("class:bottom-toolbar.bad", f"reconnecting in {seconds} s"))
+    elif state == "connecting":
+        parts.append(("class:bottom-toolbar.bad", "connecting…"))
+    elif state == "failed":
+        parts.append(("class:bottom-toolbar.bad", "disconnected: gave up reconnecting"))
+    else:
+        parts.append(("class:bottom-toolbar.bad", state))
+    if facts.queued:
+        parts.append(("class:bottom-toolbar.bad", f" ({facts.queued} queued)"))
+    parts.append(("", " "))
+    return FormattedText(parts)
 
 
 def should_ring(bell: str, rendered: Rendered) -> bool:

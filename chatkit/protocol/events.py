@@ -301,7 +301,16 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": _INT, "ts": _NUMBER, "topic": _OPT_STR, "text": _OPT_STR, "reason": _OPT_STR,
     "nick": _OPT_STR, "room": _OPT_STR, "code": _STR, "count": _INT, "action": _BOOL,
     "history": _BOOL, "more": _BOOL, "version": _INT, "resume": _STR, "limits": (dict,),
+    "commands": _LIST,
 }
+#: What a stored event replayed as history (`"history": true`) carries besides: its original
+#: time (shown with it) and, for a topic, who set it.
+_HISTORY_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
+    "message": {"ts": _NUMBER},
+    "topic": {"ts": _NUMBER, "nick": _STR},
+}
+#: `ts` bounds: a time every platform's `localtime` can show (1970 to the year 3000).
+_TS_MAX = 32_503_680_000.0
 #: List fields whose items must be of one shape: strings, or objects with these typed fields.
 _ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
     "members": None,
@@ -324,9 +333,15 @@ def check_server_frame(frame: dict[str, Any]) -> dict[str, Any]:
         value = frame.get(name)
         if value is not None and name not in required:
             _check(kind, name, value, kinds)
+    if frame.get("history"):
+        for name, kinds in _HISTORY_REQUIRED.get(kind, {}).items():
+            _check(kind, name, frame.get(name), kinds)
+    ts = frame.get("ts")
+    if ts is not None and not 0 <= ts <= _TS_MAX:  # NaN compares false too
+        raise FrameError("bad_frame", f"'{kind}' frame: field 'ts' is not a time")
     for name, shape in _ITEMS.items():
         items = frame.get(name)
-        if name in required and isinstance(items, list):
+        if isinstance(items, list) and (name in required or name in _OPTIONAL):
             for item in items:
                 _check_item(kind, name, item, shape)
     return frame

@@ -2,8 +2,15 @@
 used by the server and the clients (`channel`), and trust on first use (`trust`)."""
 
 from chatkit.tls.certificates import ensure_certificate, fingerprint, server_context
-from chatkit.tls.channel import TLS_RECORD_START, TlsChannel, client_context, open_client_channel
+from chatkit.tls.channel import (
+    TLS_RECORD_START,
+    TlsChannel,
+    TlsHandshakeError,
+    client_context,
+    open_client_channel,
+)
 from chatkit.tls.trust import KnownServers, TrustError
 
-__all__ = ["TLS_RECORD_START", "KnownServers", "TlsChannel", "TrustError", "client_context",
-           "ensure_certificate", "fingerprint", "open_client_channel", "server_context"]
+__all__ = ["TLS_RECORD_START", "KnownServers", "TlsChannel", "TlsHandshakeError", "TrustError",
+           "client_context", "ensure_certificate", "fingerprint", "open_client_channel",
+           "server_context"]

@@ -23,6 +23,18 @@ from chatkit.tls.certificates import fingerprint
 TLS_RECORD_START = 0x16  # the first byte of a TLS ClientHello
 
 
+class TlsHandshakeError(UnreachableError):
+    """The client's TLS handshake failed: often a server that speaks no TLS (an older one, or
+    one started without it). `host` and `reason` let the front end say which option to
+    change."""
+
+    def __init__(self, host: str, reason: object) -> None:
+        self.host = host
+        self.reason = str(reason)
+        super().__init__(f"TLS handshake with {host} failed: {reason} "
+                         "(is it a chatkit server with TLS?)")
+
+
 def client_context() -> ssl.SSLContext:
     """Encryption without a certificate authority: identity comes from the pinned fingerprint
     (trust on first use), as with SSH host keys."""
@@ -129,9 +141,7 @@ def open_client_channel(sock: socket.socket, host: str, timeout: float) -> TlsCh
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) \
             or (exc.args[0] if exc.args else type(exc).__name__)
-        raise UnreachableError(f"TLS handshake with {host} failed: {reason} (is it a chatkit "
-                               "server with TLS? an older or --no-tls server needs --no-tls)"
-                               ) from None
+        raise TlsHandshakeError(host, reason) from None
     if leftover:  # servers never speak first; keep the contract simple
         raise UnreachableError(f"{host} sent data before the client spoke")
     return channel

@@ -151,15 +151,6 @@ def test_queue_is_bounded_and_refuses_visibly(server_factory, make_session):
         session.send_text("three")
 
 
-def test_backoff_grows_with_jitter_and_is_capped():
-    session = ChatSession("127.0.0.1", 1, "x", backoff_initial=1, backoff_max=8,
-                          rng=random.Random(7))
-    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (10, 8), (100, 8)]:
-        delays = {session._backoff(attempt) for _ in range(20)}
-        assert all(ceiling / 2 <= d <= ceiling for d in delays)
-        assert len(delays) > 1  # jittered
-
-
 def test_quit_after_quit_and_submit_after_quit(server, make_session):
     session, _ = make_session(server.port)
     session.quit()

@@ -145,20 +145,3 @@ def test_giving_up_exits_at_once_with_status_3(tmp_path, chatkit_home):
 def error_lines(stderr: str) -> list[str]:
     """stderr without the note about a certificate pinned on first use."""
     return [line for line in stderr.strip().splitlines() if "pinned its certificate" not in line]
-
-
-def test_a_full_offline_queue_is_reported_once_per_line():
-    # Never connected (no server): lines queue until the limit, then each is refused with
-    # one "not sent" message, not "not sent: not sent: ...".
-    import io
-
-    from chatkit.client.piped import PipedClient
-    from chatkit.client.session import ChatSession
-
-    session = ChatSession("127.0.0.1", 9, "bot", queue_limit=1)
-    stderr = io.StringIO()
-    client = PipedClient(session, io.StringIO(), stderr)
-    assert client.feed("/msg alice first\n") and client.feed("/msg alice second\n")
-    assert client.refused == 1
-    assert stderr.getvalue().count("not sent") == 1, stderr.getvalue()
-    assert "waiting for the connection to come back" in stderr.getvalue()

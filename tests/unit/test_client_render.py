@@ -5,16 +5,21 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from chatkit.client.render import (
     NICK_COLOURS,
     Rendered,
+    ToolbarFacts,
     View,
     mentions,
     nick_colour,
     render_event,
+    render_toolbar,
     should_ring,
 )
 from chatkit.client.settings import Settings, settings_path
+from chatkit.protocol import FrameError, check_server_frame
 
 TS = 1_700_000_000.0
 ME = View(me="alice", current_room="lobby")
@@ -129,7 +134,9 @@ def test_ignored_nicks_are_hidden():
 
 def test_unshown_and_malformed_frames():
     assert render_event({"type": "pong", "ts": TS}, ME) is None
-    assert render_event({"type": "join"}, ME) is None  # missing fields: no crash
+    # A frame missing fields never reaches the renderer: it is dropped on arrival.
+    with pytest.raises(FrameError):
+        check_server_frame({"type": "join"})
 
 
 def test_bell_modes():
@@ -182,3 +189,15 @@ def test_history_with_a_bad_timestamp_still_renders():
     frame = {**msg("old news"), "history": True, "ts": "yesterday"}
     rendered = render_event(frame, ME)
     assert rendered is not None and "old news" in rendered.plain
+
+
+def test_toolbar_shows_server_room_people_and_state():
+    facts = ToolbarFacts(server="office", address="127.0.0.1:12345", tls="TLS", room="lobby",
+                         members=["alice", "bob"], state="connected", retry_at=None, queued=0)
+    text = "".join(fragment[1] for fragment in render_toolbar(facts))
+    assert text == " office 127.0.0.1:12345 [TLS] | lobby 2 here: alice, bob | connected "
+    away = ToolbarFacts(server="", address="h:1", tls=None, room=None, members=[],
+                        state="reconnecting", retry_at=time.monotonic() + 3, queued=2)
+    text = "".join(fragment[1] for fragment in render_toolbar(away))
+    assert text.startswith(" ? h:1 | no room | reconnecting in ")
+    assert text.endswith(" s (2 queued) ")

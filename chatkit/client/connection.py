@@ -1,16 +1,22 @@
 """A blocking JSON-mode connection to a chatkit server: connect, handshake, send, receive.
 
-Used by `chatkit send`, the interactive client and anything else that speaks JSON mode.
-Failures become ChatkitError subclasses with one-line messages.
+Owns: one TCP (optionally TLS) connection, the handshake (`hello` -> `welcome`), framing in
+both directions, and the one gate every server frame passes on arrival: decoded, sanitised,
+then checked against its typed definition (`chatkit.protocol.check_server_frame`). A malformed
+frame of a known type is dropped there (logged at debug level), so nothing above this module
+has to survive a missing or mistyped field. Used by `chatkit send` (`chatkit.client.send`) and
+by the reconnecting link of `chatkit join` (`chatkit.client.link`). Failures become ChatkitError
+subclasses with one-line messages that say what is wrong (never which flag fixes it).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from chatkit import __version__
 from chatkit.errors import ProtocolError, RefusedError, UnreachableError
@@ -22,12 +28,15 @@ from chatkit.protocol import (
     Frame,
     FrameError,
     LineSplitter,
+    check_server_frame,
     decode,
     encode,
     sanitize_frame,
     sanitize_text,
 )
 from chatkit.tls import KnownServers, TlsChannel, open_client_channel
+
+log = logging.getLogger("chatkit.client")
 
 CONNECT_TIMEOUT = 5.0
 
@@ -175,22 +184,40 @@ class Connection:
                     raise ProtocolError(f"{self.address}: {item.message}")
                 if not item.strip():
                     continue
-                try:
-                    # Sanitised once here, on arrival: nothing a server (or a peer through it)
-                    # sends reaches a terminal, a log or a JSON consumer with control characters.
-                    self._pending.append(sanitize_frame(decode(item)))
-                except RecursionError:  # json.loads took it; copying it is deeper than Python
-                    raise ProtocolError(f"{self.address} sent a frame nested too deeply for "
-                                        "the chatkit protocol") from None
-                except FrameError as exc:
-                    if skip_garbage and not self.welcome:
-                        # a text-mode greeting or refusal sent before our hello arrived
-                        self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
-                        continue
-                    raise ProtocolError(
-                        f"{self.address} does not speak the chatkit protocol ({exc.message})"
-                    ) from None
+                frame = self._accept(item, skip_garbage)
+                if frame is not None:
+                    self._pending.append(frame)
         return self._pending.pop(0)
+
+    def _accept(self, item: bytes, skip_garbage: bool) -> Frame | None:
+        """One received line as a frame that is safe to use, or None when it is dropped."""
+        try:
+            # Sanitised once here, on arrival: nothing a server (or a peer through it) sends
+            # reaches a terminal, a log or a JSON consumer with control characters.
+            frame: Frame = sanitize_frame(decode(item))
+        except RecursionError:  # json.loads took it; copying it is deeper than Python
+            raise ProtocolError(f"{self.address} sent a frame nested too deeply for "
+                                "the chatkit protocol") from None
+        except FrameError as exc:
+            if skip_garbage and not self.welcome:
+                # a text-mode greeting or refusal sent before our hello arrived
+                self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
+                return None
+            raise ProtocolError(
+                f"{self.address} does not speak the chatkit protocol ({exc.message})"
+            ) from None
+        try:
+            # Checked once here: a known frame type missing a field, or with a mistyped one,
+            # never reaches the session, the model or a renderer.
+            check_server_frame(frame)
+        except FrameError as exc:
+            if frame["type"] == "welcome" and not self.welcome:
+                # the handshake cannot go on without it; waiting would only end in a timeout
+                raise ProtocolError(f"{self.address} does not speak the chatkit protocol "
+                                    f"({exc.message})") from None
+            log.debug("dropped a malformed frame from %s: %s", self.address, exc.message)
+            return None
+        return frame
 
     def frames(self) -> Iterator[Frame]:
         """Every frame until the server closes the connection."""
@@ -256,31 +283,3 @@ def raise_for_error(frame: Frame) -> None:
     if code == "unsupported_version":
         raise ProtocolError(f"protocol mismatch: {message}")
     raise RefusedError(message, code)
-
-
-def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[str],
-                  timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
-                  insecure: bool = False, password: str | None = None,
-                  expected_fingerprint: str | None = None,
-                  notify: Callable[[str], None] | None = None) -> int:
-    """Connect as `nick`, join an existing `room`, send each non-empty line, wait until the
-    server has accepted every one (its echo), then quit. Returns the number sent.
-    `notify` receives one-line notes for the user (a newly pinned certificate)."""
-    conn = Connection.open(host, port, nick, room=None, timeout=timeout, tls=tls,
-                           insecure=insecure, password=password,
-                           expected_fingerprint=expected_fingerprint,
-                           on_pin=(lambda c: notify(pinned_note(c))) if notify else None)
-    sent = 0
-    try:
-        conn.request({"type": "join", "room": room, "create": False, "history": 0}, timeout)
-        for line in lines:
-            text = line.rstrip("\r\n")
-            if not text.strip():
-                continue
-            conn.request({"type": "msg", "room": room, "text": text}, timeout)
-            sent += 1
-    except TimeoutError as exc:
-        raise UnreachableError(str(exc)) from None
-    finally:
-        conn.quit()
-    return sent

@@ -40,7 +40,7 @@ def test_client_connections_use_keepalive(server):
     # never start reconnecting.
     import socket
 
-    from chatkit.connection import Connection
+    from chatkit.client.connection import Connection
 
     conn = Connection.open("127.0.0.1", server.port, "kept", tls=False)
     try:

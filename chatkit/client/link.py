@@ -1,0 +1,346 @@
+"""A JSON-mode connection that heals itself: the transport under `chatkit join`.
+
+Owns: the current `Connection` and its reader thread; the link's state (connecting, connected,
+reconnecting, closed, failed) and when the next attempt is due; reconnecting with exponential
+backoff and jitter under the same nick (with the last welcome's resume token), then rejoining
+the rooms the model lists and asking only for what was missed; frames submitted while
+disconnected are queued (bounded: `chatkit.client.outbox`) and sent after reconnecting, frames
+sent but unanswered are sent again after a loss, and once the link has ended (quit, or
+reconnecting given up) every frame is refused at once with `SessionEnded`.
+
+It knows nothing of rooms or members: `LinkHooks` connect it to the session, which owns the
+model (`chatkit.client.model`) and the UI's callback. Frames sent with a `q:` ref are the
+link's own book-keeping (rejoin, room and user lists); their answers update the model but
+are not handed on as events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chatkit.client.connection import Connection, pinned_note
+from chatkit.client.outbox import Outbox, Refused, SessionEnded
+from chatkit.errors import ChatkitError, ProtocolError, RefusedError
+from chatkit.net.addresses import format_address
+from chatkit.protocol import Frame
+from chatkit.tls import TrustError
+
+__all__ = ["QUIET", "Link", "LinkHooks", "LinkOptions", "Refused", "SessionEnded",
+           "backoff_delay"]
+
+QUIET = "q:"  # prefix of refs for frames whose answers the user did not ask to see
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Seconds to wait before reconnecting attempt `attempt` (1, 2, ...): a ceiling doubling
+    from `initial` up to `maximum`, with "equal jitter" (half fixed, half random)."""
+    ceiling: float = min(maximum, initial * 2.0 ** min(attempt - 1, 30))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class LinkOptions:
+    """Where and how to connect, and how hard to try again."""
+
+    host: str
+    port: int
+    tls: bool = True
+    insecure: bool = False
+    password: str | None = None
+    expected_fingerprint: str | None = None
+    connect_timeout: float = 5.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    max_attempts: int = 2000
+    queue_limit: int = 100
+
+
+@dataclass
+class LinkHooks:
+    """What the link asks of its owner. `welcomed`, `frame` and `rejoin_frames` are called
+    with the link's lock held (so the owner's model changes atomically with the link's state);
+    `emit` is called without it, from the reader thread or the caller's."""
+
+    nick: Callable[[], str]  # the nick to (re)connect as
+    welcomed: Callable[[Connection], None]
+    frame: Callable[[Frame, bool], None]  # every server frame, and whether it was quiet
+    rejoin_frames: Callable[[], list[Frame]]  # one join per room we are in
+    emit: Callable[[Frame], None]  # events and local status for the UI
+
+
+class Link:
+    """A reconnecting connection; thread-safe for one UI thread plus its reader thread.
+
+    `lock` is shared with the owner: hold it to read the owner's model consistently.
+
+    Slightly over 250 lines, on purpose: connect, lose, back off, resume and quit share one
+    lock and one state, and their ordering (e.g. a quit is never followed by a revived link)
+    is easiest to check in one place. The queue already lives apart (`Outbox`).
+    """
+
+    def __init__(self, options: LinkOptions, hooks: LinkHooks,
+                 rng: random.Random | None = None) -> None:
+        self.options = options
+        self.hooks = hooks
+        self._rng = rng or random.Random()
+        # offline | connected | reconnecting | connecting | closed (quit) | failed (gave up)
+        self.state = "offline"
+        self.retry_at: float | None = None  # time.monotonic() of the next attempt
+        self.failure: str | None = None  # why reconnecting was given up (state "failed")
+        self.tls: str | None = None  # "TLS" / "TLS (unverified)" / "plain", for the toolbar
+        self.lock = threading.RLock()
+        self._settled = threading.Condition(self.lock)
+        self._resume_token: str | None = None  # from the last welcome
+        self._conn: Connection | None = None
+        self._outbox = Outbox(options.queue_limit, self._settled)
+        self._refs = itertools.count(1)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> str:
+        return format_address(self.options.host, self.options.port)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def connect(self, room: str | None) -> Connection:
+        """First connection and handshake (joining `room`), then the reader thread. Raises
+        ChatkitError. Returns the connection, whose `welcome` the owner may show."""
+        self.state = "connecting"
+        try:
+            conn = self._open(self.hooks.nick(), room)
+        except BaseException:
+            self.state = "offline"
+            raise
+        with self.lock:
+            self._conn = conn
+            self._welcomed(conn)
+            self.state = "connected"
+        self._send_quiet(conn, {"type": "rooms"})
+        self._send_quiet(conn, {"type": "who"})
+        return conn
+
+    def start(self, conn: Connection) -> None:
+        """Start reading (and healing) in the background."""
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="chatkit-reader",
+                                        daemon=True)
+        self._thread.start()
+
+    def quit(self, reason: str | None = None, timeout: float = 2.0) -> None:
+        """Leave politely (quit, wait briefly for `bye`), stop reconnecting, end the thread."""
+        self._stopping.set()
+        with self.lock:
+            conn = self._conn
+            self.state = "closed"
+            self.retry_at = None
+        if conn is not None and not conn.closed:
+            try:
+                conn.send({"type": "quit", "reason": reason, "ref": QUIET + "quit"})
+            except ChatkitError:
+                pass
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if conn is not None:
+            conn.close()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._settled:
+            self._settled.notify_all()
+
+    # ------------------------------------------------------------------ sending
+
+    def submit(self, frame: Frame) -> str:
+        """Send `frame` with a fresh ref, or queue it while disconnected.
+
+        Returns "sent" or "queued"; raises Refused when the queue is full, SessionEnded when
+        we have left or given up (queueing then would only delay the bad news).
+        """
+        with self.lock:
+            if self.state == "closed":
+                raise SessionEnded("not connected: the session has ended")
+            if self.state == "failed":
+                raise SessionEnded(f"not sent: {self.failure}")
+            frame = {**frame, "ref": f"u{next(self._refs)}"}
+            if self.state == "connected" and self._conn is not None:
+                try:
+                    self._conn.send(frame)
+                except ChatkitError:
+                    pass  # the reader thread notices the loss; keep the line for later
+                else:
+                    self._outbox.sent(frame)
+                    return "sent"
+            self._outbox.hold(frame)
+            return "queued"
+
+    def queued(self) -> int:
+        with self.lock:
+            return len(self._outbox.queue)
+
+    def wait_settled(self, timeout: float) -> bool:
+        """Wait until every submitted frame was answered and nothing is queued; False at the
+        timeout, and at once when the link has ended with frames unanswered or has given up
+        (its queue was dropped then: nothing will ever settle)."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            while True:
+                if self.state == "failed":
+                    return False
+                if self._outbox.empty():
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self.state == "closed":
+                    return False
+                self._settled.wait(min(remaining, 0.5))
+
+    # ------------------------------------------------------------------ reader thread
+
+    def _run(self, conn: Connection) -> None:
+        current: Connection | None = conn
+        while current is not None and not self._stopping.is_set():
+            reason = "the server closed the connection"
+            try:
+                for frame in current.frames():
+                    self._handle(frame)
+            except ChatkitError as exc:
+                reason = str(exc)
+            current.close()
+            if self._stopping.is_set():
+                break
+            self._lost(reason)
+            current = self._reconnect()
+        with self._settled:
+            self._settled.notify_all()
+
+    def _handle(self, frame: Frame) -> None:
+        ref = frame.get("ref")
+        quiet = isinstance(ref, str) and ref.startswith(QUIET)
+        with self.lock:
+            if ref is not None and not quiet:
+                self._outbox.answered(str(ref))
+            self.hooks.frame(frame, quiet)
+        if quiet:
+            if frame["type"] == "error" and str(ref).startswith(QUIET + "rejoin"):
+                self.status(f"could not rejoin: {frame['message']}", level="error")
+            return
+        self.hooks.emit(frame)
+
+    def _lost(self, reason: str) -> None:
+        with self.lock:
+            self._conn = None
+            self.state = "reconnecting"
+            unanswered = self._outbox.requeue_unanswered()
+        text = f"connection to {self.address} lost: {reason}"
+        if unanswered:
+            text += f" ({unanswered} unconfirmed line(s) will be sent again)"
+        self.status(text, level="error")
+
+    def _open(self, nick: str, room: str | None) -> Connection:
+        options = self.options
+        conn = Connection.open(
+            options.host, options.port, nick, room, timeout=options.connect_timeout,
+            tls=options.tls, insecure=options.insecure, password=options.password,
+            expected_fingerprint=options.expected_fingerprint,
+            on_pin=lambda c: self.status(pinned_note(c), level="security"),
+            resume=self._resume_token if nick == self.hooks.nick() else None)
+        if not options.tls:
+            self.tls = "plain"
+        else:
+            self.tls = "TLS (unverified)" if options.insecure else "TLS"
+        return conn
+
+    def _reconnect(self) -> Connection | None:
+        options = self.options
+        for attempt in range(1, options.max_attempts + 1):
+            delay = backoff_delay(attempt, options.backoff_initial, options.backoff_max,
+                                  self._rng)
+            with self.lock:
+                self.state = "reconnecting"
+                self.retry_at = time.monotonic() + delay
+            self.status(f"reconnecting in {delay:.1f} s (attempt {attempt})", transient=True)
+            if self._stopping.wait(delay):
+                return None
+            with self.lock:
+                self.state = "connecting"
+                self.retry_at = None
+                nick = self.hooks.nick()
+            try:
+                conn = self._open(nick, None)
+            except TrustError as exc:  # never retry into a server that changed identity
+                self.status(f"giving up: {exc}", level="error")
+                break
+            except RefusedError as exc:
+                # Usually our old connection has not timed out on the server yet.
+                self.status(f"server refused {nick!r} ({exc}); trying again", level="error")
+                continue
+            except ProtocolError as exc:
+                self.status(f"giving up: {exc}", level="error")
+                break
+            except ChatkitError:
+                continue
+            if not self._resume(conn):
+                return None
+            return conn
+        with self.lock:
+            if self._stopping.is_set():
+                return None  # the user quit meanwhile: the link is closed, not failed
+            self.state = "failed"
+            self.retry_at = None
+            self.failure = f"gave up reconnecting to {self.address}"
+            dropped = self._outbox.drop()
+        self.status(self.failure
+                    + (f"; {dropped} queued line(s) were not sent" if dropped else ""),
+                    level="error")
+        return None
+
+    def _resume(self, conn: Connection) -> bool:
+        """After reconnecting: rejoin the rooms, catch up, then send what was queued.
+
+        False (and the connection closed) when the user quit meanwhile: checked under the lock
+        that `quit()` takes, so a quit can never be followed by a revived link.
+        """
+        with self.lock:
+            if self._stopping.is_set():
+                conn.close()
+                return False
+            self._conn = conn
+            self._welcomed(conn)
+            rejoins = self.hooks.rejoin_frames()
+            for frame in rejoins:
+                self._send_quiet(conn, frame, tag="rejoin")
+            self._send_quiet(conn, {"type": "rooms"})
+            self._send_quiet(conn, {"type": "who"})
+            flushed = self._outbox.flush(conn.send)
+            self.state = "connected"
+            server = str(conn.welcome["server"])
+        text = f"reconnected to {server or self.address} as {conn.nick}"
+        if rejoins:
+            text += "; rejoined " + ", ".join(str(frame["room"]) for frame in rejoins)
+        if flushed:
+            text += f"; sent {flushed} queued line(s)"
+        self.status(text)
+        return True
+
+    def _welcomed(self, conn: Connection) -> None:
+        token = conn.welcome.get("resume")
+        # Lets the next connection take the nickname back from this one if it lingers on the
+        # server after a network drop, instead of being refused until it times out.
+        self._resume_token = token if isinstance(token, str) else None
+        self.hooks.welcomed(conn)
+
+    def _send_quiet(self, conn: Connection, frame: Frame, tag: str = "") -> None:
+        ref = f"{QUIET}{tag or frame['type']}:{next(self._refs)}"
+        try:
+            conn.send({**frame, "ref": ref})
+        except ChatkitError:
+            pass  # the reader thread will notice the loss
+
+    def status(self, text: str, level: str = "info", transient: bool = False) -> None:
+        """A local event: the client telling the user about the connection."""
+        self.hooks.emit({"type": "status", "level": level, "text": text, "state": self.state,
+                         "transient": transient, "ts": time.time()})
