@@ -1,0 +1,96 @@
+"""The message store on its own: schema, migrations, retention, `--since` parsing (no
+sockets)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from chatkit.cli.history import parse_since
+from chatkit.store import (
+    SCHEMA_VERSION,
+    MessageStore,
+    StoredMessage,
+    StoreError,
+)
+from chatkit.store.schema import MIGRATIONS
+
+# --------------------------------------------------------------------------- the store
+
+
+def test_new_database_gets_current_schema_in_wal_mode(tmp_path):
+    store = MessageStore(tmp_path / "m.db")
+    store.close()
+    conn = sqlite3.connect(tmp_path / "m.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+@pytest.mark.parametrize("from_version", range(1, SCHEMA_VERSION))
+def test_migrates_from_every_earlier_version_keeping_rows(tmp_path, from_version):
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for statements in MIGRATIONS[:from_version]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {from_version}")
+    conn.execute("INSERT INTO messages VALUES (7, 'lobby', 'lobby', 'message', 'ann', NULL, "
+                 "'old text', 1000.0)")
+    conn.commit()
+    conn.close()
+    store = MessageStore(path)
+    try:
+        assert store.last_id() == 7
+        assert [m.text for m in store.room_history("lobby", limit=10)] == ["old text"]
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this chatkit"):
+        MessageStore(path)
+
+
+def test_corrupt_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="corrupt or not a chatkit database"):
+        MessageStore(path)
+
+
+def test_second_server_on_the_same_database_is_refused(tmp_path):
+    first = MessageStore(tmp_path / "m.db")
+    try:
+        with pytest.raises(StoreError, match="in use by another chatkit serve"):
+            MessageStore(tmp_path / "m.db")
+    finally:
+        first.close()
+    MessageStore(tmp_path / "m.db").close()  # free again once the first is closed
+
+
+def test_retention_keeps_the_newest(tmp_path):
+    store = MessageStore(tmp_path / "m.db")
+    try:
+        now = 2_000_000_000.0
+        store.append([StoredMessage(i, "lobby", "message", "a", None, f"m{i}", now - (10 - i)
+                                    * 86400) for i in range(1, 11)])
+        assert store.prune(retain_days=None, max_messages=6) == 4
+        assert [m.id for m in store.room_history("lobby", limit=100)] == [5, 6, 7, 8, 9, 10]
+    finally:
+        store.close()
+
+
+def test_parse_since():
+    assert parse_since("2h", now=10_000.0) == 10_000.0 - 7200
+    assert parse_since("30m", now=10_000.0) == 10_000.0 - 1800
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_since("yesterday")
