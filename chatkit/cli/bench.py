@@ -10,6 +10,10 @@ from chatkit.cli.boundary import errors_as_click
 from chatkit.errors import ConfigError, ExitCode
 from chatkit.protocol import DEFAULT_PORT
 
+#: The flag of each setting a SettingError may name
+FLAGS = {name: f"--{name}" for name in ("clients", "senders", "rate", "duration", "messages",
+                                        "size", "window", "processes")}
+
 
 @click.command()
 @click.argument("address", required=False, metavar="[HOST[:PORT]]")
@@ -54,7 +58,8 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
     Exit status: 0 every message arrived once and in order; 1 otherwise; 3 unreachable;
     4 refused by the server (a wrong password, say).
     """
-    from chatkit.bench import BenchConfig, auto_processes, main_json, run_bench, stderr_is_tty
+    from chatkit.bench import BenchConfig, SettingError, auto_processes, run_bench
+    from chatkit.cli.bench_output import ProgressLine, main_json, stderr_is_tty, summary
     from chatkit.net.addresses import parse_address
 
     if processes == "auto":
@@ -73,12 +78,17 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
                                        6379 if target == "redis" else DEFAULT_PORT)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        result = run_bench(BenchConfig(
-            host=host, port=port, clients=clients, senders=senders, rate=rate,
-            duration=duration, messages=messages, size=size, window=window, room=room,
-            stalled=stalled, target=target,
-            tls=(target == "chatkit") if use_tls is None else use_tls,
-            progress=not json_output and stderr_is_tty(), processes=nprocs))
-    click.echo(main_json(result) if json_output else result.summary())
+        progress = not json_output and stderr_is_tty()
+        try:
+            result = run_bench(BenchConfig(
+                host=host, port=port, clients=clients, senders=senders, rate=rate,
+                duration=duration, messages=messages, size=size, window=window, room=room,
+                stalled=stalled, target=target,
+                tls=(target == "chatkit") if use_tls is None else use_tls,
+                progress=progress, processes=nprocs),
+                on_progress=ProgressLine().show if progress else None)
+        except SettingError as exc:
+            raise ConfigError(exc.worded(FLAGS)) from None
+    click.echo(main_json(result) if json_output else summary(result))
     if not result.ok:
         sys.exit(ExitCode.ERROR)

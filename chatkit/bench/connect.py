@@ -1,0 +1,87 @@
+"""Opening one benchmark connection: TCP (or TLS), a small receive buffer for a client that
+never reads, the handshake, and the errors a failure becomes (UnreachableError, RefusedError).
+
+The connection object is the shard's asyncio protocol; here it is only something with a
+`transport` and a `ready` future that its protocol resolves once the handshake is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from chatkit.bench.config import BenchConfig
+from chatkit.errors import RefusedError, UnreachableError
+from chatkit.net.addresses import format_address
+
+#: Receive buffer of a stalled client (the kernel doubles it and rounds it up)
+STALLED_RCVBUF = 4096
+
+
+class Handshaking(Protocol):
+    transport: asyncio.Transport | None
+    ready: asyncio.Future[None]
+
+
+C = TypeVar("C", bound=Handshaking)
+
+
+async def _create(config: BenchConfig, tls: ssl.SSLContext | None,
+                  factory: Callable[[], asyncio.Protocol],
+                  stalled: bool) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+    loop = asyncio.get_running_loop()
+    if not stalled:
+        return await loop.create_connection(factory, config.host, config.port, ssl=tls)
+    # A client that never reads, with a small receive buffer: the kernel then holds a few
+    # KiB instead of megabytes, so the server's own bounded backlog is what fills up.
+    infos = await loop.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, STALLED_RCVBUF)
+        sock.setblocking(False)
+        await loop.sock_connect(sock, address)
+        return await loop.create_connection(
+            factory, sock=sock, ssl=tls,
+            server_hostname=config.host if tls is not None else None)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def open_connection(config: BenchConfig, tls: ssl.SSLContext | None,
+                          factory: Callable[[], C], index: int, role: str,
+                          handshake: bytes | None) -> C:
+    """Connect, write `handshake` (None: none, a Redis publisher) and wait for its answer.
+
+    `role` "stalled" connects with a small receive buffer and stops reading once joined.
+    """
+    try:
+        _, made = await asyncio.wait_for(
+            _create(config, tls, factory, stalled=role == "stalled"),  # type: ignore[arg-type]
+            config.connect_timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise UnreachableError(f"cannot connect to {format_address(config.host, config.port)}"
+                               f": {reason}") from None
+    conn: C = made  # type: ignore[assignment]
+    assert conn.transport is not None
+    if handshake is None:
+        conn.ready.set_result(None)
+        return conn
+    conn.transport.write(handshake)
+    try:
+        await asyncio.wait_for(asyncio.shield(conn.ready), config.connect_timeout)
+    except asyncio.TimeoutError:
+        conn.transport.abort()
+        raise UnreachableError(f"client {index}: no answer to the handshake within "
+                               f"{config.connect_timeout:g} s") from None
+    except (UnreachableError, RefusedError):
+        conn.transport.abort()
+        raise
+    if role == "stalled":
+        conn.transport.pause_reading()  # never read again: the server must cope
+    return conn

@@ -1,0 +1,86 @@
+"""Merging what the shards measured into one BenchResult, exactly: counts add up, losses are
+counted against every sender's last sequence number, latency samples are thinned to one stride.
+
+`ShardReport` is what a shard hands back (plain data: a worker pipes it to the coordinator).
+"""
+
+from __future__ import annotations
+
+import array
+from typing import TypedDict
+
+from chatkit.bench.result import BenchResult
+
+
+class ShardReport(TypedDict):
+    """One shard's measurements (`Shard.report`); lists are indexed by sender number."""
+
+    receivers: int
+    connect_s: float
+    deliveries: int
+    #: time.monotonic_ns of its first send (0: none) and of its last delivery
+    first_send: int
+    last_delivery: int
+    #: every `stride`-th latency in ns
+    samples: array.array[int]
+    stride: int
+    max_latency: int
+    lost: list[int]
+    duplicated: list[int]
+    reordered: list[int]
+    errors: int
+    error_samples: list[str]
+    #: stalled nick -> whether its own connection shows the server dropped it
+    stalled: dict[str, bool]
+    #: stalled nicks whose `quit` this shard's receivers saw
+    stalled_gone: list[str]
+
+
+def percentile(ordered: list[int], fraction: float) -> int:
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+def merge(result: BenchResult, seqs: list[int], parts: list[ShardReport]) -> None:
+    """Fill `result` from the shards' reports; `seqs[sid]` is what sender sid sent."""
+    receivers = sum(p["receivers"] for p in parts)
+    result.clients_connected = sum(p["receivers"] + len(p["stalled"]) for p in parts)
+    result.connect_s = max(p["connect_s"] for p in parts)
+    result.sent = sum(seqs)
+    result.deliveries = sum(p["deliveries"] for p in parts)
+    result.expected_deliveries = result.sent * receivers
+    # time.monotonic_ns is one clock for the whole machine, so shards' times compare
+    first_send = min((p["first_send"] for p in parts if p["first_send"]), default=0)
+    last_delivery = max(p["last_delivery"] for p in parts)
+    if first_send and last_delivery > first_send:
+        result.elapsed_s = (last_delivery - first_send) / 1e9
+        result.deliveries_per_s = result.deliveries / result.elapsed_s
+        result.messages_per_s = result.sent / result.elapsed_s
+    # A shard that kept every stride-th latency: thin every shard to the largest stride, so
+    # each merged sample stands for as many deliveries as any other.
+    stride = max(p["stride"] for p in parts)
+    samples = array.array("q")
+    for p in parts:
+        samples.extend(p["samples"][::stride // p["stride"]])
+    if samples:
+        ordered = sorted(samples)
+        result.latency_ms = {
+            "p50": percentile(ordered, 0.50) / 1e6,
+            "p95": percentile(ordered, 0.95) / 1e6,
+            "p99": percentile(ordered, 0.99) / 1e6,
+            "max": max(p["max_latency"] for p in parts) / 1e6,
+        }
+    for sid, sent in enumerate(seqs):
+        lost = sum(p["lost"][sid] for p in parts)
+        duplicated = sum(p["duplicated"][sid] for p in parts)
+        reordered = sum(p["reordered"][sid] for p in parts)
+        result.per_sender.append({"sender": sid, "sent": sent, "lost": lost,
+                                  "duplicated": duplicated, "reordered": reordered})
+        result.lost += lost
+        result.duplicated += duplicated
+        result.reordered += reordered
+    result.errors = sum(p["errors"] for p in parts)
+    result.error_samples = [text for p in parts for text in p["error_samples"]][:10]
+    gone = {nick for p in parts for nick in p["stalled_gone"]}
+    result.stalled_disconnected = sum(1 for p in parts for nick, dropped in p["stalled"].items()
+                                      if dropped or nick in gone)
