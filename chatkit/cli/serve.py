@@ -107,29 +107,34 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
     if name:
         config.name = name
     raise_fd_limit()
-    with errors_as_click():
-        server = Server(config)
-        server.start()
-        responder = start_discovery(server, discovery_port) if discovery else None
-    click.echo(f"chatkit: server {server.name!r} listening on "
-               f"{', '.join(server.addresses())}", nl=True)
-    if server.fingerprint:
-        click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
-    if responder is not None:
-        click.echo(f"chatkit: {responder.describe()}")
-    if password:
-        click.echo("chatkit: clients need the password")
-    sys.stdout.flush()
+    # Handlers first: a SIGTERM that arrives while the server starts or prints its banner (a
+    # service manager stopping it at once) must still get the graceful stop, not the default
+    # action that kills the process with nothing announced.
     previous = {sig: signal.signal(sig, _raise_shutdown) for sig in (signal.SIGINT,
                                                                      signal.SIGTERM)}
+    server: Server | None = None
     try:
+        with errors_as_click():
+            server = Server(config)
+            server.start()
+            responder = start_discovery(server, discovery_port) if discovery else None
+        click.echo(f"chatkit: server {server.name!r} listening on "
+                   f"{', '.join(server.addresses())}", nl=True)
+        if server.fingerprint:
+            click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
+        if responder is not None:
+            click.echo(f"chatkit: {responder.describe()}")
+        if password:
+            click.echo("chatkit: clients need the password")
+        sys.stdout.flush()
         threading.Event().wait()
     except (_Shutdown, KeyboardInterrupt) as exc:
         log.info("shutting down (%s)", exc or "SIGINT")
     finally:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not break the shutdown
-        server.stop()
+        if server is not None:
+            server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -125,6 +125,8 @@ class Server:
         if self._stopped:
             return
         self._stopped = True
+        if self.door is None:
+            return  # never started (or its start failed and closed what it had opened)
         for service in reversed(self._services):
             service.stop()
         self.hub.stopping = True

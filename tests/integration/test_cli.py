@@ -270,3 +270,15 @@ def test_a_server_sending_absurdly_nested_frames_is_a_protocol_error(chatkit_hom
         listener.close()
     assert result.returncode == 5, result.stderr
     assert "nested too deeply" in one_line_error(result)
+
+
+def test_sigterm_right_after_the_banner_still_stops_gracefully(tmp_path):
+    # A service manager may stop the server the moment it has started. The graceful stop
+    # (notice to clients, everything stored, discovery's "stopped" announcement) must run even
+    # then: before the fix, a SIGTERM between the banner's first line and the installation of
+    # the signal handlers killed the process outright (status -15).
+    for attempt in range(5):
+        serve = ServeProcess.start(["--no-discovery", "--no-history"],
+                                   env_home=str(tmp_path / f"home{attempt}"))
+        status = serve.stop(signal.SIGTERM)  # at once: the banner's first line was just read
+        assert status == 0, f"attempt {attempt}: exit status {status}"

@@ -55,7 +55,12 @@ class LineDoor:
         return str(self._listener.getsockname()[0])
 
     def start(self) -> None:
-        self._listener = listen(self.config.host, self.config.port)
+        try:
+            self._listener = listen(self.config.host, self.config.port)
+        except BaseException:
+            self._wake_r.close()
+            self._wake_w.close()
+            raise
         self._acceptor = threading.Thread(target=self._accept_loop, name="chatkit-acceptor",
                                           daemon=True)
         self._acceptor.start()
