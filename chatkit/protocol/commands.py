@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chatkit.protocol.constants import Frame
+from chatkit.protocol.events import CommandInfo
 from chatkit.protocol.framing import FrameError
 
 
@@ -14,7 +15,7 @@ class CommandSpec:
     usage: str
     help: str
 
-    def as_frame(self) -> Frame:
+    def as_frame(self) -> CommandInfo:
         return {"name": self.name, "usage": self.usage, "help": self.help}
 
 
@@ -35,7 +36,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
 COMMAND_NAMES = frozenset(spec.name for spec in COMMANDS)
 
 
-def command_list() -> list[Frame]:
+def command_list() -> list[CommandInfo]:
     """The command table as sent in `welcome` and `help` frames."""
     return [spec.as_frame() for spec in COMMANDS]
 

@@ -268,8 +268,9 @@ ServerFrame = (
     | PongFrame | ByeFrame | ErrorFrame
 )
 
-#: The kinds of server frame that are events for other people (they go through the bus).
-EVENT_TYPES = frozenset({"message", "private", "join", "part", "quit", "nick", "topic"})
+#: The server frames that are events for other people: they get their id in order and go
+#: through the bus to every recipient.
+Event = MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent | NickEvent | TopicEvent
 
 
 # --------------------------------------------------------------------------- checking arrivals

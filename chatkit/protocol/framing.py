@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from chatkit.protocol.constants import MAX_FRAME, MAX_REF, Frame
@@ -34,7 +34,7 @@ _C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(
     None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
 
 
-def encode(frame: Frame) -> bytes:
+def encode(frame: Mapping[str, Any]) -> bytes:
     """One frame as one UTF-8 JSON line. Non-ASCII stays readable (`ensure_ascii=False`)."""
     if _C_ENCODE is None:
         return (_ENCODER.encode(frame) + "\n").encode()

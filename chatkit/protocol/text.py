@@ -4,8 +4,9 @@ user sees for each server frame."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from chatkit.protocol.constants import Frame
 from chatkit.protocol.names import name_key
 
 _IAC, _SB, _SE = 255, 250, 240
@@ -51,7 +52,7 @@ class TelnetFilter:
 
 
 
-def render_text(frame: Frame, me: str | None = None) -> list[str]:
+def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
     """The readable lines a text-mode user sees for one server frame (no line endings)."""
     kind = frame.get("type")
     if frame.get("history") and kind in ("message", "topic"):

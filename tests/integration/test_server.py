@@ -983,9 +983,12 @@ def test_senders_copies_of_a_run_share_the_encoded_messages(server, clients):
     with server.hub.lock:
         senders = [server.hub.nicks[nick] for nick in nicks]
         room = server.hub.rooms["lobby"]
-        run = [Pending(server.hub.frame("message", room="lobby", nick=s.nick,
-                                        text="x" * 1000, action=False), room, None, s, f"r{i}")
-               for i, s in enumerate(senders)]
+        run = []
+        for i, s in enumerate(senders):
+            id_, ts = server.hub.stamp()
+            event = {"type": "message", "room": "lobby", "nick": s.nick, "text": "x" * 1000,
+                     "action": False, "id": id_, "ts": ts}
+            run.append(Pending(event, room, None, s, f"r{i}"))
         out: dict = {}
         fan_out_run(run, room.members.values(), out)
     encoded = [encode(p.event) for p in run]

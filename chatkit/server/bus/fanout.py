@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from chatkit.protocol import Frame
+from chatkit.protocol.events import Event
 from chatkit.server.hub.member import Member, WireFormat
 from chatkit.server.hub.pending import Pending
 
 Output = dict[Member, list[bytes]]
 
 
-def fan_out(frame: Frame, recipients: Iterable[Member], sender: Member | None, ref: object,
+def fan_out(frame: Event, recipients: Iterable[Member], sender: Member | None, ref: object,
             out: Output) -> None:
     """Add one event to each recipient's output."""
     encoded: dict[WireFormat, bytes] = {}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from chatkit.protocol import Frame
 from chatkit.protocol.events import MessageEvent, TopicEvent
 from chatkit.store import StoredMessage
@@ -22,7 +25,7 @@ def history_frame(row: StoredMessage) -> Frame:
     return dict(message)
 
 
-def stored_row(event: Frame, kind: str) -> StoredMessage:
+def stored_row(event: Mapping[str, Any], kind: str) -> StoredMessage:
     """What the log keeps of an event the hub accepts (`kind`: message, action, topic or
     private)."""
     if kind == "private":

@@ -15,6 +15,17 @@ import time
 from dataclasses import dataclass
 
 from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, name_key
+from chatkit.protocol.events import (
+    ByeFrame,
+    ErrorFrame,
+    Event,
+    HistoryEnd,
+    JoinedFrame,
+    JoinEvent,
+    NoticeFrame,
+    QuitEvent,
+    ServerFrame,
+)
 from chatkit.server.hub.auth import PasswordGate
 from chatkit.server.hub.history import history_frame
 from chatkit.server.hub.member import Member
@@ -57,11 +68,12 @@ class Hub:
 
     # ------------------------------------------------------------------ frames
 
-    def frame(self, kind: str, **fields: object) -> Frame:
-        """A server frame with the next id and the current time."""
-        return {"type": kind, **fields, "id": next(self._ids), "ts": round(time.time(), 3)}
+    def stamp(self) -> tuple[int, float]:
+        """The next id and the current time, which every server frame carries (frames are
+        built as typed literals of chatkit/protocol/events.py, keys in wire order)."""
+        return next(self._ids), round(time.time(), 3)
 
-    def reply(self, member: Member, frame: Frame, request: Frame | None) -> None:
+    def reply(self, member: Member, frame: ServerFrame, request: Frame | None) -> None:
         """A reply to `member`'s request, carrying the request's `ref`."""
         if request is not None and request.get("ref") is not None:
             frame["ref"] = request["ref"]
@@ -69,15 +81,22 @@ class Hub:
 
     def refuse(self, member: Member, code: str, message: str, ref: object = None) -> None:
         """An error frame to `member`, caused by a request with `ref`."""
-        frame = self.frame("error", code=code, message=message)
-        if ref is not None:
+        id_, ts = self.stamp()
+        frame: ErrorFrame = {"type": "error", "code": code, "message": message, "id": id_,
+                             "ts": ts}
+        if isinstance(ref, (str, int)):  # decode admits nothing else
             frame["ref"] = ref
         member.send_frame(frame)
 
-    def notice(self, member: Member, text: str) -> None:
-        member.send_frame(self.frame("notice", text=text))
+    def notice(self, text: str) -> NoticeFrame:
+        id_, ts = self.stamp()
+        return {"type": "notice", "text": text, "id": id_, "ts": ts}
 
-    def publish(self, event: Frame, *, room: Room | None = None,
+    def bye(self, reason: str | None) -> ByeFrame:
+        id_, ts = self.stamp()
+        return {"type": "bye", "reason": reason, "id": id_, "ts": ts}
+
+    def publish(self, event: Event, *, room: Room | None = None,
                 recipients: list[Member] | None = None, sender: Member | None = None,
                 ref: object = None, exclude: Member | None = None,
                 row: StoredMessage | None = None) -> None:
@@ -133,8 +152,10 @@ class Hub:
         for room in list(member.rooms.values()):
             self.leave(member, room)
         if not self.stopping:
-            self.publish(self.frame("quit", nick=member.nick, reason=reason),
-                         recipients=audience)
+            id_, ts = self.stamp()
+            quit_event: QuitEvent = {"type": "quit", "nick": member.nick, "reason": reason,
+                                     "id": id_, "ts": ts}
+            self.publish(quit_event, recipients=audience)
         log.info("%s disconnected (%s)", member.label, reason or "quit")
 
     def co_members(self, member: Member) -> list[Member]:
@@ -175,13 +196,17 @@ class Hub:
                 member.rooms.pop(key)  # re-inserted below: it becomes the current room
             else:
                 room.members[name_key(member.nick or "")] = member
-                self.publish(self.frame("join", room=room.name, nick=member.nick), room=room,
-                             exclude=member)
+                id_, ts = self.stamp()
+                join_event: JoinEvent = {"type": "join", "room": room.name,
+                                         "nick": member.nick or "", "id": id_, "ts": ts}
+                self.publish(join_event, room=room, exclude=member)
                 log.info("%s joined %s", member.nick, room.name)
             member.rooms[key] = room
-            self.reply(member, self.frame("joined", room=room.name, topic=room.topic,
-                                          members=[m.nick for m in room.members.values()]),
-                       request)
+            id_, ts = self.stamp()
+            joined: JoinedFrame = {"type": "joined", "room": room.name, "topic": room.topic,
+                                   "members": [m.nick or "" for m in room.members.values()],
+                                   "id": id_, "ts": ts}
+            self.reply(member, joined, request)
             # From here on every batch the bus publishes reaches the member live; everything
             # published before is in the log up to `up_to`. Its live output is held until the
             # history, read outside the lock, is out: nothing twice, nothing missing, in order.
@@ -209,9 +234,11 @@ class Hub:
                                      up_to=up_to) if limit > 0 else []
         encode = member.format.encode_for
         data = b"".join(encode(history_frame(row), member.nick) for row in rows)
-        end = self.frame("history_end", room=room, count=len(rows),
-                         more=after is not None and len(rows) >= MAX_HISTORY)
-        if ref is not None:
+        id_, ts = self.stamp()
+        end: HistoryEnd = {"type": "history_end", "room": room, "count": len(rows),
+                           "more": after is not None and len(rows) >= MAX_HISTORY,
+                           "id": id_, "ts": ts}
+        if isinstance(ref, (str, int)):
             end["ref"] = ref
         return data + encode(end, member.nick)
 

@@ -11,9 +11,8 @@ hands every member of that format the same bytes.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Protocol
-
-from chatkit.protocol import Frame
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from chatkit.server.hub.rooms import Room
@@ -26,16 +25,16 @@ class WireFormat(Protocol):
     #: for logs: "json", "text", "irc"...
     name: str
 
-    def encode(self, frame: Frame) -> bytes:
+    def encode(self, frame: Mapping[str, Any]) -> bytes:
         """The bytes every member of this format gets for an event it did not cause."""
 
-    def encode_own(self, encoded: bytes, frame: Frame, ref: object, nick: str | None
+    def encode_own(self, encoded: bytes, frame: Mapping[str, Any], ref: object, nick: str | None
                    ) -> bytes | None:
         """The copy the member who caused `frame` gets (given `encoded = encode(frame)`), or
         None for none: a JSON client gets its request's `ref` back, an nc user does not see
         its own message again (its terminal already shows what it typed)."""
 
-    def encode_for(self, frame: Frame, nick: str | None) -> bytes:
+    def encode_for(self, frame: Mapping[str, Any], nick: str | None) -> bytes:
         """`frame` for one member alone (a reply, an error, a notice), seen as `nick`."""
 
 
@@ -96,6 +95,6 @@ class Member:
 
     # ------------------------------------------------------------------ conveniences
 
-    def send_frame(self, frame: Frame) -> None:
+    def send_frame(self, frame: Mapping[str, Any]) -> None:
         """One frame to this member alone, in its format."""
         self.deliver(self.format.encode_for(frame, self.nick))

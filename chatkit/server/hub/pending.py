@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from chatkit.protocol import Frame
+from chatkit.protocol.events import Event
 from chatkit.store import StoredMessage
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class Pending:
     """An event accepted under the hub's lock (so its id is in order), waiting for the bus."""
 
-    event: Frame
+    event: Event
     #: deliver to the room's members at publish time (so a joiner in between gets it live) ...
     room: Room | None = None
     #: ... or to exactly these members

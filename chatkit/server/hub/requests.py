@@ -29,6 +29,20 @@ from chatkit.protocol import (
     normalize_nick,
     normalize_room,
 )
+from chatkit.protocol.events import (
+    HelpReply,
+    MessageEvent,
+    NickEvent,
+    PartEvent,
+    PongFrame,
+    PrivateEvent,
+    RoomInfo,
+    RoomsReply,
+    TopicEvent,
+    WelcomeFrame,
+    WhoReply,
+    WhoUser,
+)
 from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.member import Member
 from chatkit.server.hub.rooms import Room
@@ -106,12 +120,13 @@ class Requests:
             member.nick = nick
             hub.nicks[name_key(nick)] = member
             log.info("%s connected (%s mode)", member.label, member.format.name)
-            welcome = hub.frame(
-                "welcome", version=PROTOCOL_VERSION, server=hub.name, nick=nick,
-                commands=protocol.command_list(),
-                limits={"max_frame": MAX_FRAME, "max_text": MAX_TEXT,
-                        "max_nick": MAX_NICK, "max_room": MAX_ROOM},
-                resume=member.resume_token)
+            id_, ts = hub.stamp()
+            welcome: WelcomeFrame = {
+                "type": "welcome", "version": PROTOCOL_VERSION, "server": hub.name,
+                "nick": nick, "commands": protocol.command_list(),
+                "limits": {"max_frame": MAX_FRAME, "max_text": MAX_TEXT, "max_nick": MAX_NICK,
+                           "max_room": MAX_ROOM},
+                "id": id_, "ts": ts, "resume": member.resume_token}
             hub.reply(member, welcome, frame)
         if room_name is not None:
             hub.join(member, room_name, create=True, request=None)
@@ -119,7 +134,7 @@ class Requests:
     def on_quit(self, member: Member, frame: Frame) -> None:
         member.quitting = True
         member.quit_reason = _optional_text(frame, "reason")
-        self.hub.reply(member, self.hub.frame("bye", reason="goodbye"), frame)
+        self.hub.reply(member, self.hub.bye("goodbye"), frame)
         member.finish()  # the client sees the bye, then the connection ends
 
     # ------------------------------------------------------------------ talking
@@ -129,8 +144,9 @@ class Requests:
         text = clean_text(field(frame, "text", str), "message")
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
-            event = hub.frame("message", room=room.name, nick=member.nick, text=text,
-                              action=action)
+            id_, ts = hub.stamp()
+            event: MessageEvent = {"type": "message", "room": room.name, "nick": _nick(member),
+                                   "text": text, "action": action, "id": id_, "ts": ts}
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
                         row=stored_row(event, "action" if action else "message"))
 
@@ -146,8 +162,9 @@ class Requests:
             target = hub.nicks.get(name_key(unicodedata.normalize("NFKC", to.strip())))
             if target is None:
                 raise FrameError("no_such_nick", f"no such nick: {protocol.sanitize_text(to)}")
-            event = hub.frame("private", **{"from": member.nick, "to": target.nick,
-                                            "text": text})
+            id_, ts = hub.stamp()
+            event: PrivateEvent = {"type": "private", "from": _nick(member),
+                                   "to": _nick(target), "text": text, "id": id_, "ts": ts}
             recipients = [target] if target is member else [target, member]
             row = stored_row(event, "private") if hub.rules.log_private else None
             hub.publish(event, recipients=recipients, sender=member, ref=frame.get("ref"),
@@ -159,14 +176,18 @@ class Requests:
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
             if text is None:
-                hub.reply(member, hub.frame("topic", room=room.name, text=room.topic,
-                                            nick=None), frame)
+                id_, ts = hub.stamp()
+                current: TopicEvent = {"type": "topic", "room": room.name, "text": room.topic,
+                                       "nick": None, "id": id_, "ts": ts}
+                hub.reply(member, current, frame)
                 return
             if not isinstance(text, str):
                 raise FrameError("bad_frame", "field 'text' must be str")
             room.topic = clean_text(text, "topic", allow_empty=True) or None
             room.topic_by = member.nick
-            event = hub.frame("topic", room=room.name, text=room.topic, nick=member.nick)
+            id_, ts = hub.stamp()
+            event: TopicEvent = {"type": "topic", "room": room.name, "text": room.topic,
+                                 "nick": member.nick, "id": id_, "ts": ts}
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
                         row=stored_row(event, "topic"))
 
@@ -198,7 +219,9 @@ class Requests:
         reason = _optional_text(frame, "reason")
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
-            event = hub.frame("part", room=room.name, nick=member.nick, reason=reason)
+            id_, ts = hub.stamp()
+            event: PartEvent = {"type": "part", "room": room.name, "nick": _nick(member),
+                                "reason": reason, "id": id_, "ts": ts}
             hub.publish(event, recipients=list(room.members.values()), sender=member,
                         ref=frame.get("ref"))
             hub.leave(member, room)
@@ -223,7 +246,8 @@ class Requests:
                     for key, other in room.members.items()
                 }
             member.nick = new
-            event = hub.frame("nick", old=old, new=new)
+            id_, ts = hub.stamp()
+            event: NickEvent = {"type": "nick", "old": old, "new": new, "id": id_, "ts": ts}
             hub.publish(event, recipients=[member, *hub.co_members(member)], sender=member,
                         ref=frame.get("ref"))
             log.info("%s is now known as %s", old, new)
@@ -238,22 +262,30 @@ class Requests:
                 members = list(room.members.values())
             else:
                 members = hub.members()
-            users = [{"nick": m.nick, "rooms": [r.name for r in m.rooms.values()]}
-                     for m in members]
-            hub.reply(member, hub.frame("who", room=room.name if room else None, users=users),
-                      frame)
+            users: list[WhoUser] = [
+                {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members]
+            id_, ts = hub.stamp()
+            who: WhoReply = {"type": "who", "room": room.name if room else None,
+                             "users": users, "id": id_, "ts": ts}
+            hub.reply(member, who, frame)
 
     def on_rooms(self, member: Member, frame: Frame) -> None:
         hub = self.hub
         with hub.lock:
-            rooms = [{"name": r.name, "members": len(r.members), "topic": r.topic}
-                     for r in sorted(hub.rooms.values(), key=lambda r: name_key(r.name))]
-            hub.reply(member, hub.frame("rooms", rooms=rooms), frame)
+            rooms: list[RoomInfo] = [
+                {"name": r.name, "members": len(r.members), "topic": r.topic}
+                for r in sorted(hub.rooms.values(), key=lambda r: name_key(r.name))]
+            id_, ts = hub.stamp()
+            reply: RoomsReply = {"type": "rooms", "rooms": rooms, "id": id_, "ts": ts}
+            hub.reply(member, reply, frame)
 
     # ------------------------------------------------------------------ the rest
 
     def on_help(self, member: Member, frame: Frame) -> None:
-        self.hub.reply(member, self.hub.frame("help", commands=protocol.command_list()), frame)
+        id_, ts = self.hub.stamp()
+        reply: HelpReply = {"type": "help", "commands": protocol.command_list(), "id": id_,
+                            "ts": ts}
+        self.hub.reply(member, reply, frame)
 
     def on_command(self, member: Member, frame: Frame) -> None:
         line = field(frame, "line", str).strip()
@@ -266,7 +298,15 @@ class Requests:
         self.dispatch(member, parsed)
 
     def on_ping(self, member: Member, frame: Frame) -> None:
-        self.hub.reply(member, self.hub.frame("pong"), frame)
+        id_, ts = self.hub.stamp()
+        pong: PongFrame = {"type": "pong", "id": id_, "ts": ts}
+        self.hub.reply(member, pong, frame)
+
+
+def _nick(member: Member) -> str:
+    """The nickname of a registered member (every handler but hello runs for one)."""
+    assert member.nick is not None, "only registered members make this request"
+    return member.nick
 
 
 def _member_room(member: Member, name: str) -> Room:

@@ -85,8 +85,8 @@ class LineDoor:
         with hub.lock:
             for conn in connections:
                 conn.quit_reason = reason
-                conn.send_frame(hub.frame("notice", text=reason))
-                conn.send_frame(hub.frame("bye", reason=reason))
+                conn.send_frame(hub.notice(reason))
+                conn.send_frame(hub.bye(reason))
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline and any(c.output.backlog for c in connections):
             time.sleep(0.01)  # bounded: give the flusher a moment to deliver the notice
