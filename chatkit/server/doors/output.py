@@ -48,7 +48,10 @@ class SocketOutput:
             if self._held is not None:
                 self._held.append(data)
                 return
-            self._send_plain_locked(data)
+            # inlined _send_plain_locked: this is the delivery hot path
+            if self.tls is not None and not self.dead:
+                data = self.tls.encrypt(data)
+            self._send_locked(data)
 
     def hold(self) -> None:
         with self.lock:
