@@ -40,14 +40,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--processes", default="auto", type=run._processes_arg,
                         help="Generator processes per cell, or auto [default: auto].")
+    parser.add_argument("--cells", default=None, metavar="N,N",
+                        help="Only the cells with these client counts, e.g. 100,1000.")
     args = parser.parse_args(argv)
+    cells = CELLS if args.cells is None else [
+        c for c in CELLS if str(c["clients"]) in args.cells.split(",")]
     if not (args.before / "chatkit" / "__init__.py").exists():
         parser.error(f"{args.before} holds no chatkit package")
     versions = {"before": args.before.resolve(), "after": HERE.parent}
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
     workdir = Path(tempfile.mkdtemp(prefix="chatkit-ab-"))
     for round_no in range(args.rounds):
-        for index, cell in enumerate(CELLS):
+        for index, cell in enumerate(cells):
             for name, root in versions.items():
                 run.CHATKIT_ROOT = root  # which package `python -m chatkit` imports
                 home = workdir / f"{round_no}-{index}-{name}"
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault((name, index), []).append(record)
     print("| cell | version | deliveries/s | p99 ms | server µs per delivery |")
     print("| --- | --- | ---: | ---: | ---: |")
-    for index, cell in enumerate(CELLS):
+    for index, cell in enumerate(cells):
         mode = "max" if cell["rate"] is None else f"{cell['rate']:g}/s"
         for name in versions:
             records = results[(name, index)]

@@ -80,7 +80,7 @@ class Server:
             door = LineDoor(self.hub, self.config, self.flusher, self.tls_context)
             door.start()
         except ChatkitError:
-            self.bus.store.close()
+            self.bus.close()
             raise
         self.door = door
         self.flusher.start()
@@ -125,8 +125,9 @@ class Server:
         if self._stopped:
             return
         self._stopped = True
-        if self.door is None:
-            return  # never started (or its start failed and closed what it had opened)
+        if self.door is None:  # never started, or its start failed
+            self.bus.close()
+            return
         for service in reversed(self._services):
             service.stop()
         self.hub.stopping = True
@@ -136,4 +137,5 @@ class Server:
         if self.door is not None:
             self.door.close(reason)
         self.flusher.stop()
+        self.bus.close()  # last: a reader thread may have been answering /history until now
         log.info("server %s stopped", self.name)

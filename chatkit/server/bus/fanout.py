@@ -24,11 +24,16 @@ def fan_out(frame: Event, recipients: Iterable[Member], sender: Member | None, r
             out: Output) -> None:
     """Add one event to each recipient's output."""
     encoded: dict[WireFormat, bytes] = {}
+    last_format: WireFormat | None = None  # members mostly share one format: skip the lookup
+    last_data = b""
     for member in recipients:
         fmt = member.format
-        data = encoded.get(fmt)
-        if data is None:
-            data = encoded[fmt] = fmt.encode(frame)
+        if fmt is not last_format:
+            data = encoded.get(fmt)
+            if data is None:
+                data = encoded[fmt] = fmt.encode(frame)
+            last_format, last_data = fmt, data
+        data = last_data
         if member is sender:
             own = fmt.encode_own(data, frame, ref, member.nick)
             if own is None:
@@ -53,6 +58,8 @@ def fan_out_run(run: list[Pending], members: Iterable[Member], out: Output) -> N
     each: dict[WireFormat, list[bytes]] = {}  # per format: every event's encoding
     shared: dict[WireFormat, bytes] = {}  # per format: the run joined once
     senders = {p.sender for p in run if p.sender is not None}
+    last_format: WireFormat | None = None  # members mostly share one format: skip the lookup
+    last_data = b""
     for member in members:
         fmt = member.format
         chunks = out.get(member)
@@ -67,13 +74,15 @@ def fan_out_run(run: list[Pending], members: Iterable[Member], out: Output) -> N
             # would otherwise build that many full copies under the lock).
             chunks.extend(_own_copy(member, run, encoded))
             continue
-        data = shared.get(fmt)
-        if data is None:
-            encoded = each.get(fmt)
-            if encoded is None:
-                encoded = each[fmt] = [fmt.encode(p.event) for p in run]
-            data = shared[fmt] = b"".join(encoded)
-        chunks.append(data)
+        if fmt is not last_format:
+            data = shared.get(fmt)
+            if data is None:
+                encoded = each.get(fmt)
+                if encoded is None:
+                    encoded = each[fmt] = [fmt.encode(p.event) for p in run]
+                data = shared[fmt] = b"".join(encoded)
+            last_format, last_data = fmt, data
+        chunks.append(last_data)
 
 
 def _own_copy(member: Member, run: list[Pending], encoded: list[bytes]) -> list[bytes]:

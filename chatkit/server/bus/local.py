@@ -54,6 +54,9 @@ class LocalBus:
         if self._thread.is_alive():
             self.queue.put(_STOP)
             self._thread.join(30)
+
+    def close(self) -> None:
+        """Close the log, once no reader thread can ask for history any more."""
         self.store.close()
 
     def submit(self, pending: Pending) -> None:

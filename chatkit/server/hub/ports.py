@@ -22,7 +22,10 @@ class Bus(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None:
-        """Store and deliver everything already accepted, then stop."""
+        """Store and deliver everything already accepted, then stop publishing."""
+
+    def close(self) -> None:
+        """Release the storage; called after every door has stopped."""
 
     def submit(self, pending: Pending) -> None:
         """Take an accepted event. The caller holds the hub's lock, so ids stay in order."""

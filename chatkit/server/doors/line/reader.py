@@ -22,6 +22,7 @@ from chatkit.protocol import (
 )
 from chatkit.ratelimit import TokenBucket
 from chatkit.server.doors.line.connection import LineConnection
+from chatkit.server.doors.line.formats import JSON
 from chatkit.tls import TLS_RECORD_START, TlsChannel
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class LineReader:
         self.conn = conn
         self.config = door.config
         self.flood: FloodGuard | None = None
+        self.dispatch = door.hub.requests.dispatch  # Hub.dispatch, one call less per line
 
     def run(self) -> None:
         try:
@@ -102,7 +104,8 @@ class LineReader:
         telnet = TelnetFilter() if conn.mode == "text" else None
         splitter = LineSplitter()
         data = first
-        while not conn.dead:
+        output = conn.output  # `output.dead`, not the property: checked once per line
+        while not output.dead:
             if telnet is not None:
                 data = telnet.feed(data)
             for item in splitter.feed(data):
@@ -112,9 +115,9 @@ class LineReader:
                 if not item.strip() or not self._admit_line():
                     continue
                 self.handle_line(item)
-                if conn.dead:
+                if output.dead:
                     return
-            if conn.dead:
+            if output.dead:
                 return
             if conn.nick is None:
                 remaining = deadline - time.monotonic()
@@ -133,7 +136,7 @@ class LineReader:
     def _admit_line(self) -> bool:
         """Apply the per-client rate limit to one incoming line; False drops it."""
         conn, config = self.conn, self.config
-        if conn.dead:
+        if conn.output.dead:
             return False  # cut off: the rest of its last chunk is dropped, not logged line by line
         if config.rate_limit <= 0:
             return True
@@ -155,12 +158,14 @@ class LineReader:
         """One complete input line from the client, in its mode."""
         conn = self.conn
         ref = None
-        if conn.mode == "text" and conn.nick is None and line.lstrip().startswith(b"{"):
+        json_mode = conn.format is JSON
+        if not json_mode and conn.nick is None and line.lstrip().startswith(b"{"):
             # docs/protocol.md: a program whose hello arrives after the text greeting is still
             # switched to JSON mode (nicknames never start with "{")
             conn.use_json()
+            json_mode = True
         try:
-            if conn.mode == "json":
+            if json_mode:
                 frame = decode(line)
                 ref = frame.get("ref")
             else:
@@ -168,7 +173,7 @@ class LineReader:
                 if parsed is None:
                     return
                 frame = parsed
-            self.hub.dispatch(conn, frame)
+            self.dispatch(conn, frame)
         except FrameError as exc:
             log.debug("%s: %s", conn.label, exc.message)
             self.hub.refuse(conn, exc.code, exc.message, ref)
