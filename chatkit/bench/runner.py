@@ -73,10 +73,10 @@ def run_bench(config: BenchConfig, on_connected: Callable[[], None] | None = Non
     raise_nofile_limit(descriptors(config, config.processes))
     run_id = secrets.token_hex(3)
     result = BenchResult(config={**asdict(config), "room": room_for(config, run_id)})
-    report = on_progress if config.progress else None
+    progress = on_progress if config.progress else None
     cpu0, wall0 = time.process_time(), time.monotonic()
-    shards: _Shards = (_InProcess(config, run_id, report) if config.processes == 1
-                       else _Workers(config, run_id, report))
+    shards: _Shards = (_InProcess(config, run_id, progress) if config.processes == 1
+                       else _Workers(config, run_id, progress))
     try:
         shards.start()
         shards.connect()
@@ -91,7 +91,7 @@ def run_bench(config: BenchConfig, on_connected: Callable[[], None] | None = Non
         parts = shards.close(seqs)
     finally:
         shards.stop()
-    merge(result, seqs, [report for report, _ in parts])
+    merge(result, seqs, [part for part, _ in parts])
     result.generator_processes = config.processes
     # CPU of this process, and of the workers (zero for a shard that ran in this process)
     result.generator_cpu_s = time.process_time() - cpu0 + sum(cpu for _, cpu in parts)

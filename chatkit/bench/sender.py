@@ -30,7 +30,7 @@ class Sender:
                  state: SendState, write: Callable[[bytes], None]) -> None:
         self.config = config
         self.sid = sid
-        self.encoder = encoder
+        self.batch = encoder.batch
         self.state = state
         self.write = write
         self.seq = 0  # last sequence number sent (they start at 1)
@@ -48,7 +48,7 @@ class Sender:
 
     def send(self, count: int) -> None:
         if count > 0:
-            data = self.encoder.batch(self.sid, self.seq + 1, count)
+            data = self.batch(self.sid, self.seq + 1, count)
             self.seq += count
             self.state.sent += count
             self.write(data)

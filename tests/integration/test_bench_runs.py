@@ -270,3 +270,20 @@ def test_processes_against_redis(redis_port, no_children):
     assert result.clients_connected == 6
     assert result.deliveries == result.expected_deliveries == 5 * 60
     assert result.ok and result.generator_processes == 2
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_progress_is_reported_through_the_callback(open_server, processes, no_children,
+                                                   capsys):
+    """The generator prints nothing itself: progress goes to on_progress, ending with done."""
+    reports = []
+    result = run_bench(BenchConfig(port=open_server.port, clients=4, senders=2, rate=100,
+                                   messages=60, duration=10, progress=True,
+                                   processes=processes),
+                       on_progress=lambda *report: reports.append(report))
+    assert result.ok
+    phases = [phase for phase, *_ in reports]
+    assert phases[-1] == "done" and phases.count("done") == 1
+    assert "sending" in phases
+    assert result.sent == 120 and 0 < reports[-1][1] <= 120  # workers report every 0.5 s
+    assert capsys.readouterr() == ("", "")
