@@ -107,9 +107,13 @@ class TextClient(LineClient):
         super().__init__(port)
         self.nick = nick
         if nick is not None:
-            self.expect_prompt()
-            self.say(nick)
-            self.read_until(lambda line: "you joined lobby" in line)
+            try:
+                self.expect_prompt()
+                self.say(nick)
+                self.read_until(lambda line: "you joined lobby" in line)
+            except BaseException:
+                self.close()
+                raise
 
     def expect_prompt(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.read_until_prompt(b"Nickname: ", timeout)
@@ -130,11 +134,15 @@ class JsonClient(LineClient):
         self.welcome: dict[str, Any] | None = None
         self.frames: list[dict[str, Any]] = []
         if nick is not None:
-            self.send({"type": "hello", "version": 1, "nick": nick, "room": room})
-            self.welcome = self.expect("welcome")
-            if room is not None:
-                self.expect("joined")
-                self.expect("history_end")  # always follows `joined`
+            try:
+                self.send({"type": "hello", "version": 1, "nick": nick, "room": room})
+                self.welcome = self.expect("welcome")
+                if room is not None:
+                    self.expect("joined")
+                    self.expect("history_end")  # always follows `joined`
+            except BaseException:
+                self.close()  # no socket left for the garbage collector to warn about
+                raise
 
     def send(self, frame: dict[str, Any]) -> None:
         self.sock.sendall(json.dumps(frame).encode() + b"\n")

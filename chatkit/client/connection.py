@@ -69,7 +69,7 @@ class Connection:
              password: str | None = None, expected_fingerprint: str | None = None,
              known_servers: KnownServers | None = None,
              on_pin: Callable[[Connection], None] | None = None,
-             resume: str | None = None) -> Connection:
+             resume: str | None = None, client_id: str | None = None) -> Connection:
         """Connect and complete the handshake; return a registered connection.
 
         With `tls` (the default) the server's certificate is checked against the pinned one
@@ -77,7 +77,9 @@ class Connection:
         `on_pin` is told as soon as a new server's certificate is pinned, even if the
         handshake fails afterwards. `resume` is the token of this client's previous
         connection (its `welcome`'s `resume`): if that connection still holds the nickname,
-        the server ends it instead of refusing the nickname.
+        the server ends it instead of refusing the nickname. `client_id` names this client
+        process across its connections, so the lines it sends again after a reconnect (same
+        `tag`) are recognised by the server instead of stored twice.
         """
         address = format_address(host, port)
         try:
@@ -97,12 +99,24 @@ class Connection:
                                known=known_servers)
                 if conn.newly_pinned and on_pin is not None:
                     on_pin(conn)
-            conn.handshake(nick, room, timeout, password, resume)
+            conn.handshake(nick, room, timeout, password, resume, client_id)
         except BaseException:
             conn.close()
             raise
         sock.settimeout(None)
         return conn
+
+    def rate_limits(self) -> tuple[float, int] | None:
+        """(lines per second, burst) the server announced in `welcome`, None for no limit
+        (or a server too old to announce one)."""
+        limits = self.welcome.get("limits")
+        if not isinstance(limits, dict):
+            return None
+        rate, burst = limits.get("rate"), limits.get("burst")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) \
+                or not 0 < rate < 1e6 or isinstance(burst, bool) or not isinstance(burst, int):
+            return None
+        return float(rate), max(1, min(burst, 10_000))
 
     def start_tls(self, timeout: float, *, insecure: bool = False, expected: str | None = None,
                   known: KnownServers | None = None) -> None:
@@ -114,13 +128,16 @@ class Connection:
         self.newly_pinned = known.verify(self.address, self.fingerprint, expected)
 
     def handshake(self, nick: str, room: str | None, timeout: float,
-                  password: str | None = None, resume: str | None = None) -> Frame:
+                  password: str | None = None, resume: str | None = None,
+                  client_id: str | None = None) -> Frame:
         hello: Frame = {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
                         "room": room, "client": f"chatkit {__version__}"}
         if password is not None:
             hello["password"] = password
         if resume is not None:
             hello["resume"] = resume
+        if client_id is not None:
+            hello["client_id"] = client_id
         self.send(hello)
         while True:
             frame = self.recv(timeout, skip_garbage=True)

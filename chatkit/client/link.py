@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 from chatkit.client.connection import Connection, pinned_note
 from chatkit.client.outbox import Outbox, Refused, SessionEnded
+from chatkit.client.pacing import Pacer
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
 from chatkit.net.addresses import format_address
 from chatkit.protocol import Frame
@@ -34,6 +36,8 @@ __all__ = ["QUIET", "Link", "LinkHooks", "LinkOptions", "Refused", "SessionEnded
            "backoff_delay"]
 
 QUIET = "q:"  # prefix of refs for frames whose answers the user did not ask to see
+#: frames that carry a `tag`: lines the server must store once, however often they are sent
+TAGGED = frozenset({"msg", "me", "privmsg"})
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -57,7 +61,7 @@ class LinkOptions:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     max_attempts: int = 2000
-    queue_limit: int = 100
+    queue_limit: int = 1000
 
 
 @dataclass
@@ -99,8 +103,14 @@ class Link:
         self._conn: Connection | None = None
         self._outbox = Outbox(options.queue_limit, self._settled)
         self._refs = itertools.count(1)
+        # Names this client across its connections: a line sent again after a reconnect
+        # carries the same tag, and the server answers it instead of storing it twice.
+        self.client_id = secrets.token_hex(16)
+        self._tags = itertools.count(1)
+        self._pacer: Pacer | None = None  # the server's announced rate, from the last welcome
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
 
     @property
     def address(self) -> str:
@@ -126,10 +136,13 @@ class Link:
         return conn
 
     def start(self, conn: Connection) -> None:
-        """Start reading (and healing) in the background."""
+        """Start reading (and healing) in the background, and sending what waits."""
         self._thread = threading.Thread(target=self._run, args=(conn,), name="chatkit-reader",
                                         daemon=True)
         self._thread.start()
+        self._sender = threading.Thread(target=self._send_waiting, name="chatkit-sender",
+                                        daemon=True)
+        self._sender.start()
 
     def quit(self, reason: str | None = None, timeout: float = 2.0) -> None:
         """Leave politely (quit, wait briefly for `bye`), stop reconnecting, end the thread."""
@@ -152,14 +165,19 @@ class Link:
             thread.join(timeout)
         with self._settled:
             self._settled.notify_all()
+        sender = self._sender
+        if sender is not None and sender is not threading.current_thread():
+            sender.join(timeout)
 
     # ------------------------------------------------------------------ sending
 
     def submit(self, frame: Frame) -> str:
-        """Send `frame` with a fresh ref, or queue it while disconnected.
+        """Send `frame` with a fresh ref, or keep it until it may go.
 
-        Returns "sent" or "queued"; raises Refused when the queue is full, SessionEnded when
-        we have left or given up (queueing then would only delay the bad news).
+        Returns "sent", "paced" (connected, but the server's rate says wait: it goes within
+        seconds, in order) or "queued" (not connected: it goes after reconnecting). Raises
+        Refused when the queue is full, SessionEnded when we have left or given up (queueing
+        then would only delay the bad news).
         """
         with self.lock:
             if self.state == "closed":
@@ -167,7 +185,12 @@ class Link:
             if self.state == "failed":
                 raise SessionEnded(f"not sent: {self.failure}")
             frame = {**frame, "ref": f"u{next(self._refs)}"}
-            if self.state == "connected" and self._conn is not None:
+            if frame["type"] in TAGGED:
+                frame["tag"] = next(self._tags)
+            connected = self.state == "connected" and self._conn is not None
+            if connected and not self._outbox.queue and \
+                    (self._pacer is None or self._pacer.delay() == 0):
+                assert self._conn is not None
                 try:
                     self._conn.send(frame)
                 except ChatkitError:
@@ -176,27 +199,63 @@ class Link:
                     self._outbox.sent(frame)
                     return "sent"
             self._outbox.hold(frame)
-            return "queued"
+            self._settled.notify_all()  # the sender thread
+            return "paced" if connected else "queued"
+
+    def wait_for_room(self) -> None:
+        """Block while the queue is full (a pipe faster than the server's rate is slowed down
+        here, not refused); returns at once when the link has ended."""
+        with self._settled:
+            while self._outbox.full() and self.state not in ("closed", "failed"):
+                self._settled.wait(0.5)
 
     def queued(self) -> int:
         with self.lock:
             return len(self._outbox.queue)
 
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until every submitted frame was answered and nothing is queued; False at the
-        timeout, and at once when the link has ended with frames unanswered or has given up
-        (its queue was dropped then: nothing will ever settle)."""
+        """Wait until every submitted frame was answered and nothing is queued; False after
+        `timeout` seconds without progress (no answer, nothing sent), and at once when the
+        link has ended with frames unanswered or has given up (its queue was dropped then:
+        nothing will ever settle). A long paced queue keeps the wait alive line by line."""
         deadline = time.monotonic() + timeout
         with self._settled:
+            progress = (self._outbox.answers, len(self._outbox.queue))
             while True:
                 if self.state == "failed":
                     return False
                 if self._outbox.empty():
                     return True
+                now = (self._outbox.answers, len(self._outbox.queue))
+                if now != progress:
+                    progress, deadline = now, time.monotonic() + timeout
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.state == "closed":
                     return False
                 self._settled.wait(min(remaining, 0.5))
+
+    def _send_waiting(self) -> None:
+        """The sender thread: sends queued frames, in order, as fast as the server's announced
+        rate allows, whenever connected."""
+        while not self._stopping.is_set():
+            with self._settled:
+                conn = self._conn
+                if self.state != "connected" or conn is None or not self._outbox.queue:
+                    self._settled.wait(0.5)
+                    continue
+                delay = self._pacer.delay() if self._pacer is not None else 0.0
+                if delay == 0:
+                    frame = self._outbox.queue.popleft()
+                    try:
+                        conn.send(frame)
+                    except ChatkitError:
+                        self._outbox.queue.appendleft(frame)  # the reader notices the loss
+                        self._settled.wait(0.5)
+                        continue
+                    self._outbox.sent(frame)
+                    self._settled.notify_all()  # progress, and room in the queue
+                    continue
+            self._stopping.wait(delay)
 
     # ------------------------------------------------------------------ reader thread
 
@@ -222,7 +281,11 @@ class Link:
         quiet = isinstance(ref, str) and ref.startswith(QUIET)
         with self.lock:
             if ref is not None and not quiet:
-                self._outbox.answered(str(ref))
+                sent = self._outbox.answered(str(ref))
+                if frame["type"] == "error" and sent is not None and \
+                        isinstance(sent.get("text"), str):
+                    # refused by its content: the UI names the line, which is never re-sent
+                    frame = {**frame, "line": sent["text"]}
             self.hooks.frame(frame, quiet)
         if quiet:
             if frame["type"] == "error" and str(ref).startswith(QUIET + "rejoin"):
@@ -247,7 +310,8 @@ class Link:
             tls=options.tls, insecure=options.insecure, password=options.password,
             expected_fingerprint=options.expected_fingerprint,
             on_pin=lambda c: self.status(pinned_note(c), level="security"),
-            resume=self._resume_token if nick == self.hooks.nick() else None)
+            resume=self._resume_token if nick == self.hooks.nick() else None,
+            client_id=self.client_id)
         if not options.tls:
             self.tls = "plain"
         else:
@@ -315,18 +379,21 @@ class Link:
                 self._send_quiet(conn, frame, tag="rejoin")
             self._send_quiet(conn, {"type": "rooms"})
             self._send_quiet(conn, {"type": "who"})
-            flushed = self._outbox.flush(conn.send)
+            waiting = len(self._outbox.queue)
             self.state = "connected"
+            self._settled.notify_all()  # the sender thread sends what waited, paced
             server = str(conn.welcome["server"])
         text = f"reconnected to {server or self.address} as {conn.nick}"
         if rejoins:
             text += "; rejoined " + ", ".join(str(frame["room"]) for frame in rejoins)
-        if flushed:
-            text += f"; sent {flushed} queued line(s)"
+        if waiting:
+            text += f"; sending {waiting} queued line(s)"
         self.status(text)
         return True
 
     def _welcomed(self, conn: Connection) -> None:
+        limits = conn.rate_limits()
+        self._pacer = Pacer(*limits) if limits is not None else None
         token = conn.welcome.get("resume")
         # Lets the next connection take the nickname back from this one if it lingers on the
         # server after a network drop, instead of being refused until it times out.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
 
 from chatkit.errors import ChatkitError
 from chatkit.protocol import Frame
@@ -33,6 +32,7 @@ class Outbox:
         self.settled = settled
         self.queue: deque[Frame] = deque()
         self.pending: dict[str, Frame] = {}  # ref -> frame sent but not yet answered
+        self.answers = 0  # answers received so far: progress, for a patient wait
 
     def empty(self) -> bool:
         return not (self.pending or self.queue)
@@ -47,9 +47,16 @@ class Outbox:
                           "for the connection to come back")
         self.queue.append(frame)
 
-    def answered(self, ref: str) -> None:
-        if self.pending.pop(ref, None) is not None:
+    def answered(self, ref: str) -> Frame | None:
+        """The frame `ref` answers (now settled), None if it was not ours or is long gone."""
+        frame = self.pending.pop(ref, None)
+        if frame is not None:
+            self.answers += 1
             self.settled.notify_all()
+        return frame
+
+    def full(self) -> bool:
+        return len(self.queue) >= self.limit
 
     def requeue_unanswered(self) -> int:
         """After a loss: frames sent but never answered may not have reached anyone; they go
@@ -58,20 +65,6 @@ class Outbox:
         self.pending.clear()
         self.queue.extendleft(reversed(unanswered))
         return len(unanswered)
-
-    def flush(self, send: Callable[[Frame], None]) -> int:
-        """Send the queue in order until it is empty or sending fails; returns how many."""
-        flushed = 0
-        while self.queue:
-            frame = self.queue.popleft()
-            try:
-                send(frame)
-            except ChatkitError:
-                self.queue.appendleft(frame)
-                break
-            self.sent(frame)
-            flushed += 1
-        return flushed
 
     def drop(self) -> int:
         """Give up on the queue (the link has failed); returns how many frames were dropped."""

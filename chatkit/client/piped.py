@@ -20,7 +20,8 @@ from chatkit.client.session import ChatSession, Refused, SessionEnded
 from chatkit.errors import RefusedError, UnreachableError
 from chatkit.protocol import Frame, render_text
 
-#: How long to wait at EOF for the server to answer the last lines (it may be reconnecting).
+#: How long to wait at EOF for the server to answer the last lines (it may be reconnecting)
+#: without any progress: a long paced queue keeps the wait alive.
 SETTLE_SECONDS = 30.0
 #: Lines read from stdin ahead of sending them; bounds memory when stdin is faster.
 READ_AHEAD = 64
@@ -62,6 +63,12 @@ class PipedClient:
         with self._lock:
             if frame.get("type") == "error" and frame.get("ref") is not None:
                 self.refused += 1
+                if isinstance(frame.get("line"), str) and not self.json_output:
+                    # a line the server refused for what it says: named, never sent again
+                    self.stdout.write(f"!!! not sent: {quote_line(frame['line'])}: "
+                                      f"{frame['message']}\n")
+                    self.stdout.flush()
+                    return
             # Every string in a server's frame was sanitised on arrival (Connection.recv).
             if self.json_output:
                 self.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
@@ -83,6 +90,7 @@ class PipedClient:
         refused too.
         """
         parsed = classify(line)
+        self.session.wait_for_room()  # stdin faster than the server's rate: slow down here
         try:
             if parsed.kind == "message":
                 self.session.send_text(parsed.text)
@@ -114,8 +122,8 @@ class PipedClient:
                 self._raise_if_gave_up()
                 waiting = self.session.queued()
                 raise UnreachableError(
-                    f"the server at {self.session.address} did not confirm every line "
-                    f"within {settle_seconds:.0f} s ({waiting} still queued)")
+                    f"the server at {self.session.address} confirmed nothing for "
+                    f"{settle_seconds:.0f} s ({waiting} line(s) still queued)")
         finally:
             with self._wake:
                 self._done = True
@@ -164,3 +172,8 @@ class PipedClient:
         with self._wake:
             self._eof = True
             self._wake.notify_all()
+
+
+def quote_line(text: str, width: int = 40) -> str:
+    """A refused line as the user recognises it: quoted, and shortened if long."""
+    return repr(text if len(text) <= width else text[: width - 1] + "…")

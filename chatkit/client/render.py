@@ -153,7 +153,12 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         return None
 
     if kind == "error":
-        out.append(("class:error", f"!!! {frame.get('message', frame.get('code', 'error'))}"))
+        message = frame.get("message", frame.get("code", "error"))
+        line = frame.get("line")  # the user's line the server refused (the link adds it)
+        if isinstance(line, str):
+            short = line if len(line) <= 40 else line[:39] + "…"
+            message = f"not sent: {short!r}: {message}"
+        out.append(("class:error", f"!!! {message}"))
         return Rendered(FormattedText(out), kinds={"error"})
 
     if kind == "status":  # the client's own news: connection lost, reconnecting, ...
@@ -228,7 +233,10 @@ def render_toolbar(facts: ToolbarFacts) -> FormattedText:
         parts.append(("class:bottom-toolbar.bad", "disconnected: gave up reconnecting"))
     else:
         parts.append(("class:bottom-toolbar.bad", state))
-    if facts.queued:
+    if facts.queued and state == "connected":
+        # paced to the server's announced rate: going out, just not all at once
+        parts.append(("class:bottom-toolbar", f" sending {facts.queued} queued…"))
+    elif facts.queued:
         parts.append(("class:bottom-toolbar.bad", f" ({facts.queued} queued)"))
     parts.append(("", " "))
     return FormattedText(parts)

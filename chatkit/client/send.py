@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note
-from chatkit.errors import UnreachableError
+from chatkit.client.piped import quote_line
+from chatkit.errors import RefusedError, UnreachableError
 from chatkit.protocol.events import JoinRequest, MsgRequest
 
 
@@ -26,7 +27,7 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
                            insecure=insecure, password=password,
                            expected_fingerprint=expected_fingerprint,
                            on_pin=(lambda c: notify(pinned_note(c))) if notify else None)
-    sent = 0
+    sent = refused = 0
     try:
         join: JoinRequest = {"type": "join", "room": room, "create": False, "history": 0}
         conn.request(dict(join), timeout)
@@ -35,10 +36,20 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
             if not text.strip():
                 continue
             msg: MsgRequest = {"type": "msg", "room": room, "text": text}
-            conn.request(dict(msg), timeout)
+            # One line at a time, each answered before the next: the pace is the server's
+            # (it reads a client's lines no faster than its announced rate, never drops one).
+            try:
+                conn.request(dict(msg), timeout)
+            except RefusedError as exc:
+                refused += 1  # refused for what it says: named, and the rest still go
+                if notify is not None:
+                    notify(f"not sent: {quote_line(text)}: {exc}")
+                continue
             sent += 1
     except TimeoutError as exc:
         raise UnreachableError(str(exc)) from None
     finally:
         conn.quit()
+    if refused:
+        raise RefusedError(f"{refused} line(s) were refused by the server; {sent} sent")
     return sent

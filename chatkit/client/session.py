@@ -95,7 +95,7 @@ class ChatSession:
     # ------------------------------------------------------------------ sending
 
     def send_text(self, text: str) -> str:
-        """Send a line of text to the current room; returns "sent" or "queued"."""
+        """Send a line of text to the current room; returns "sent", "paced" or "queued"."""
         room = self.current_room
         if room is None:
             raise Refused("you are in no room; /join ROOM first")
@@ -114,17 +114,22 @@ class ChatSession:
         return self.submit(frame)
 
     def submit(self, frame: Frame) -> str:
-        """Send `frame` with a fresh ref, or queue it while disconnected ("sent"/"queued");
-        Refused when the queue is full, SessionEnded once the session has ended."""
+        """Send `frame` with a fresh ref, or keep it until it may go: "sent", "paced" (the
+        server's rate says wait a moment) or "queued" (after reconnecting); Refused when the
+        queue is full, SessionEnded once the session has ended."""
         return self.link.submit(frame)
+
+    def wait_for_room(self) -> None:
+        """Block while the queue of lines waiting to be sent is full (see Link)."""
+        self.link.wait_for_room()
 
     def queued(self) -> int:
         return self.link.queued()
 
     def wait_settled(self, timeout: float) -> bool:
-        """Wait until every submitted frame was answered and nothing is queued; False at the
-        timeout, and at once when the session has ended with lines unanswered or has given up
-        (its queue was dropped then: nothing will ever settle)."""
+        """Wait until every submitted frame was answered and nothing is queued; False after
+        `timeout` seconds without progress, and at once when the session has ended with lines
+        unanswered or has given up (its queue was dropped then: nothing will ever settle)."""
         return self.link.wait_settled(timeout)
 
     # ------------------------------------------------------------------ the link's state

@@ -36,6 +36,9 @@ class HelloRequest(TypedDict):
     client: NotRequired[str]
     password: NotRequired[str]
     resume: NotRequired[str]
+    #: a random secret, the same on every connection of one client process: lines it sends
+    #: again after a reconnect (same `tag`) are recognised, never stored twice
+    client_id: NotRequired[str]
     ref: NotRequired[Ref]
 
 
@@ -43,6 +46,8 @@ class MsgRequest(TypedDict):
     type: Literal["msg", "me"]
     room: str
     text: str
+    #: with the hello's `client_id`: this line, whichever connection sends it (see HelloRequest)
+    tag: NotRequired[Ref]
     ref: NotRequired[Ref]
 
 
@@ -50,6 +55,7 @@ class PrivmsgRequest(TypedDict):
     type: Literal["privmsg"]
     to: str
     text: str
+    tag: NotRequired[Ref]
     ref: NotRequired[Ref]
 
 
@@ -129,6 +135,10 @@ class Limits(TypedDict):
     max_text: int
     max_nick: int
     max_room: int
+    #: lines per second a client may send, and how many in a burst (0: no limit). Lines
+    #: faster than that are not dropped: the server reads them later. Added in protocol 1.
+    rate: NotRequired[float]
+    burst: NotRequired[int]
 
 
 class WhoUser(TypedDict):

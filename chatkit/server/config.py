@@ -26,6 +26,9 @@ class ServerConfig:
     #: per-client frames per second (token bucket) and burst; rate 0 = no limit
     rate_limit: float = 5.0
     rate_burst: int = 20
+    #: a client throttled without a break for this long is cut off as a flooder (a 1,000-line
+    #: paste at 5 lines per second takes 200 s)
+    flood_seconds: float = 600.0
     tls: bool = True
     tls_cert: str | None = None  # default: a self-signed one made in the config directory
     tls_key: str | None = None

@@ -54,7 +54,8 @@ class Server:
         self.hub = Hub(self.name, self.bus, HubRules(
             history_on_join=config.history_on_join,
             max_rooms_per_client=config.max_rooms_per_client, password=config.password,
-            log_private=config.log_private))
+            log_private=config.log_private, rate_limit=config.rate_limit,
+            rate_burst=config.rate_burst if config.rate_limit > 0 else 0))
         self.bus.hub = self.hub
         self.flusher = Flusher()
         self.tls_context: ssl.SSLContext | None = None

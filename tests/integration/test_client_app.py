@@ -255,7 +255,7 @@ def test_server_restart_heals_the_ui(server_factory):
         ui.type("typed while the server was down" + ENTER)
         ui.wait_seen("will send after reconnecting")
         server_factory(port=port)
-        ui.wait_seen("reconnected to test as alice; rejoined lobby; sent 1 queued line(s)")
+        ui.wait_seen("reconnected to test as alice; rejoined lobby; sending 1 queued line(s)")
         ui.wait_seen("<alice> typed while the server was down")
         assert "connected" in "".join(fragment[1] for fragment in ui.app.toolbar())
     finally:

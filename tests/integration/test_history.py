@@ -78,12 +78,21 @@ def test_reconnect_after_last_seen_id_gets_exactly_the_gap(server):
 
 
 def test_joining_during_traffic_has_no_gap_and_no_duplicate(server):
+    # The sender keeps going until the joiner's history has arrived, then sends 50 more: the
+    # join always falls inside the traffic, however loaded the machine (with a fixed count, a
+    # slow join could come after the last message).
     sender = JsonClient(server.port, "sender")
-    total = 300
     accepted: list[int] = []
+    joined = threading.Event()
 
     def flood() -> None:
-        accepted.extend(send_all(sender, [f"m{i}" for i in range(total)]))
+        after_join = 0
+        for i in range(20_000):  # bounded; ends 50 messages after the join
+            accepted.append(sender.request({"type": "msg", "room": "lobby",
+                                            "text": f"m{i}"})["id"])
+            after_join += joined.is_set()
+            if after_join >= 50:
+                return
 
     thread = threading.Thread(target=flood)
     thread.start()
@@ -92,18 +101,23 @@ def test_joining_during_traffic_has_no_gap_and_no_duplicate(server):
                  message="traffic under way")
         joiner = JsonClient(server.port, "joiner", room=None)
         joiner.send({"type": "join", "room": "lobby", "history": 1000})
-        thread.join(30)
-        wait_for(lambda: any(f.get("text") == f"m{total - 1}" for f in _drain(joiner)),
+        joiner.expect("history_end", timeout=30)
+        joined.set()
+        thread.join(60)
+        assert not thread.is_alive()
+        last = f"m{len(accepted) - 1}"
+        wait_for(lambda: any(f.get("text") == last for f in _drain(joiner)),
                  timeout=10, message="last message at the joiner")
     finally:
-        thread.join(30)
+        joined.set()
+        thread.join(60)
+        sender.close()
+    joiner.close()
     ids = [f["id"] for f in joiner.frames if f["type"] == "message"]
     assert ids == sorted(set(ids)), "duplicates or disorder"
     assert ids == accepted, "a gap between history and live messages"
     assert any(f.get("history") for f in joiner.frames)
     assert any(f["type"] == "message" and not f.get("history") for f in joiner.frames)
-    sender.close()
-    joiner.close()
 
 
 def _drain(client: JsonClient) -> list[dict]:
@@ -139,7 +153,10 @@ def test_sigkill_under_load_loses_no_accepted_message(tmp_path):
     stop = threading.Event()
 
     def sender(index: int) -> None:
-        client = JsonClient(serve.port, f"s{index}")
+        try:
+            client = JsonClient(serve.port, f"s{index}")
+        except (AssertionError, OSError):
+            return  # could not even register (a very loaded machine): the others carry on
         try:
             for n in range(100_000):  # bounded; ends far sooner when the server dies
                 if stop.is_set():

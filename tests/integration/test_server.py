@@ -316,8 +316,9 @@ def test_every_command_json_mode(server, clients):
     welcome = alice.welcome
     assert welcome["version"] == PROTOCOL_VERSION and welcome["server"] == "test"
     assert {c["name"] for c in welcome["commands"]} == COMMAND_NAMES
+    # rate 0: the test server lifts the limit (a default server announces 5 and 20)
     assert welcome["limits"] == {"max_frame": MAX_FRAME, "max_text": MAX_TEXT,
-                                 "max_nick": 24, "max_room": 32}
+                                 "max_nick": 24, "max_room": 32, "rate": 0, "burst": 0}
     alice.expect("join", nick="bob")
 
     joined = request_ok(alice, {"type": "join", "room": "#Dev"}, "joined")

@@ -143,7 +143,8 @@ class LocalBus:
                 fan_out(pending.event, _targets(pending, room, sender_in_room), sender,
                         pending.ref, out)
             flush_run()
-            self.published_id = batch[-1].event["id"]
+            # max: a repeated line's answer is its original event, with an older id
+            self.published_id = max(self.published_id, batch[-1].event["id"])
         # Outside the lock, so readers queueing new messages do not wait for the sends. Order
         # holds: only this thread delivers events, batch after batch; and a joiner that takes
         # the lock from here on is not among these recipients but gets the batch as history.

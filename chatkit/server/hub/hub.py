@@ -31,6 +31,7 @@ from chatkit.server.hub.history import history_frame
 from chatkit.server.hub.member import Member
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.ports import Bus
+from chatkit.server.hub.repeats import SentLines
 from chatkit.server.hub.rooms import Room
 from chatkit.store import StoredMessage
 
@@ -47,6 +48,9 @@ class HubRules:
     max_rooms_per_client: int = 20
     password: str | None = None
     log_private: bool = False
+    #: announced in `welcome` (the doors enforce them): lines per second, and burst
+    rate_limit: float = 0.0
+    rate_burst: int = 0
 
 
 class Hub:
@@ -61,6 +65,7 @@ class Hub:
         self.nicks: dict[str, Member] = {}  # registered members by nick key
         self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
         self._ids = itertools.count(bus.last_id() + 1)
+        self.sent_lines = SentLines()  # lines a client may send again after a reconnect
         self.stopping = False  # no quit events while the server shuts down
         from chatkit.server.hub.requests import Requests  # the handlers need the Hub class
 

@@ -55,6 +55,8 @@ class Member:
         #: proves, on a later connection, that it comes from this client (Hub.register)
         self.resume_token = secrets.token_urlsafe(18)
         self.retired = False  # nickname and rooms given up (Hub.retire); registers nothing
+        #: the client's own id from `hello` (hub/repeats.py), None for clients that send none
+        self.client_id: str | None = None
         self.quit_reason: str | None = None
         self.quitting = False  # left with /quit: its reason (maybe none) is shown as given
 

@@ -18,6 +18,7 @@ from chatkit.protocol import (
     DEFAULT_ROOM,
     MAX_FRAME,
     MAX_NICK,
+    MAX_REF,
     MAX_ROOM,
     MAX_TEXT,
     PROTOCOL_VERSION,
@@ -105,6 +106,9 @@ class Requests:
         if room_name is not None:
             room_name = normalize_room(room_name)
         resume = frame.get("resume")
+        client_id = field(frame, "client_id", str, required=False)
+        if client_id is not None and not 16 <= len(client_id) <= MAX_REF:
+            raise FrameError("bad_frame", f"'client_id' must be 16 to {MAX_REF} characters")
         with hub.lock:
             holder = hub.nicks.get(name_key(nick))
             if holder is not None:
@@ -118,6 +122,7 @@ class Requests:
                 hub.retire(holder, "reconnected")
                 holder.end("reconnected")
             member.nick = nick
+            member.client_id = client_id
             hub.nicks[name_key(nick)] = member
             log.info("%s connected (%s mode)", member.label, member.format.name)
             id_, ts = hub.stamp()
@@ -125,7 +130,8 @@ class Requests:
                 "type": "welcome", "version": PROTOCOL_VERSION, "server": hub.name,
                 "nick": nick, "commands": protocol.command_list(),
                 "limits": {"max_frame": MAX_FRAME, "max_text": MAX_TEXT, "max_nick": MAX_NICK,
-                           "max_room": MAX_ROOM},
+                           "max_room": MAX_ROOM, "rate": hub.rules.rate_limit,
+                           "burst": hub.rules.rate_burst},
                 "id": id_, "ts": ts, "resume": member.resume_token}
             hub.reply(member, welcome, frame)
         if room_name is not None:
@@ -142,13 +148,32 @@ class Requests:
     def on_msg(self, member: Member, frame: Frame, action: bool = False) -> None:
         hub = self.hub
         text = clean_text(field(frame, "text", str), "message")
+        tag = _tag(frame)
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
+            content = (room.name, text, action)
+            if tag is not None and self._repeated(member, tag, content, frame):
+                return
             id_, ts = hub.stamp()
             event: MessageEvent = {"type": "message", "room": room.name, "nick": _nick(member),
                                    "text": text, "action": action, "id": id_, "ts": ts}
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
                         row=stored_row(event, "action" if action else "message"))
+            if tag is not None and member.client_id is not None:
+                hub.sent_lines.remember(member.client_id, tag, content, event)
+
+    def _repeated(self, member: Member, tag: str | int, content: tuple[object, ...],
+                  frame: Frame) -> bool:
+        """A line this client sent before (on an earlier connection): answer it with the event
+        it became, through the bus (so the answer still means "stored"), and accept nothing.
+        The caller holds the lock."""
+        if member.client_id is None:
+            return False
+        event = self.hub.sent_lines.find(member.client_id, tag, content)
+        if event is None:
+            return False
+        self.hub.publish(event, recipients=[member], sender=member, ref=frame.get("ref"))
+        return True
 
     def on_me(self, member: Member, frame: Frame) -> None:
         self.on_msg(member, frame, action=True)
@@ -157,11 +182,15 @@ class Requests:
         hub = self.hub
         to = field(frame, "to", str)
         text = clean_text(field(frame, "text", str), "message")
+        tag = _tag(frame)
         with hub.lock:
             hub.check_current(member)  # sent just as a newer connection replaced this one
             target = hub.nicks.get(name_key(unicodedata.normalize("NFKC", to.strip())))
             if target is None:
                 raise FrameError("no_such_nick", f"no such nick: {protocol.sanitize_text(to)}")
+            content = ("private", name_key(_nick(target)), text)
+            if tag is not None and self._repeated(member, tag, content, frame):
+                return
             id_, ts = hub.stamp()
             event: PrivateEvent = {"type": "private", "from": _nick(member),
                                    "to": _nick(target), "text": text, "id": id_, "ts": ts}
@@ -169,6 +198,8 @@ class Requests:
             row = stored_row(event, "private") if hub.rules.log_private else None
             hub.publish(event, recipients=recipients, sender=member, ref=frame.get("ref"),
                         row=row)
+            if tag is not None and member.client_id is not None:
+                hub.sent_lines.remember(member.client_id, tag, content, event)
 
     def on_topic(self, member: Member, frame: Frame) -> None:
         hub = self.hub
@@ -301,6 +332,20 @@ class Requests:
         id_, ts = self.hub.stamp()
         pong: PongFrame = {"type": "pong", "id": id_, "ts": ts}
         self.hub.reply(member, pong, frame)
+
+
+def _tag(frame: Frame) -> str | int | None:
+    """A line's `tag` (hub/repeats.py): a string of at most MAX_REF characters, or an int."""
+    tag = frame.get("tag")
+    if tag is None:
+        return None
+    if isinstance(tag, str) and len(tag) <= MAX_REF:
+        return tag
+    if isinstance(tag, int) and not isinstance(tag, bool):
+        checked: int = field(frame, "tag", int)  # in range, like every integer a client sends
+        return checked
+    raise FrameError("bad_frame", f"'tag' must be a string of at most {MAX_REF} characters "
+                                  "or an integer")
 
 
 def _nick(member: Member) -> str:

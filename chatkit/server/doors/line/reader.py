@@ -1,13 +1,17 @@
 """The line door's reader thread, one per connection: sniff the mode from the first byte, run
 TLS if the client starts it, register (password, nickname or `hello`), then turn each line into
-a hub request until the connection ends. Lines over the rate limit are dropped with a warning;
-a client that keeps flooding is cut off."""
+a hub request until the connection ends. Lines over the rate limit wait (`Throttle`): nothing
+is dropped; only a client with over 1 MiB of lines waiting is cut off as a flooder."""
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
 import select
+import socket
 import ssl
+import termios
 import time
 from typing import TYPE_CHECKING
 
@@ -34,33 +38,46 @@ log = logging.getLogger("chatkit.server")
 TLS_HANDSHAKE_SECONDS = 10.0
 
 
-class FloodGuard:
-    """A token bucket per client: lines over the rate are dropped (with a warning now and then),
-    and a client that keeps flooding collects strikes until it is disconnected."""
+#: A client with more input than this waiting to be read is not pasting or piping a file:
+#: it is flooding, and is cut off (chatkit's own clients pace themselves and never get near).
+#: Where the kernel keeps less than this for an unread socket, `ServerConfig.flood_seconds`
+#: (throttled without a break for that long) is what ends a flood.
+FLOOD_BYTES = 1 << 20
+#: The longest single sleep of a throttled reader, so a stopped server is not kept waiting.
+_NAP = 0.25
 
-    WARN_EVERY = 2.0
+
+class Throttle:
+    """Fakelag, as IRC servers do it: a token bucket per client, and a line over the rate is
+    not dropped but waited for. The reader thread does not read on meanwhile, so TCP slows
+    the sender down; nothing the client sent is lost, and nobody else waits."""
 
     def __init__(self, rate: float, burst: int) -> None:
-        now = time.monotonic()
-        self.bucket = TokenBucket(rate, burst, now)
-        self.burst = burst
-        self.strikes = 0.0
-        self.warned_at = -self.WARN_EVERY
+        self.bucket = TokenBucket(rate, max(1, burst), time.monotonic())
+        #: since when every line of this client has had to wait (None: the last one did not)
+        self.behind_since: float | None = None
 
-    def check(self) -> str:
-        """'ok', 'drop', 'warn' (drop and tell the client) or 'disconnect'."""
-        now = time.monotonic()
-        elapsed = now - self.bucket.last
-        self.strikes = max(0.0, self.strikes - elapsed)
+    def wait(self, now: float) -> float:
+        """Seconds until the next line may be handled; 0 means now (and it is counted)."""
         if self.bucket.take(now):
-            return "ok"
-        self.strikes += 1
-        if self.strikes > 2 * self.burst:
-            return "disconnect"
-        if now - self.warned_at >= self.WARN_EVERY:
-            self.warned_at = now
-            return "warn"
-        return "drop"
+            return 0.0
+        return (1.0 - self.bucket.tokens) / self.bucket.rate
+
+    def behind_for(self, now: float) -> float:
+        """How long this client has been sending faster than its rate, without a break."""
+        if self.behind_since is None:
+            self.behind_since = now
+        return now - self.behind_since
+
+
+def unread_bytes(sock: socket.socket) -> int:
+    """What the client sent that this side has not read yet (0 where the system cannot say)."""
+    try:
+        buffer = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, buffer)
+    except (OSError, ValueError):
+        return 0
+    return buffer[0]
 
 
 class LineReader:
@@ -71,7 +88,7 @@ class LineReader:
         self.hub = door.hub
         self.conn = conn
         self.config = door.config
-        self.flood: FloodGuard | None = None
+        self.throttle: Throttle | None = None
         self.dispatch = door.hub.requests.dispatch  # Hub.dispatch, one call less per line
 
     def run(self) -> None:
@@ -134,25 +151,38 @@ class LineReader:
     # ------------------------------------------------------------------ lines
 
     def _admit_line(self) -> bool:
-        """Apply the per-client rate limit to one incoming line; False drops it."""
+        """Wait until the client's rate allows its next line; False when the connection ended
+        meanwhile (or was cut off for flooding)."""
         conn, config = self.conn, self.config
-        if conn.output.dead:
+        output = conn.output
+        if output.dead:
             return False  # cut off: the rest of its last chunk is dropped, not logged line by line
         if config.rate_limit <= 0:
             return True
-        if self.flood is None:
-            self.flood = FloodGuard(config.rate_limit, config.rate_burst)
-        verdict = self.flood.check()
-        if verdict == "ok":
+        throttle = self.throttle
+        if throttle is None:
+            throttle = self.throttle = Throttle(config.rate_limit, config.rate_burst)
+        now = time.monotonic()
+        wait = throttle.wait(now)
+        if wait <= 0:
+            throttle.behind_since = None  # this line did not have to wait: no backlog
             return True
-        if verdict == "warn":
-            self.hub.refuse(conn, "rate_limited", f"you are sending too fast (limit "
-                            f"{config.rate_limit:g} per second): lines are being dropped")
-        elif verdict == "disconnect":
-            log.warning("disconnecting %s: flooding", conn.label)
-            self.hub.refuse(conn, "flooding", "disconnected for flooding")
-            conn.end("disconnected for flooding")
-        return False
+        while wait > 0:
+            behind = throttle.behind_for(now)
+            if behind > config.flood_seconds or unread_bytes(conn.sock) > FLOOD_BYTES:
+                log.warning("disconnecting %s: flooding (faster than %g lines per second "
+                            "for %.0f s)", conn.label, config.rate_limit, behind)
+                self.hub.refuse(conn, "flooding", "disconnected for flooding: lines faster "
+                                f"than {config.rate_limit:g} per second for {behind:.0f} s; "
+                                "the rest was not read")
+                conn.end("disconnected for flooding")
+                return False
+            time.sleep(min(wait, _NAP))
+            if output.dead:
+                return False
+            now = time.monotonic()
+            wait = throttle.wait(now)
+        return True
 
     def handle_line(self, line: bytes) -> None:
         """One complete input line from the client, in its mode."""
