@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -250,3 +251,77 @@ class ServeProcess:
             if stream:
                 stream.close()
         return self.proc.returncode
+
+
+class Relay:
+    """A TCP relay in front of the server. `cut()` closes the client side of every pair while
+    the server side stays open and silent: what the server sees when a laptop goes to sleep
+    or its Wi-Fi drops (a half-open connection it only notices minutes later)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.cut_clients: set[socket.socket] = set()
+        self.threads = [threading.Thread(target=self._accept, name="relay", daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.pairs.append((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                thread = threading.Thread(target=self._pump, args=(src, dst), name="relay",
+                                          daemon=True)
+                thread.start()
+                self.threads.append(thread)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if not data or src in self.cut_clients or dst in self.cut_clients:
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        if src not in self.cut_clients and dst not in self.cut_clients:
+            try:
+                dst.shutdown(socket.SHUT_WR)  # an ordinary close: pass it on
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        for client, _ in list(self.pairs):
+            if client in self.cut_clients:
+                continue  # cut before
+            self.cut_clients.add(client)
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the client closed it first
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        except OSError:
+            pass
+        self.listener.close()
+        self.threads[0].join(5)
+        for pair in self.pairs:
+            for sock in pair:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a pump blocked in recv
+                except OSError:
+                    pass
+                sock.close()
+        for thread in self.threads[1:]:
+            thread.join(5)

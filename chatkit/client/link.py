@@ -171,15 +171,18 @@ class Link:
 
     # ------------------------------------------------------------------ sending
 
-    def submit(self, frame: Frame) -> str:
+    def submit(self, frame: Frame, *, wait: bool = False) -> str:
         """Send `frame` with a fresh ref, or keep it until it may go.
 
         Returns "sent", "paced" (connected, but the server's rate says wait: it goes within
         seconds, in order) or "queued" (not connected: it goes after reconnecting). Raises
-        Refused when the queue is full, SessionEnded when we have left or given up (queueing
-        then would only delay the bad news).
+        Refused when the queue is full, unless `wait`: then it waits for room (a pipe faster
+        than the server's rate is slowed down, not refused). Raises SessionEnded when we have
+        left or given up (queueing then would only delay the bad news).
         """
         with self.lock:
+            while wait and self._outbox.full() and self.state not in ("closed", "failed"):
+                self._settled.wait(0.5)
             if self.state == "closed":
                 raise SessionEnded("not connected: the session has ended")
             if self.state == "failed":
@@ -201,13 +204,6 @@ class Link:
             self._outbox.hold(frame)
             self._settled.notify_all()  # the sender thread
             return "paced" if connected else "queued"
-
-    def wait_for_room(self) -> None:
-        """Block while the queue is full (a pipe faster than the server's rate is slowed down
-        here, not refused); returns at once when the link has ended."""
-        with self._settled:
-            while self._outbox.full() and self.state not in ("closed", "failed"):
-                self._settled.wait(0.5)
 
     def queued(self) -> int:
         with self.lock:

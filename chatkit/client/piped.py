@@ -90,13 +90,13 @@ class PipedClient:
         refused too.
         """
         parsed = classify(line)
-        self.session.wait_for_room()  # stdin faster than the server's rate: slow down here
         try:
+            # wait=True: stdin faster than the server's rate is slowed down, never refused
             if parsed.kind == "message":
-                self.session.send_text(parsed.text)
+                self.session.send_text(parsed.text, wait=True)
             elif parsed.kind == "command" or parsed.name == "help":
                 # No help of our own without a terminal: the server's lists its commands.
-                self.session.send_command(parsed.text)
+                self.session.send_command(parsed.text, wait=True)
             elif parsed.name in LEAVE_COMMANDS:
                 self.quit_reason = parsed.arg or None
                 return False

@@ -49,7 +49,7 @@ class ChatSession:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         max_attempts: int = 2000,
-        queue_limit: int = 100,
+        queue_limit: int = 1000,
         rng: random.Random | None = None,
         tls: bool = True,
         insecure: bool = False,
@@ -94,15 +94,15 @@ class ChatSession:
 
     # ------------------------------------------------------------------ sending
 
-    def send_text(self, text: str) -> str:
+    def send_text(self, text: str, *, wait: bool = False) -> str:
         """Send a line of text to the current room; returns "sent", "paced" or "queued"."""
         room = self.current_room
         if room is None:
             raise Refused("you are in no room; /join ROOM first")
         msg: MsgRequest = {"type": "msg", "room": room, "text": text}
-        return self.submit(dict(msg))
+        return self.submit(dict(msg), wait=wait)
 
-    def send_command(self, line: str) -> str:
+    def send_command(self, line: str, *, wait: bool = False) -> str:
         """Send a `/command` line the server understands; unknown ones are forwarded as-is."""
         try:
             frame = parse_command(line, self.current_room)
@@ -111,17 +111,14 @@ class ChatSession:
                 raise Refused(exc.message) from None
             # The server may advertise commands this client does not know yet.
             frame = {"type": "command", "line": line}
-        return self.submit(frame)
+        return self.submit(frame, wait=wait)
 
-    def submit(self, frame: Frame) -> str:
+    def submit(self, frame: Frame, *, wait: bool = False) -> str:
         """Send `frame` with a fresh ref, or keep it until it may go: "sent", "paced" (the
         server's rate says wait a moment) or "queued" (after reconnecting); Refused when the
-        queue is full, SessionEnded once the session has ended."""
-        return self.link.submit(frame)
-
-    def wait_for_room(self) -> None:
-        """Block while the queue of lines waiting to be sent is full (see Link)."""
-        self.link.wait_for_room()
+        queue is full (unless `wait`: then it waits for room), SessionEnded once the session
+        has ended."""
+        return self.link.submit(frame, wait=wait)
 
     def queued(self) -> int:
         return self.link.queued()

@@ -112,8 +112,7 @@ class Requests:
         with hub.lock:
             holder = hub.nicks.get(name_key(nick))
             if holder is not None:
-                if not (isinstance(resume, str) and hmac.compare_digest(
-                        resume.encode(), holder.resume_token.encode())):
+                if not _same_client(holder, resume, client_id):
                     raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
                 # The same client again, while its old connection has not timed out yet
                 # (Wi-Fi gone, laptop asleep): that connection is a ghost; end it now.
@@ -332,6 +331,18 @@ class Requests:
         id_, ts = self.hub.stamp()
         pong: PongFrame = {"type": "pong", "id": id_, "ts": ts}
         self.hub.reply(member, pong, frame)
+
+
+def _same_client(holder: Member, resume: object, client_id: str | None) -> bool:
+    """Whether a new connection comes from the client that holds the nickname: it knows the
+    holder's `resume` token, or it is the same client process (`client_id`, which also covers
+    a connection lost between the server's welcome and the client reading it, whose token
+    the client never got). Both are secrets only that client has; compared in constant time."""
+    if isinstance(resume, str) and hmac.compare_digest(resume.encode(),
+                                                        holder.resume_token.encode()):
+        return True
+    return client_id is not None and holder.client_id is not None and \
+        hmac.compare_digest(client_id.encode(), holder.client_id.encode())
 
 
 def _tag(frame: Frame) -> str | int | None:
