@@ -1,0 +1,186 @@
+"""Issue 12, "Honest failures": every failure says what really happened, with its own
+documented exit status (docs/user-guide.md, "Exit statuses").
+
+Real servers on 127.0.0.1 port 0, real CLI subprocesses."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from chatkit import tls
+from chatkit.client.connection import Connection
+from chatkit.errors import ExitCode, ProtocolError, ServerRefusal
+from chatkit.tls import KnownServers
+
+from helpers import JsonClient, chatkit_cmd, cli_env
+
+RUN_TIMEOUT = 20
+
+
+def run(home: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(chatkit_cmd(*args), input=stdin, capture_output=True, text=True,
+                          env=cli_env(home), timeout=RUN_TIMEOUT)
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one `Error:` line; stderr holds nothing else but notes (a pinned certificate)."""
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Usage:" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def known(tmp_path) -> KnownServers:
+    return KnownServers(tmp_path / "known_servers.json")
+
+
+@pytest.fixture
+def holders() -> Iterator[list[JsonClient]]:
+    clients: list[JsonClient] = []
+    yield clients
+    for client in clients:
+        client.close()
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("use_tls", [True, False])
+def test_past_max_per_address_the_client_shows_the_servers_reason(server_factory, holders,
+                                                                   known, use_tls):
+    server = server_factory(max_per_address=1)
+    holders.append(JsonClient(server.port, "first"))
+    with pytest.raises(ServerRefusal) as caught:
+        Connection.open("127.0.0.1", server.port, "second", tls=use_tls, known_servers=known,
+                        timeout=5)
+    assert str(caught.value) == "refused by the server: too many connections from 127.0.0.1"
+    assert caught.value.exit_code == ExitCode.REFUSED == 4
+
+
+def test_a_full_server_is_named_as_the_reason(server_factory, holders, known):
+    server = server_factory(max_clients=1)
+    holders.append(JsonClient(server.port, "first"))
+    with pytest.raises(ServerRefusal, match=r"^refused by the server: server full \(1 clients\)$"):
+        Connection.open("127.0.0.1", server.port, "second", known_servers=known, timeout=5)
+
+
+def test_an_address_locked_out_after_wrong_passwords_is_told_so(server_factory, holders, known):
+    server = server_factory(password="right")
+    for number in range(5):
+        guesser = JsonClient(server.port)
+        holders.append(guesser)
+        guesser.send({"type": "hello", "version": 1, "nick": f"g{number}", "password": "x"})
+        guesser.expect("error", code="bad_password")
+    with pytest.raises(ServerRefusal, match="^refused by the server: too many wrong passwords"):
+        Connection.open("127.0.0.1", server.port, "alice", password="right",
+                        known_servers=known, timeout=5)
+
+
+def test_send_and_join_past_the_cap_exit_4_with_the_reason(server_factory, holders,
+                                                             chatkit_home):
+    server = server_factory(max_per_address=1)
+    holders.append(JsonClient(server.port, "first"))
+    address = f"127.0.0.1:{server.port}"
+    sent = run(chatkit_home, "send", "--host", address, "--nick", "ci", "hello")
+    joined = run(chatkit_home, "join", address, "--nick", "bot", stdin="hello\n")
+    for result in (sent, joined):
+        assert result.returncode == 4, result.stderr
+        assert error_line(result) == ("Error: refused by the server: too many connections "
+                                      "from 127.0.0.1")
+        assert "TLS" not in result.stderr
+
+
+def test_no_tls_against_a_tls_only_server_says_drop_no_tls(server_factory, chatkit_home):
+    server = server_factory(require_tls=True)
+    result = run(chatkit_home, "send", "--host", f"127.0.0.1:{server.port}", "--nick", "ci",
+                 "--no-tls", "hello")
+    assert result.returncode == 4
+    assert error_line(result) == ("Error: refused by the server: it accepts TLS connections "
+                                  "only; drop --no-tls")
+
+
+# --------------------------------------------------------------------------- not chatkit
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+@pytest.fixture
+def http_port() -> Iterator[int]:
+    """A plain HTTP server on 127.0.0.1 (what `python -m http.server` would answer)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), QuietHandler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield httpd.server_address[1]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+@pytest.mark.parametrize("use_tls", [True, False])
+def test_an_http_server_does_not_speak_the_chatkit_protocol(http_port, known, use_tls):
+    with pytest.raises(ProtocolError, match="does not speak the chatkit protocol") as caught:
+        Connection.open("127.0.0.1", http_port, "alice", tls=use_tls, known_servers=known,
+                        timeout=5)
+    assert "(it answered " in str(caught.value)
+    assert caught.value.exit_code == ExitCode.PROTOCOL == 5
+
+
+def test_send_to_an_http_server_exits_5(http_port, chatkit_home):
+    result = run(chatkit_home, "send", "--host", f"127.0.0.1:{http_port}", "--nick", "ci",
+                 "hello")
+    assert result.returncode == 5, result.stderr
+    line = error_line(result)
+    assert f"127.0.0.1:{http_port} does not speak the chatkit protocol" in line
+    assert "--no-tls" not in line
+
+
+def test_a_tiny_socket_server_saying_something_else_exits_5(chatkit_home):
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_once() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            sock.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            sock.settimeout(5)
+            try:
+                sock.recv(4096)
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=answer_once)
+    thread.start()
+    try:
+        result = run(chatkit_home, "send", "--host", f"127.0.0.1:{port}", "--nick", "ci", "x")
+    finally:
+        thread.join(10)
+        listener.close()
+    assert result.returncode == 5, result.stderr
+    assert "does not speak the chatkit protocol (it answered 'SSH-2.0" in error_line(result)
+
+
+def test_a_changed_certificate_has_its_own_exit_status(server_factory, tmp_path, chatkit_home):
+    first = server_factory()
+    port = first.port
+    address = f"127.0.0.1:{port}"
+    assert run(chatkit_home, "send", "--host", address, "--nick", "ci", "x").returncode == 0
+    first.stop()
+    cert, key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
+    tls.ensure_certificate(cert, key, "impostor", ["127.0.0.1"])
+    server_factory(port=port, tls_cert=str(cert), tls_key=str(key))
+    result = run(chatkit_home, "send", "--host", address, "--nick", "ci", "x")
+    assert result.returncode == ExitCode.IDENTITY == 7, result.stderr
+    assert "SERVER IDENTITY CHANGED" in error_line(result)
