@@ -25,6 +25,11 @@ class ExitCode(IntEnum):
     NO_MATCH = 8  # nothing matched (`chatkit history --grep/--room/--since`)
 
 
+class OutputClosed(Exception):
+    """Whoever read our output went away (`chatkit join ... | head -2`): not an error to
+    report, the command ends quietly, as any Unix filter does."""
+
+
 class ChatkitError(Exception):
     """Base of every error chatkit reports to a user as one line."""
 

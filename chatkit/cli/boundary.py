@@ -5,13 +5,14 @@ only under `--debug`. Also the logging set-up (core modules only ever log to "ch
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Iterator
 
 import click
 
-from chatkit.errors import ChatkitError, ExitCode
+from chatkit.errors import ChatkitError, ExitCode, OutputClosed
 
 
 class CliError(click.ClickException):
@@ -49,6 +50,9 @@ def errors_as_click() -> Iterator[None]:
         raise CliError(describe(exc), exc.exit_code) from None
     except click.ClickException:
         raise
+    except (OutputClosed, BrokenPipeError):
+        # stdout's reader went away (`| head`): click ends quietly, as for `chatkit history`
+        raise BrokenPipeError(errno.EPIPE, "output closed") from None
     except Exception as exc:
         if debug_enabled():
             raise

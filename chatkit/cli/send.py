@@ -50,4 +50,12 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
         lines = [" ".join(message)] if message else sys.stdin
         send_messages(host, port, nick, room, lines, tls=not no_tls, insecure=insecure,
                       password=password, expected_fingerprint=expected,
-                      notify=lambda note: click.echo(note, err=True))
+                      notify=note_on_stderr)
+
+
+def note_on_stderr(note: str) -> None:
+    """A note for the user; when nobody reads stderr any more, the messages still go out."""
+    try:
+        click.echo(note, err=True)
+    except BrokenPipeError:
+        pass

@@ -184,3 +184,61 @@ def test_a_changed_certificate_has_its_own_exit_status(server_factory, tmp_path,
     result = run(chatkit_home, "send", "--host", address, "--nick", "ci", "x")
     assert result.returncode == ExitCode.IDENTITY == 7, result.stderr
     assert "SERVER IDENTITY CHANGED" in error_line(result)
+
+
+# --------------------------------------------------------------------------- closed output
+
+
+def fill_history(port: int, count: int) -> None:
+    writer = JsonClient(port, "writer")
+    try:
+        for number in range(count):
+            writer.request({"type": "msg", "room": "lobby", "text": f"line {number}"})
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_join_into_head_exits_quietly(server_factory, chatkit_home, json_flag):
+    """`chatkit join ... | head -2`, stdin still open (like `tail -f`): leaves at once, no
+    BrokenPipeError traceback, the status `chatkit history | head` has."""
+    server = server_factory()
+    fill_history(server.port, 60)
+    proc = subprocess.Popen(
+        chatkit_cmd("join", f"127.0.0.1:{server.port}", "--nick", "bot", *json_flag),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=cli_env(chatkit_home))
+    assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
+    try:
+        first = [proc.stdout.readline() for _ in range(2)]
+        assert all(first), first
+        proc.stdout.close()  # what `head -2` does after its two lines
+        status = proc.wait(timeout=15)
+        errors = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        proc.stdin.close()
+        proc.stderr.close()
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    assert [line for line in errors.splitlines() if "pinned" not in line] == []
+    assert status == 1  # as `chatkit history | head` (click's status for a closed output)
+
+
+def test_send_with_stderr_closed_still_sends(server_factory, chatkit_home):
+    """The first-use note goes to a closed stderr (`2>&1 | true`): the message still goes
+    out, quietly."""
+    server = server_factory()
+    watcher = JsonClient(server.port, "watcher")
+    try:
+        proc = subprocess.Popen(
+            chatkit_cmd("send", "--host", f"127.0.0.1:{server.port}", "--nick", "ci", "hi"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=cli_env(chatkit_home))
+        assert proc.stderr is not None
+        proc.stderr.close()
+        assert proc.wait(timeout=15) == 0
+        assert watcher.expect("message", nick="ci")["text"] == "hi"
+    finally:
+        watcher.close()
