@@ -242,3 +242,76 @@ def test_send_with_stderr_closed_still_sends(server_factory, chatkit_home):
         assert watcher.expect("message", nick="ci")["text"] == "hi"
     finally:
         watcher.close()
+
+
+# --------------------------------------------------------------------------- usage and wording
+
+
+@pytest.mark.parametrize("args, says", [
+    (["join", "--nik", "x"], "No such option '--nik'"),
+    (["--bogus"], "No such option '--bogus'"),
+    (["bogus"], "No such command 'bogus'"),
+    (["serve", "--port", "abc"], "'abc' is not a whole number"),
+    (["serve", "--no-tls", "--require-tls"], "--require-tls and --no-tls cannot be combined"),
+    (["history", "--since", "someday"], "cannot read 'someday' as a time"),
+    (["completion", "powershell"],
+     "chatkit has no completion for 'powershell': it completes bash, zsh and fish"),
+    (["join", "127.0.0.1:39371:1", "--nick", "x"], "bad address '127.0.0.1:39371:1'"),
+])
+def test_usage_errors_are_one_line(chatkit_home, args, says):
+    result = run(chatkit_home, *args)
+    assert result.returncode == ExitCode.USAGE == 2
+    assert result.stderr.count("\n") == 1, result.stderr  # no Usage:/Try block
+    line = error_line(result)
+    assert says in line, line
+    assert "integer range" not in line and "is not one of" not in line
+
+
+def test_the_server_chooser_rewords_a_bad_answer():
+    import click
+
+    from chatkit.cli.options import ServerNumber
+
+    chooser = ServerNumber(3)
+    assert chooser.convert("2", None, None) == 2
+    for answer in ("vm", "0", "4", ""):
+        with pytest.raises(click.BadParameter) as caught:
+            chooser.convert(answer, None, None)
+        assert caught.value.message == (f"{answer!r} is not in the list: type a "
+                                                 "number from 1 to 3")
+
+
+def test_an_unusable_certificate_says_why(tmp_path, chatkit_home):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    other_cert, other_key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
+    tls.ensure_certificate(cert, key, "mine", ["127.0.0.1"])
+    tls.ensure_certificate(other_cert, other_key, "other", ["127.0.0.1"])
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    cases = [(junk, key, "junk.pem is not a PEM certificate"),
+             (cert, junk, "junk.pem is not a PEM private key"),
+             (cert, other_key, "other-key.pem is not the key of this certificate")]
+    for cert_file, key_file, says in cases:
+        result = run(chatkit_home, "serve", "--host", "127.0.0.1", "--port", "0",
+                     "--no-discovery", "--tls-cert", str(cert_file), "--tls-key", str(key_file))
+        line = error_line(result)
+        assert says in line and "PEM lib" not in line and "_ssl.c" not in line, line
+        assert result.returncode == 1
+
+
+def test_history_that_matches_nothing_has_its_own_status(server_factory, tmp_path):
+    db = tmp_path / "h.db"
+    server = server_factory(db=str(db))
+    writer = JsonClient(server.port, "alice")
+    writer.request({"type": "msg", "room": "lobby", "text": "deploy done"})
+    writer.close()
+    server.stop()
+    home = str(tmp_path / "home")
+    found = run(home, "history", "--db", str(db), "--grep", "deploy")
+    assert found.returncode == 0 and "deploy done" in found.stdout
+    for args, says in ((["--grep", "zzz"], "--grep 'zzz'"),
+                       (["--room", "nosuch"], "--room 'nosuch'")):
+        result = run(home, "history", "--db", str(db), *args)
+        assert result.returncode == ExitCode.NO_MATCH == 8, result.stderr
+        assert result.stdout == ""
+        assert result.stderr.strip() == f"chatkit: no stored message matches {says}"
