@@ -33,6 +33,8 @@ REMEDIES = {
     "give_db": "start `chatkit serve` first, or give --db PATH",
     "choose_port": "choose another with --port",
     "drop_no_tls": "drop --no-tls",
+    "lift_server_limits": "for a benchmark, start the server with --rate-limit 0 "
+                          "--max-per-address 0 (and --max-clients above --clients)",
 }
 
 

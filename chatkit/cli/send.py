@@ -31,8 +31,9 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
     """Send MESSAGE (or each line of stdin) to a room, and wait until the server accepted it.
 
     Without --host, finds the server on the local network (UDP discovery).
-    Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, ...);
-    5 not a chatkit server; 6 no server found.
+    Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, server
+    full, ...); 5 not a chatkit server; 6 no server found; 7 the server's certificate is not
+    the pinned one.
     """
     from chatkit.client.send import send_messages
     from chatkit.net.addresses import parse_address
