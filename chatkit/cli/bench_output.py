@@ -66,7 +66,7 @@ def limits_note(result: BenchResult) -> str | None:
         burst = result.server_limits.get("burst")
         limit = (f" ({rate:g} lines/s per client" + (f", burst {burst:g}" if burst else "")
                  + ")") if rate > 0 else ""
-        refused = f", {result.rate_limited} lines refused" if result.rate_limited else ""
+        refused = f", {result.rate_limited} rate_limited answers" if result.rate_limited else ""
         what.append(f"rate-limits each client{limit}{refused}")
     if capped:
         what.append("refused connections past its caps")

@@ -35,7 +35,7 @@ def test_notes_name_the_server_flags():
     assert "--rate-limit 0 --max-per-address 0" in note
     assert "note         the server rate-limits" in summary(announced)
     refused = BenchResult(config=CONFIG, rate_limited=7)
-    assert "7 lines refused" in (limits_note(refused) or "")
+    assert "7 rate_limited answers" in (limits_note(refused) or "")
     capped = BenchResult(config=CONFIG, errors=2, error_samples=[
         "connect: refused by the server: too many connections from 127.0.0.1"] * 2)
     assert "refused connections past its caps" in (limits_note(capped) or "")
