@@ -21,6 +21,13 @@ class ExitCode(IntEnum):
     REFUSED = 4  # the server refused us: nick taken, bad nick, unknown room, ...
     PROTOCOL = 5  # the peer does not speak our protocol (version mismatch, garbage)
     NOT_FOUND = 6  # discovery found no server
+    IDENTITY = 7  # the server's certificate is not the pinned (or announced) one
+    NO_MATCH = 8  # nothing matched (`chatkit history --grep/--room/--since`)
+
+
+class OutputClosed(Exception):
+    """Whoever read our output went away (`chatkit join ... | head -2`): not an error to
+    report, the command ends quietly, as any Unix filter does."""
 
 
 class ChatkitError(Exception):
@@ -57,6 +64,21 @@ class RefusedError(ChatkitError):
         self.code = code
 
 
+class ServerRefusal(RefusedError):
+    """The server refused the connection itself, before any protocol, with its plain
+    `!!! reason` line (server full, too many connections from one address, an address
+    throttled after wrong passwords, a plain connection to a TLS-only server)."""
+
+    def __init__(self, reason: str, *, remedy: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(f"refused by the server: {reason}", "connection_refused",
+                         remedy=remedy)
+
+
+#: The start of the one plain line a server sends when it refuses a connection
+REFUSAL_PREFIX = b"!!! "
+
+
 class ProtocolError(ChatkitError):
     """The peer broke the wire protocol."""
 
@@ -67,3 +89,9 @@ class NotFoundError(ChatkitError):
     """Discovery found nothing."""
 
     exit_code = ExitCode.NOT_FOUND
+
+
+class NoMatchError(ChatkitError):
+    """A query matched nothing (not an error of the query itself)."""
+
+    exit_code = ExitCode.NO_MATCH

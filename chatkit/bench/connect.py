@@ -13,8 +13,9 @@ import ssl
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
+from chatkit.bench import wire
 from chatkit.bench.config import BenchConfig
-from chatkit.errors import RefusedError, UnreachableError
+from chatkit.errors import REFUSAL_PREFIX, RefusedError, ServerRefusal, UnreachableError
 from chatkit.net.addresses import format_address
 
 #: Receive buffer of a stalled client (the kernel doubles it and rounds it up)
@@ -64,6 +65,10 @@ async def open_connection(config: BenchConfig, tls: ssl.SSLContext | None,
             _create(config, tls, factory, stalled=role == "stalled"),  # type: ignore[arg-type]
             config.connect_timeout)
     except (OSError, asyncio.TimeoutError) as exc:
+        if isinstance(exc, ssl.SSLError):  # a plain `!!! reason` refusal reads as bad TLS
+            refused = await plain_refusal(config)
+            if refused is not None:
+                raise ServerRefusal(refused) from None
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise UnreachableError(f"cannot connect to {format_address(config.host, config.port)}"
                                f": {reason}") from None
@@ -85,3 +90,21 @@ async def open_connection(config: BenchConfig, tls: ssl.SSLContext | None,
     if role == "stalled":
         conn.transport.pause_reading()  # never read again: the server must cope
     return conn
+
+
+async def plain_refusal(config: BenchConfig) -> str | None:
+    """After a failed TLS handshake: whether the server refuses connections outright now
+    (its plain `!!! reason` line, e.g. past --max-per-address), and why."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(config.host, config.port), config.connect_timeout)
+    except (OSError, asyncio.TimeoutError):
+        return None
+    try:
+        # a chatkit server that admits us greets after its 0.5 s sniff, never with `!!! `
+        line = await asyncio.wait_for(reader.readline(), 2.0)
+    except (OSError, asyncio.TimeoutError, ValueError):
+        line = b""
+    finally:
+        writer.close()
+    return wire.refusal_reason(line) if line.startswith(REFUSAL_PREFIX) else None

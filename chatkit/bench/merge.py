@@ -7,7 +7,13 @@ counted against every sender's last sequence number, latency samples are thinned
 from __future__ import annotations
 
 import array
+import sys
 from typing import TypedDict
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired
+else:  # pragma: no cover
+    from typing_extensions import NotRequired
 
 from chatkit.bench.result import BenchResult
 
@@ -34,6 +40,9 @@ class ShardReport(TypedDict):
     stalled: dict[str, bool]
     #: stalled nicks whose `quit` this shard's receivers saw
     stalled_gone: list[str]
+    #: per-client limits the server announced at welcome ({} if none), rate_limited answers
+    limits: NotRequired[dict[str, float]]
+    rate_limited: NotRequired[int]
 
 
 def percentile(ordered: list[int], fraction: float) -> int:
@@ -81,6 +90,8 @@ def merge(result: BenchResult, seqs: list[int], parts: list[ShardReport]) -> Non
         result.reordered += reordered
     result.errors = sum(p["errors"] for p in parts)
     result.error_samples = [text for p in parts for text in p["error_samples"]][:10]
+    result.server_limits = next((p["limits"] for p in parts if p.get("limits")), {})
+    result.rate_limited = sum(p.get("rate_limited", 0) for p in parts)
     gone = {nick for p in parts for nick in p["stalled_gone"]}
     result.stalled_disconnected = sum(1 for p in parts for nick, dropped in p["stalled"].items()
                                       if dropped or nick in gone)

@@ -29,6 +29,10 @@ class BenchResult:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
     stalled_disconnected: int = 0
+    #: per-client limits the server announced at welcome (`rate` lines/s, `burst`), and how
+    #: many lines it answered `rate_limited`: either means the flood protection was measured
+    server_limits: dict[str, float] = field(default_factory=dict)
+    rate_limited: int = 0
     #: generator CPU seconds (user + system, all its processes) and wall seconds of the run
     generator_cpu_s: float = 0.0
     generator_wall_s: float = 0.0

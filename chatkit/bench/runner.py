@@ -205,14 +205,18 @@ class _InProcess:
 # --------------------------------------------------------------------------- P > 1
 
 
-def _rebuild(name: str, text: str, shard: int) -> ChatkitError:
-    """A worker's error as the coordinator raises it: the same ChatkitError class if it is one."""
+def _rebuild(name: str, text: str, shard: int, remedy: str | None = None) -> ChatkitError:
+    """A worker's error as the coordinator raises it: the same ChatkitError class if it is one
+    (with its remedy)."""
     cls = getattr(errors, name, None)
     if isinstance(cls, type) and issubclass(cls, ChatkitError):
         try:
-            return cls(text)
+            error = cls(text)
         except TypeError:  # a subclass with a different constructor
             pass
+        else:
+            error.remedy = remedy
+            return error
     return ChatkitError(f"bench worker {shard} failed: {name}: {text}")
 
 
@@ -310,7 +314,7 @@ class _Workers:
                 if message[0] == "progress":
                     worker.progress = message[1]
                 elif message[0] == "error":
-                    raise _rebuild(message[1], message[2], worker.shard)
+                    raise _rebuild(message[1], message[2], worker.shard, *message[3:4])
                 elif message[0] == kind and worker.shard not in got:
                     got[worker.shard] = message[1]
                     worker.finished = kind == "result"

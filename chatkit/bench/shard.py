@@ -25,8 +25,16 @@ from chatkit.bench.config import BenchConfig, room_for
 from chatkit.bench.connect import open_connection
 from chatkit.bench.merge import ShardReport
 from chatkit.bench.sender import Sender, SendState
-from chatkit.bench.wire import ERROR_TAG, JOINED_TAG, LINE_END, QUIT_TAG, SUBSCRIBED_TAG
-from chatkit.errors import RefusedError, UnreachableError
+from chatkit.bench.wire import (
+    ERROR_TAG,
+    JOINED_TAG,
+    LINE_END,
+    QUIT_TAG,
+    RATE_LIMITED_TAG,
+    SUBSCRIBED_TAG,
+    WELCOME_TAG,
+)
+from chatkit.errors import REFUSAL_PREFIX, RefusedError, ServerRefusal, UnreachableError
 from chatkit.tls import client_context
 
 #: Latency samples kept before halving (memory and sort time stay bounded on long runs).
@@ -85,8 +93,16 @@ class Conn(asyncio.Protocol):
             if not self.ready.done() and SUBSCRIBED_TAG in data:
                 self.ready.set_result(None)
         else:
+            if not self.ready.done():
+                if data.startswith(REFUSAL_PREFIX):  # refused before any protocol (plain)
+                    self.ready.set_exception(ServerRefusal(wire.refusal_reason(data)))
+                    return
+                if WELCOME_TAG in data and not shard.limits:
+                    shard.limits = wire.announced_limits(data)
             if ERROR_TAG in data:
                 for line in wire.error_lines(data):
+                    if RATE_LIMITED_TAG in line:
+                        shard.rate_limited += 1
                     if self.ready.done():
                         shard.error(wire.describe_error(line))
                     else:  # refused while joining: counted once, as a connect error
@@ -132,6 +148,9 @@ class Shard:
         self.reordered = [0] * config.senders
         self.errors = 0
         self.error_samples: list[str] = []
+        #: the per-client limits the server announced (`welcome`), rate_limited answers seen
+        self.limits: dict[str, float] = {}
+        self.rate_limited = 0
         # every stalled nick of the run: any shard's receivers may see its `quit`
         self.stalled_nicks = {self.nick(config.clients + i) for i in range(config.stalled)}
         self.stalled_gone: set[str] = set()
@@ -252,9 +271,11 @@ class Shard:
                     if conn.transport is not None:
                         conn.transport.abort()
                 first = failures[0] if failures else "lost"
-                kind = RefusedError if isinstance(first, RefusedError) else UnreachableError
-                raise kind(f"sender {sid} could not connect ({first}); "
-                           f"{len(failures)} connections failed")
+                message = f"sender {sid} could not connect ({first}); " \
+                          f"{len(failures)} connections failed"
+                if isinstance(first, RefusedError):
+                    raise RefusedError(message, remedy=limit_remedy(first))
+                raise UnreachableError(message)
             encoder = wire.MessageEncoder(cfg.target, self.run_id, self.room, cfg.size)
             sender = Sender(cfg, sid, encoder, self.state, writer.transport.write)
             receiver.sender = sender
@@ -344,6 +365,15 @@ class Shard:
             "stride": self.stride, "max_latency": self.max_latency, "lost": lost,
             "duplicated": self.dup, "reordered": self.reordered, "errors": self.errors,
             "error_samples": self.error_samples,
+            "limits": self.limits, "rate_limited": self.rate_limited,
             "stalled": self.stalled_state,
             "stalled_gone": sorted(self.stalled_gone),
         }
+
+
+def limit_remedy(refusal: Exception) -> str | None:
+    """The remedy key for a refusal a server's own connection limits caused, if it was one."""
+    if isinstance(refusal, ServerRefusal) and ("too many connections" in refusal.reason
+                                               or "server full" in refusal.reason):
+        return "lift_server_limits"
+    return None

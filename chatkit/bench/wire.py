@@ -25,6 +25,8 @@ LINE_END = b"\n"
 ERROR_TAG = b'"type":"error"'
 JOINED_TAG = b'"type":"joined"'
 QUIT_TAG = b'"type":"quit"'
+WELCOME_TAG = b'"type":"welcome"'
+RATE_LIMITED_TAG = b'"rate_limited"'
 #: Redis: the SUBSCRIBE reply holds it
 SUBSCRIBED_TAG = b"subscribe"
 
@@ -112,3 +114,27 @@ def quit_nicks(data: bytes) -> list[str]:
             if isinstance(nick, str):
                 nicks.append(nick)
     return nicks
+
+
+def announced_limits(data: bytes) -> dict[str, float]:
+    """chatkit: the per-client limits a `welcome` among complete lines announces (its
+    optional `limits`: `rate` lines per second, `burst`); {} when it announces none."""
+    for line in data.splitlines():
+        if WELCOME_TAG not in line:
+            continue
+        try:
+            limits = json.loads(line).get("limits")
+        except (ValueError, AttributeError):
+            return {}
+        if not isinstance(limits, dict):
+            return {}
+        return {key: float(value) for key, value in limits.items()
+                if key in ("rate", "burst") and isinstance(value, (int, float))
+                and not isinstance(value, bool)}
+    return {}
+
+
+def refusal_reason(data: bytes) -> str:
+    """chatkit: the reason of the server's plain `!!! reason` refusal line."""
+    line = data.split(b"\n", 1)[0][4:]
+    return sanitize_text(line.decode(errors="replace")).strip()[:200] or "no reason given"

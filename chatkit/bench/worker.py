@@ -189,7 +189,7 @@ def worker_main(conn: Connection, config: BenchConfig, shard: int, shards: int,
         pass  # the coordinator closed the pipe
     except Exception as exc:  # reported in the coordinator, one line
         try:
-            conn.send(("error", type(exc).__name__, _one_line(exc)))
+            conn.send(("error", type(exc).__name__, _one_line(exc), getattr(exc, "remedy", None)))
         except OSError:
             pass  # the coordinator is gone already
     finally:

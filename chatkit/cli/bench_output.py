@@ -37,6 +37,9 @@ def summary(result: BenchResult) -> str:
     if cfg["stalled"]:
         lines.append(f"stalled      {cfg['stalled']} non-reading clients, "
                      f"{result.stalled_disconnected} disconnected by the server")
+    note = limits_note(result)
+    if note:
+        lines.append(f"note         {note}")
     procs = result.generator_processes
     lines.append(f"generator    {procs} process{'es' if procs != 1 else ''}, "
                  f"{result.generator_cpu_s:.2f} CPU s, {result.generator_cpu_util:.2f} cores "
@@ -44,6 +47,31 @@ def summary(result: BenchResult) -> str:
                  + ("  (the generator may have been the bottleneck)"
                     if result.generator_cpu_util_max > 0.9 else ""))
     return "\n".join(lines)
+
+
+#: The server flags that lift its flood protection and connection caps for a benchmark
+LIFT_LIMITS = "--rate-limit 0 --max-per-address 0"
+
+
+def limits_note(result: BenchResult) -> str | None:
+    """When the server's own limits shaped the run (it rate-limits each client, or refused
+    connections past its caps), say so and which server flags lift them."""
+    capped = any("too many connections from" in text or "server full" in text
+                 for text in result.error_samples)
+    rate = result.server_limits.get("rate", 0)
+    if not (capped or rate > 0 or result.rate_limited):
+        return None
+    what = []
+    if rate > 0 or result.rate_limited:
+        burst = result.server_limits.get("burst")
+        limit = (f" ({rate:g} lines/s per client" + (f", burst {burst:g}" if burst else "")
+                 + ")") if rate > 0 else ""
+        refused = f", {result.rate_limited} rate_limited answers" if result.rate_limited else ""
+        what.append(f"rate-limits each client{limit}{refused}")
+    if capped:
+        what.append("refused connections past its caps")
+    return (f"the server {' and '.join(what)}: this measured its flood protection; start it "
+            f"with {LIFT_LIMITS} for a benchmark")
 
 
 def main_json(result: BenchResult) -> str:

@@ -5,13 +5,14 @@ only under `--debug`. Also the logging set-up (core modules only ever log to "ch
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Iterator
 
 import click
 
-from chatkit.errors import ChatkitError, ExitCode
+from chatkit.errors import ChatkitError, ExitCode, OutputClosed
 
 
 class CliError(click.ClickException):
@@ -31,6 +32,9 @@ REMEDIES = {
     "own_db": "give this server its own with --db PATH, or --no-history",
     "give_db": "start `chatkit serve` first, or give --db PATH",
     "choose_port": "choose another with --port",
+    "drop_no_tls": "drop --no-tls",
+    "lift_server_limits": "for a benchmark, start the server with --rate-limit 0 "
+                          "--max-per-address 0 (and --max-clients above --clients)",
 }
 
 
@@ -48,6 +52,9 @@ def errors_as_click() -> Iterator[None]:
         raise CliError(describe(exc), exc.exit_code) from None
     except click.ClickException:
         raise
+    except (OutputClosed, BrokenPipeError):
+        # stdout's reader went away (`| head`): click ends quietly, as for `chatkit history`
+        raise BrokenPipeError(errno.EPIPE, "output closed") from None
     except Exception as exc:
         if debug_enabled():
             raise

@@ -8,8 +8,19 @@ from click.shell_completion import get_completion_class
 SHELLS = ("bash", "zsh", "fish")
 
 
+class Shell(click.Choice[str]):
+    """A shell chatkit completes; anything else is named as unsupported, in one line."""
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        if str(value) in SHELLS:
+            return str(value)
+        raise click.UsageError(f"chatkit has no completion for {str(value)!r}: it completes "
+                               f"{', '.join(SHELLS[:-1])} and {SHELLS[-1]}", ctx)
+
+
 @click.command()
-@click.argument("shell", type=click.Choice(SHELLS))
+@click.argument("shell", type=Shell(SHELLS), metavar="SHELL")
 def completion(shell: str) -> None:
     """Print the completion script for SHELL.
 

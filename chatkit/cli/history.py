@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from datetime import datetime
 
@@ -12,6 +13,7 @@ import click
 
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click
+from chatkit.errors import ExitCode
 from chatkit.store import StoredMessage, read_history
 
 
@@ -27,7 +29,10 @@ from chatkit.store import StoredMessage, read_history
 @click.option("--json", "json_output", is_flag=True, help="Print JSON lines.")
 def history(db_path: str | None, room: str | None, since: str | None, grep: str | None,
             limit: int | None, json_output: bool) -> None:
-    """Print stored messages, oldest first (works while the server runs, or without it)."""
+    """Print stored messages, oldest first (works while the server runs, or without it).
+
+    Exit status: 0 printed messages; 8 nothing matched (or nothing stored yet).
+    """
     with errors_as_click():
         try:
             since_ts = parse_since(since) if since else None
@@ -35,6 +40,12 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
             raise click.BadParameter(str(exc), param_hint="--since") from None
         rows = read_history(db_path or paths.default_db_file(), room=room, since=since_ts,
                             grep=grep, limit=limit)
+    if not rows:  # its own status, so that a script can tell "nothing" from success
+        asked = [f"{flag} {value!r}" for flag, value in
+                 (("--room", room), ("--since", since), ("--grep", grep)) if value is not None]
+        click.echo(f"chatkit: no stored message matches {' '.join(asked)}" if asked
+                   else "chatkit: no message stored yet", err=True)
+        sys.exit(ExitCode.NO_MATCH)
     for row in rows:
         click.echo(json.dumps(as_json(row), ensure_ascii=False) if json_output
                    else format_line(row))

@@ -69,6 +69,24 @@ def discovery_hints() -> Iterator[None]:
         raise NotFoundError(f"{exc}; {NOTHING_FOUND_HINT}") from None
 
 
+class ServerNumber(click.ParamType[int]):
+    """The chooser's answer: a number of the list shown, re-asked in plain words otherwise
+    (never click's "'vm' is not a valid integer range")."""
+
+    name = "number"
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def convert(self, value: object, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if text.isdigit() and 1 <= int(text) <= self.count:
+            return int(text)
+        self.fail(f"{text!r} is not in the list: type a number from 1 to {self.count}",
+                  param, ctx)
+
+
 def discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
                      *, interactive: bool) -> tuple[str, int, str | None]:
     """Find the server to use by discovery: (host, port, announced fingerprint)."""
@@ -85,7 +103,7 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
         for number, candidate in enumerate(found, 1):
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
                        f"{candidate.users} users", err=True)
-        choice = click.prompt("Which server?", type=click.IntRange(1, len(found)), err=True)
+        choice = click.prompt("Which server?", type=ServerNumber(len(found)), err=True)
         found = [found[choice - 1]]
     chosen = found[0]
     click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)

@@ -31,8 +31,9 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
     """Send MESSAGE (or each line of stdin) to a room, and wait until the server accepted it.
 
     Without --host, finds the server on the local network (UDP discovery).
-    Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, ...);
-    5 not a chatkit server; 6 no server found.
+    Exit status: 0 sent; 3 server unreachable; 4 refused (nick taken, no such room, server
+    full, ...); 5 not a chatkit server; 6 no server found; 7 the server's certificate is not
+    the pinned one.
     """
     from chatkit.client.send import send_messages
     from chatkit.net.addresses import parse_address
@@ -50,4 +51,12 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
         lines = [" ".join(message)] if message else sys.stdin
         send_messages(host, port, nick, room, lines, tls=not no_tls, insecure=insecure,
                       password=password, expected_fingerprint=expected,
-                      notify=lambda note: click.echo(note, err=True))
+                      notify=note_on_stderr)
+
+
+def note_on_stderr(note: str) -> None:
+    """A note for the user; when nobody reads stderr any more, the messages still go out."""
+    try:
+        click.echo(note, err=True)
+    except BrokenPipeError:
+        pass

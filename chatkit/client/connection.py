@@ -19,7 +19,13 @@ import threading
 from collections.abc import Callable, Iterator
 
 from chatkit import __version__
-from chatkit.errors import ProtocolError, RefusedError, UnreachableError
+from chatkit.errors import (
+    REFUSAL_PREFIX,
+    ProtocolError,
+    RefusedError,
+    ServerRefusal,
+    UnreachableError,
+)
 from chatkit.net.addresses import format_address
 from chatkit.net.sockets import tune_tcp
 from chatkit.paths import known_servers_file
@@ -120,7 +126,7 @@ class Connection:
 
     def start_tls(self, timeout: float, *, insecure: bool = False, expected: str | None = None,
                   known: KnownServers | None = None) -> None:
-        self.tls = open_client_channel(self.sock, self.host, timeout)
+        self.tls = open_client_channel(self.sock, self.host, timeout, self.address)
         self.fingerprint = self.tls.server_fingerprint()
         if insecure or self.fingerprint is None:
             return
@@ -142,6 +148,9 @@ class Connection:
         while True:
             frame = self.recv(timeout, skip_garbage=True)
             if frame is None:
+                if self._garbage and not self._garbage[0].startswith("chatkit server"):
+                    raise ProtocolError(f"{self.address} does not speak the chatkit protocol "
+                                        f"(it answered {self._garbage[0]!r})")
                 said = f" (it said: {self._garbage[-1]})" if self._garbage else ""
                 raise UnreachableError(
                     f"{self.address} closed the connection during the handshake{said}")
@@ -217,7 +226,9 @@ class Connection:
                                 "the chatkit protocol") from None
         except FrameError as exc:
             if skip_garbage and not self.welcome:
-                # a text-mode greeting or refusal sent before our hello arrived
+                if item.startswith(REFUSAL_PREFIX):  # the server refused the connection
+                    raise refusal(item) from None
+                # a text-mode greeting sent before our hello arrived
                 self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
                 return None
             raise ProtocolError(
@@ -291,6 +302,14 @@ class Connection:
 def pinned_note(conn: Connection) -> str:
     return (f"first connection to {conn.address}: pinned its certificate {conn.fingerprint} "
             "(compare with the fingerprint `chatkit serve` printed)")
+
+
+def refusal(line: bytes) -> ServerRefusal:
+    """The server's plain `!!! reason` refusal line as the error a user sees."""
+    reason = sanitize_text(line[len(REFUSAL_PREFIX):].decode("utf-8", "replace")).strip()
+    if "TLS connections only" in reason:  # what a --require-tls server says to plain clients
+        return ServerRefusal("it accepts TLS connections only", remedy="drop_no_tls")
+    return ServerRefusal(reason[:200] or "no reason given")
 
 
 def raise_for_error(frame: Frame) -> None:

@@ -5,7 +5,8 @@ in the interactive client, `//text` for text starting with `/`: `chatkit.client.
 which), printing every event on stdout as the plain lines of text mode (or as JSON lines with
 `--json`), connection news on stderr, and leaving at EOF once the server has answered every line
 (its echo or reply, matched by `ref`), or at once with status 3 when the session gives up
-reconnecting.
+reconnecting. When stdout is closed early (`| head`), it leaves at once, quietly
+(OutputClosed, which the CLI ends like any command whose reader went away).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TextIO
 
 from chatkit.client.lines import LEAVE_COMMANDS, classify
 from chatkit.client.session import ChatSession, Refused, SessionEnded
-from chatkit.errors import RefusedError, UnreachableError
+from chatkit.errors import OutputClosed, RefusedError, UnreachableError
 from chatkit.protocol import Frame, render_text
 
 #: How long to wait at EOF for the server to answer the last lines (it may be reconnecting)
@@ -51,6 +52,7 @@ class PipedClient:
         self._eof = False
         self._read_error: BaseException | None = None
         self._done = False
+        self._output_closed = False  # stdout's reader went away (`| head`)
         session.on_event = self.on_event
 
     def on_event(self, frame: Frame) -> None:
@@ -63,25 +65,34 @@ class PipedClient:
         with self._lock:
             if frame.get("type") == "error" and frame.get("ref") is not None:
                 self.refused += 1
+            if self._output_closed:
+                return
+            try:
                 if isinstance(frame.get("line"), str) and not self.json_output:
                     # a line the server refused for what it says: named, never sent again
                     self.stdout.write(f"!!! not sent: {quote_line(frame['line'])}: "
                                       f"{frame['message']}\n")
-                    self.stdout.flush()
-                    return
-            # Every string in a server's frame was sanitised on arrival (Connection.recv).
-            if self.json_output:
-                self.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
-            else:
-                # ... and checked: a malformed frame never got this far.
-                for line in render_text(frame, self.session.nick):
-                    self.stdout.write(line + "\n")
-            self.stdout.flush()
+                # Every string in a server's frame was sanitised on arrival (Connection.recv).
+                elif self.json_output:
+                    self.stdout.write(json.dumps(frame, ensure_ascii=False) + "\n")
+                else:
+                    # ... and checked: a malformed frame never got this far.
+                    for line in render_text(frame, self.session.nick):
+                        self.stdout.write(line + "\n")
+                self.stdout.flush()
+            except (BrokenPipeError, ValueError):  # ValueError: written to a closed file
+                self._output_closed = True
+        if self._output_closed:
+            with self._wake:
+                self._wake.notify_all()
 
     def _warn(self, text: str) -> None:
         with self._lock:
-            self.stderr.write(f"chatkit: {text}\n")
-            self.stderr.flush()
+            try:
+                self.stderr.write(f"chatkit: {text}\n")
+                self.stderr.flush()
+            except (BrokenPipeError, ValueError):
+                pass  # nobody reads stderr any more (`2>&1 | head`): nothing to tell
 
     def feed(self, line: str) -> bool:
         """Send one input line; False when it asks to leave (/quit, /exit).
@@ -118,12 +129,14 @@ class PipedClient:
             while (line := self._next_line()) is not None:
                 if not self.feed(line):
                     break
-            if not self.session.wait_settled(settle_seconds):
+            if not self.session.wait_settled(settle_seconds) and not self._output_closed:
                 self._raise_if_gave_up()
                 waiting = self.session.queued()
                 raise UnreachableError(
                     f"the server at {self.session.address} confirmed nothing for "
                     f"{settle_seconds:.0f} s ({waiting} line(s) still queued)")
+            if self._output_closed:
+                raise OutputClosed("stdout was closed")
         finally:
             with self._wake:
                 self._done = True
@@ -142,6 +155,8 @@ class PipedClient:
         up, even while stdin is quiet."""
         with self._wake:
             while True:
+                if self._output_closed:
+                    raise OutputClosed("stdout was closed")
                 self._raise_if_gave_up()
                 if self._lines:
                     line = self._lines.popleft()

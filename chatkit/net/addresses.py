@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 
 def parse_address(text: str, default_port: int) -> tuple[str, int]:
     """`HOST`, `HOST:PORT`, `[v6]:PORT` or a bare IPv6 address -> (host, port).
@@ -10,10 +12,24 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     """
     text = text.strip()
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad address {text!r} (write [IPV6]:PORT)")
+        if not _is_ipv6(host):
+            raise ValueError(f"bad address {text!r}: {host!r} is not an IPv6 address")
+        port_text = rest[1:]
+        if rest == ":":
+            raise ValueError(f"bad port in {text!r}")
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
+        if not port_text:
+            raise ValueError(f"bad port in {text!r}")
+    elif ":" in text:
+        # several colons: only a bare IPv6 address, never a host with ports to guess from
+        if not _is_ipv6(text):
+            raise ValueError(f"bad address {text!r}: more than one ':' (HOST:PORT, or "
+                             "[IPV6]:PORT for an IPv6 address)")
+        host, port_text = text, ""
     else:
         host, port_text = text, ""
     if not host:
@@ -23,6 +39,13 @@ def parse_address(text: str, default_port: int) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"bad port in {text!r}")
     return host, int(port_text)
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
 
 
 def format_address(host: str, port: int) -> str:

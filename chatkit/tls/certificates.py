@@ -67,6 +67,25 @@ def ensure_certificate(cert_path: Path, key_path: Path, hostname: str,
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def why_unusable(cert_path: Path, key_path: Path, exc: Exception) -> str:
+    """A certificate/key pair OpenSSL refused, in words ("[SSL] PEM lib" says nothing)."""
+    try:
+        cert_text = cert_path.read_text(errors="replace")
+        key_text = key_path.read_text(errors="replace")
+    except OSError as error:
+        return error.strerror or str(error)
+    if "-----BEGIN CERTIFICATE-----" not in cert_text:
+        return f"{cert_path} is not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+    if "ENCRYPTED PRIVATE KEY" in key_text or "Proc-Type: 4,ENCRYPTED" in key_text:
+        return f"{key_path} is protected by a passphrase; give the key unencrypted"
+    if "PRIVATE KEY-----" not in key_text:
+        return f"{key_path} is not a PEM private key (-----BEGIN PRIVATE KEY-----)"
+    reason = str(getattr(exc, "reason", "") or "")
+    if "KEY_VALUES_MISMATCH" in reason or "KEY_VALUES_MISMATCH" in str(exc):
+        return f"{key_path} is not the key of this certificate"
+    return reason.replace("_", " ").lower() or str(exc)
+
+
 def server_context(cert_path: Path, key_path: Path) -> tuple[ssl.SSLContext, str]:
     """A server TLS context and the certificate's fingerprint."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -74,7 +93,7 @@ def server_context(cert_path: Path, key_path: Path) -> tuple[ssl.SSLContext, str
     try:
         context.load_cert_chain(cert_path, key_path)
     except (OSError, ssl.SSLError) as exc:
-        raise ChatkitError(f"cannot load TLS certificate {cert_path} / key {key_path}: "
-                           f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise ChatkitError(f"cannot use TLS certificate {cert_path} with key {key_path}: "
+                           f"{why_unusable(Path(cert_path), Path(key_path), exc)}") from None
     der = ssl.PEM_cert_to_DER_cert(Path(cert_path).read_text())
     return context, fingerprint(der)

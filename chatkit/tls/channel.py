@@ -17,10 +17,22 @@ import ssl
 import threading
 import time
 
-from chatkit.errors import UnreachableError
+from chatkit.errors import REFUSAL_PREFIX, ProtocolError, ServerRefusal, UnreachableError
 from chatkit.tls.certificates import fingerprint
 
 TLS_RECORD_START = 0x16  # the first byte of a TLS ClientHello
+#: First bytes of any TLS record (change_cipher_spec, alert, handshake, application_data)
+TLS_RECORD_TYPES = frozenset(range(20, 24))
+#: How much of a plaintext answer to a ClientHello is read to say what the peer is
+PLAIN_ANSWER_BYTES = 1024
+
+
+class NotTlsAnswer(Exception):
+    """The server answered the ClientHello with something that is not a TLS record."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__("the server did not answer in TLS")
+        self.data = data
 
 
 class TlsHandshakeError(UnreachableError):
@@ -67,6 +79,7 @@ class TlsChannel:
         """
         if first:
             self._incoming.write(first)
+        answered = bool(first)
         while True:
             with self._lock:
                 try:
@@ -82,6 +95,9 @@ class TlsChannel:
             data = _recv_until(sock, deadline)
             if not data:
                 raise ssl.SSLError("connection closed during the TLS handshake")
+            if not answered and not self._tls.server_side and data[0] not in TLS_RECORD_TYPES:
+                raise NotTlsAnswer(data)  # a refusal line, or not a chatkit server at all
+            answered = True
             self._incoming.write(data)
         der = self._tls.getpeercert(binary_form=True)
         if der:
@@ -132,12 +148,22 @@ def _recv_until(sock: socket.socket, deadline: float) -> bytes:
 # --------------------------------------------------------------------------- trust on first use
 
 
-def open_client_channel(sock: socket.socket, host: str, timeout: float) -> TlsChannel:
-    """Client side of the handshake over a connected socket."""
+def open_client_channel(sock: socket.socket, host: str, timeout: float,
+                        address: str | None = None) -> TlsChannel:
+    """Client side of the handshake over a connected socket.
+
+    A server that answers in plain text instead of TLS either refused the connection with
+    its `!!! reason` line (ServerRefusal, the reason as the server gave it) or is not a
+    chatkit server (ProtocolError); `address` names it in that message.
+    """
     channel = TlsChannel(client_context(), server_side=False,
                          server_hostname=host if not _is_ip(host) else None)
+    deadline = time.monotonic() + timeout
     try:
-        leftover = channel.handshake(sock, time.monotonic() + timeout)
+        leftover = channel.handshake(sock, deadline)
+    except NotTlsAnswer as answer:
+        raise plain_answer_error(_read_plain_line(sock, answer.data, deadline),
+                                 address or host) from None
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) \
             or (exc.args[0] if exc.args else type(exc).__name__)
@@ -145,6 +171,30 @@ def open_client_channel(sock: socket.socket, host: str, timeout: float) -> TlsCh
     if leftover:  # servers never speak first; keep the contract simple
         raise UnreachableError(f"{host} sent data before the client spoke")
     return channel
+
+
+def plain_answer_error(line: bytes, address: str) -> ServerRefusal | ProtocolError:
+    """What a plain-text answer where TLS (or `welcome`) was expected means."""
+    text = line.decode("utf-8", "replace").strip()
+    text = "".join(ch for ch in text if ch.isprintable())[:200]
+    if line.startswith(REFUSAL_PREFIX):
+        return ServerRefusal(text[len(REFUSAL_PREFIX):].strip() or "no reason given")
+    return ProtocolError(f"{address} does not speak the chatkit protocol "
+                         f"(it answered {text!r})")
+
+
+def _read_plain_line(sock: socket.socket, data: bytes, deadline: float) -> bytes:
+    """The first line of a plain answer (bounded; whatever came when the peer closes, stops
+    or the deadline passes)."""
+    while b"\n" not in data and len(data) < PLAIN_ANSWER_BYTES:
+        try:
+            more = _recv_until(sock, min(deadline, time.monotonic() + 1.0))
+        except (OSError, TimeoutError):
+            break
+        if not more:
+            break
+        data += more
+    return data.split(b"\n", 1)[0][:PLAIN_ANSWER_BYTES]
 
 
 def _is_ip(host: str) -> bool:

@@ -12,7 +12,7 @@ from chatkit.errors import ChatkitError, ExitCode
 class TrustError(ChatkitError):
     """The server presented a certificate other than the one pinned for it."""
 
-    exit_code = ExitCode.REFUSED
+    exit_code = ExitCode.IDENTITY
 
 
 class KnownServers:

@@ -190,7 +190,7 @@ def test_changed_certificate_is_refused_naming_both(server_factory, opened, know
     message = str(caught.value)
     assert old in message and second.fingerprint in message
     assert f"chatkit trust --forget 127.0.0.1:{port}" in message
-    assert "\n" not in message and caught.value.exit_code == 4
+    assert "\n" not in message and caught.value.exit_code == 7
     assert known.get(f"127.0.0.1:{port}") == old  # the pin is unchanged
     # the explicit opt-out connects anyway, still encrypted, and pins nothing
     conn = opened.tls(port, "alice", known, insecure=True)
@@ -288,11 +288,11 @@ def test_own_certificate_via_cli_send_and_trust(tmp_path):
         assert run(home, "trust").stdout == ""
         unknown = run(home, "trust", "--forget", address)
         assert unknown.returncode == 2 and "no certificate pinned" in unknown.stderr
-        # a pin for someone else's certificate: `send` refuses with status 4
+        # a pin for someone else's certificate: `send` refuses with status 7 (identity)
         KnownServers(Path(home) / "config" / "known_servers.json").pin(address, "SHA256:x")
         refused = run(home, "send", "--host", "127.0.0.1", "--port", str(proc.port),
                       "--nick", "cli", "no")
-        assert refused.returncode == 4 and "SERVER IDENTITY CHANGED" in refused.stderr
+        assert refused.returncode == 7 and "SERVER IDENTITY CHANGED" in refused.stderr
         assert "Traceback" not in refused.stderr
         insecure = run(home, "send", "--insecure", "--host", "127.0.0.1", "--port",
                        str(proc.port), "--nick", "cli", "yes")
