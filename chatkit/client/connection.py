@@ -34,7 +34,7 @@ from chatkit.protocol import (
     sanitize_frame,
     sanitize_text,
 )
-from chatkit.tls import KnownServers, TlsChannel, open_client_channel
+from chatkit.tls import KnownServers, TlsChannel, fingerprint_hex, open_client_channel
 
 log = logging.getLogger("chatkit.client")
 
@@ -272,8 +272,12 @@ class Connection:
 
 
 def pinned_note(conn: Connection) -> str:
-    return (f"first connection to {conn.address}: pinned its certificate {conn.fingerprint} "
-            "(compare with the fingerprint `chatkit serve` printed)")
+    """What a user is told when a server's certificate was pinned on first use: both forms of
+    the fingerprint, chatkit's and openssl's, to compare with what the server printed."""
+    value = conn.fingerprint or ""
+    return (f"first connection to {conn.address}: pinned its certificate {value} "
+            f"(openssl form {fingerprint_hex(value)}); compare with the fingerprint "
+            "`chatkit serve` printed")
 
 
 def raise_for_error(frame: Frame) -> None:
