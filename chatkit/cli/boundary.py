@@ -31,6 +31,7 @@ REMEDIES = {
     "own_db": "give this server its own with --db PATH, or --no-history",
     "give_db": "start `chatkit serve` first, or give --db PATH",
     "choose_port": "choose another with --port",
+    "give_password": "give it with --password-file FILE (or CHATKIT_PASSWORD, or --password)",
 }
 
 
