@@ -118,8 +118,9 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
             raise ConfigError(f"{len(found)} servers answered: {listing}; "
                               "choose one with --server NAME or give HOST[:PORT]")
         for number, candidate in enumerate(found, 1):
+            needs = {True: "  needs a password", False: "", None: ""}[candidate.password]
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
-                       f"{candidate.users} users", err=True)
+                       f"{candidate.users} users{needs}", err=True)
         choice = click.prompt("Which server?", type=click.IntRange(1, len(found)), err=True)
         found = [found[choice - 1]]
     chosen = found[0]

@@ -198,3 +198,12 @@ def test_reconnect_after_fixing_trust(server_factory, tmp_path):
         ui.wait_seen("already connected")
     finally:
         ui.close()
+
+
+def test_discovery_announces_whether_a_password_is_needed(server_factory):
+    from chatkit.discovery import parse_server_info
+
+    locked = server_factory(password=PASSWORD)
+    open_ = server_factory()
+    assert parse_server_info(locked.info())["password"] is True
+    assert parse_server_info(open_.info())["password"] is False
