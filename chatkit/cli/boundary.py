@@ -35,6 +35,7 @@ REMEDIES = {
     "drop_no_tls": "drop --no-tls",
     "lift_server_limits": "for a benchmark, start the server with --rate-limit 0 "
                           "--max-per-address 0 (and --max-clients above --clients)",
+    "give_password": "give it with --password-file FILE (or CHATKIT_PASSWORD, or --password)",
 }
 
 

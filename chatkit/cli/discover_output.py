@@ -26,14 +26,19 @@ def format_rtt(rtt: float | None) -> str:
     return f"{rtt * 1000:.1f} ms"
 
 
+def password_cell(password: bool | None) -> str:
+    return "?" if password is None else "yes" if password else "no"
+
+
 def format_table(servers: list[ServerFound]) -> str:
-    """A plain-text table: name, address:port, users, rooms, TLS, round-trip time."""
-    rows = [("NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "RTT")]
+    """A plain-text table: name, address:port, users, rooms, TLS, password (? for a server
+    too old to say), round-trip time."""
+    rows = [("NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "PASSWORD", "RTT")]
     for s in servers:
         rows.append((s.name, s.address, str(s.users), str(s.rooms), "yes" if s.tls else "no",
-                     format_rtt(s.rtt)))
+                     password_cell(s.password), format_rtt(s.rtt)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    right = {2, 3, 5}
+    right = {2, 3, 6}
     lines = []
     for row in rows:
         cells = [cell.rjust(w) if i in right else cell.ljust(w)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 import click
 
 from chatkit.cli.boundary import errors_as_click
 from chatkit.cli.client_hints import client_flag_hints
 from chatkit.cli.options import (
+    client_password,
     client_security_options,
     discover_target,
     discovery_client_options,
     resolve_address,
+    terminal_password,
 )
 from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
 
@@ -29,7 +32,8 @@ from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
 @client_security_options
 def join(address: str | None, port: int | None, nick: str | None, room: str,
          json_output: bool, server_name: str | None, broadcast: tuple[str, ...],
-         discovery_port: int, no_tls: bool, insecure: bool, password: str | None) -> None:
+         discovery_port: int, no_tls: bool, insecure: bool, password: str | None,
+         password_file: TextIO | None) -> None:
     """Join a server and chat interactively (or pipe lines in and out).
 
     Without HOST, finds the server on the local network (UDP discovery).
@@ -45,5 +49,7 @@ def join(address: str | None, port: int | None, nick: str | None, room: str,
         from chatkit.client import run_join
 
         status = run_join(host, port, nick, room, json_output, tls=not no_tls,
-                          insecure=insecure, password=password, expected_fingerprint=expected)
+                          insecure=insecure, password=client_password(password, password_file),
+                          expected_fingerprint=expected,
+                          ask_password=terminal_password(sys.stdin.isatty()))
     sys.exit(status)

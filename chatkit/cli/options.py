@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import TextIO
 
 import click
 from click.shell_completion import CompletionItem
@@ -16,9 +17,14 @@ from chatkit.protocol import DEFAULT_PORT
 
 def client_security_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options every command that connects as a client shares: --no-tls, --insecure,
-    --password."""
+    --password, --password-file (read them with `client_password`)."""
+    command = click.option("--password-file", type=click.File("r"), default=None,
+                           help="Read the server password from the first line of this file.",
+                           )(command)
     command = click.option("--password", envvar="CHATKIT_PASSWORD", default=None,
-                           help="Server password (or set CHATKIT_PASSWORD).")(command)
+                           help="Server password (prefer CHATKIT_PASSWORD or --password-file: "
+                                "a command line is visible in `ps`; asked for in a terminal)."
+                           )(command)
     command = click.option("--insecure", is_flag=True,
                            help="Encrypt, but do not check the server's pinned certificate.",
                            )(command)
@@ -26,6 +32,35 @@ def client_security_options(command: Callable[..., None]) -> Callable[..., None]
                            help="Connect without encryption (servers run with --no-tls).",
                            )(command)
     return command
+
+
+def client_password(password: str | None, password_file: TextIO | None) -> str | None:
+    """The password given by --password-file (its first line, as `chatkit serve` reads it),
+    else by --password or CHATKIT_PASSWORD."""
+    if password_file is not None:
+        password = password_file.readline().rstrip("\r\n")
+        if not password:
+            raise ConfigError(f"--password-file {password_file.name}: the first line is empty")
+    return password
+
+
+def terminal_password(can_ask: bool) -> Callable[[str], str | None] | None:
+    """How a client asks for the password when the server needs one: a hidden prompt on the
+    terminal (None without one: the error says which option gives it)."""
+    if not can_ask:
+        return None
+
+    def ask(reason: str) -> str | None:
+        click.echo(f"chatkit: {reason}", err=True)
+        try:
+            answer = click.prompt("Password", hide_input=True, default="", show_default=False,
+                                  err=True)
+        except click.Abort:  # Ctrl-C / Ctrl-D at the prompt: give up with the server's reason
+            click.echo("", err=True)
+            return None
+        return str(answer) or None
+
+    return ask
 
 
 def complete_server_names(ctx: click.Context, param: click.Parameter, incomplete: str
@@ -101,8 +136,9 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
             raise ConfigError(f"{len(found)} servers answered: {listing}; "
                               "choose one with --server NAME or give HOST[:PORT]")
         for number, candidate in enumerate(found, 1):
+            needs = {True: "  needs a password", False: "", None: ""}[candidate.password]
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
-                       f"{candidate.users} users", err=True)
+                       f"{candidate.users} users{needs}", err=True)
         choice = click.prompt("Which server?", type=ServerNumber(len(found)), err=True)
         found = [found[choice - 1]]
     chosen = found[0]

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 import click
 
 from chatkit.cli.boundary import errors_as_click
 from chatkit.cli.client_hints import client_flag_hints
-from chatkit.cli.options import client_security_options, discover_target, discovery_client_options
+from chatkit.cli.options import (
+    client_password,
+    client_security_options,
+    discover_target,
+    discovery_client_options,
+    terminal_password,
+)
 from chatkit.errors import ConfigError
 from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
 
@@ -27,7 +34,8 @@ from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
 @click.argument("message", nargs=-1)
 def send(host: str | None, port: int, nick: str, room: str, server_name: str | None,
          broadcast: tuple[str, ...], discovery_port: int, no_tls: bool, insecure: bool,
-         password: str | None, message: tuple[str, ...]) -> None:
+         password: str | None, password_file: TextIO | None, message: tuple[str, ...]
+         ) -> None:
     """Send MESSAGE (or each line of stdin) to a room, and wait until the server accepted it.
 
     Without --host, finds the server on the local network (UDP discovery).
@@ -50,8 +58,10 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
                 raise ConfigError(str(exc)) from None
         lines = [" ".join(message)] if message else sys.stdin
         send_messages(host, port, nick, room, lines, tls=not no_tls, insecure=insecure,
-                      password=password, expected_fingerprint=expected,
-                      notify=note_on_stderr)
+                      password=client_password(password, password_file),
+                      expected_fingerprint=expected,
+                      notify=note_on_stderr,
+                      ask_password=terminal_password(sys.stdin.isatty()))
 
 
 def note_on_stderr(note: str) -> None:

@@ -84,6 +84,7 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           rate_limit: float, max_clients: int, max_per_address: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
+    from chatkit.tls import fingerprint_hex
 
     setup_logging(log_level)
     if no_history and db_path:
@@ -122,6 +123,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                    f"{', '.join(server.addresses())}", nl=True)
         if server.fingerprint:
             click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
+            click.echo(f"chatkit:   as openssl shows it: SHA256 Fingerprint="
+                       f"{fingerprint_hex(server.fingerprint)}")
         if responder is not None:
             click.echo(f"chatkit: {responder.describe()}")
         if password:

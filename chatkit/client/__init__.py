@@ -12,13 +12,15 @@ terminal).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
+from chatkit.client.connection import PasswordError, with_password
 from chatkit.client.session import ChatSession
-from chatkit.errors import ConfigError
+from chatkit.errors import ChatkitError, ConfigError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room
 
-__all__ = ["run_join", "ChatSession", "NickMissing"]
+__all__ = ["run_join", "ChatSession", "NickMissing", "PasswordError"]
 
 NICK_ATTEMPTS = 5
 
@@ -49,16 +51,23 @@ def _ask_nick() -> str:
     raise NickMissing(no_terminal=False)
 
 
+def _connect(session: ChatSession, password: str | None) -> None:
+    session.use_password(password)
+    session.connect()
+
+
 def run_join(host: str, port: int, nick: str | None, room: str, json_output: bool = False,
              *, stdin: TextIO | None = None, stdout: TextIO | None = None,
              stderr: TextIO | None = None, tls: bool = True, insecure: bool = False,
-             password: str | None = None, expected_fingerprint: str | None = None) -> int:
+             password: str | None = None, expected_fingerprint: str | None = None,
+             ask_password: Callable[[str], str | None] | None = None) -> int:
     """Join `host:port` as `nick` in `room`; returns the exit status (0 when the user left).
 
     With a terminal on stdin and stdout (and no `--json`) this runs the interactive UI;
     otherwise it sends stdin lines and prints events (see `chatkit.client.piped`). Failures
     are ChatkitError subclasses with one-line messages: unreachable, refused, protocol, and
-    NickMissing when there is no nickname.
+    NickMissing when there is no nickname. `ask_password` (given when there is a terminal) is
+    asked for the password when the server needs one (`connection.with_password`).
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -81,13 +90,27 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
         from chatkit.client.piped import PipedClient
 
         client = PipedClient(session, stdout, stderr, json_output=json_output)
-        session.connect()
+        with_password(lambda given: _connect(session, given), password, ask_password)
         return client.run(stdin)
 
     from chatkit.client.app import ChatApp
 
     app = ChatApp(session)  # before connect(), so the welcome is not missed
-    session.connect()
+    shown: list[str] = []
+
+    def connect(given: str | None) -> None:
+        try:
+            _connect(session, given)
+        except ChatkitError:
+            # A certificate pinned by an attempt that failed (nick taken, password needed)
+            # is said here, before the error or the password prompt: never pinned unseen.
+            for note in app.security_notes():
+                if note not in shown:
+                    shown.append(note)
+                    print(f"chatkit: {note}", file=stderr, flush=True)
+            raise
+
+    with_password(connect, password, ask_password)
     try:
         return app.run()
     finally:

@@ -81,6 +81,10 @@ class ChatApp:
         self._queue: asyncio.Queue[Frame] | None = None
         self._ctrl_c_armed = False
         self._leaving = False
+        # pin notices (a certificate pinned on first use), shown again after the history that
+        # followed them so they never scroll away unseen
+        self._pin_notes: list[Frame] = []
+        self._history_after_note = 0
         session.on_event = self._from_reader
         self.completer = ChatCompleter(
             commands=lambda: merged_commands(self.session.commands),
@@ -160,6 +164,30 @@ class ChatApp:
         self._print_rendered(rendered)
         if should_ring(self.settings.bell, rendered):
             self._bell()
+        self._keep_pin_notes_visible(frame, rendered)
+
+    def _keep_pin_notes_visible(self, frame: Frame, rendered: Rendered) -> None:
+        """A pin notice is printed at once and, when history lines followed it, again after
+        the history (a room's history can be a screenful)."""
+        if frame.get("type") == "status" and frame.get("level") == "security":
+            self._pin_notes.append(frame)
+            self._history_after_note = 0
+        elif self._pin_notes and "history" in rendered.kinds:
+            self._history_after_note += 1
+        elif self._pin_notes and frame.get("type") == "history_end":
+            notes, self._pin_notes = self._pin_notes, []
+            if self._history_after_note:
+                for note in notes:
+                    again = render_event(note, self.view())
+                    if again is not None:
+                        self._print_rendered(again)
+
+    def security_notes(self) -> list[str]:
+        """Pin notices not shown yet (the UI has not started): what to print when the first
+        connection fails, so a pin never happens unseen."""
+        with self._handoff_lock:
+            return [str(frame.get("text")) for frame in self._early
+                    if frame.get("type") == "status" and frame.get("level") == "security"]
 
     # ------------------------------------------------------------------ output
 
@@ -268,6 +296,10 @@ class ChatApp:
         elif name == "clear":
             self.transcript.clear()
             clear_screen()
+        elif name == "reconnect":
+            self.say({"reconnecting": f"reconnecting to {self.session.address}…",
+                      "retrying": "trying again now…",
+                      "connected": "already connected"}[self.session.reconnect_now()])
         elif name == "bell":
             self._bell_command(arg)
         elif name == "ignore":

@@ -20,6 +20,8 @@ CLIENT_COMMANDS: tuple[CommandSpec, ...] = (
                 "Which events ring the bell (remembered); no argument shows it"),
     CommandSpec("ignore", "/ignore [NICK]", "Hide NICK's messages here (no NICK: list them)"),
     CommandSpec("unignore", "/unignore NICK", "Show NICK's messages again"),
+    CommandSpec("reconnect", "/reconnect",
+                "Connect again now (after fixing trust, or to skip the wait)"),
     CommandSpec("quit", "/quit [REASON]", "Leave (also Ctrl-D, or Ctrl-C twice)"),
     CommandSpec("exit", "/exit", "Leave (same as /quit)"),
 )

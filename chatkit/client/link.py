@@ -109,6 +109,7 @@ class Link:
         self._tags = itertools.count(1)
         self._pacer: Pacer | None = None  # the server's announced rate, from the last welcome
         self._stopping = threading.Event()
+        self._retry_now = threading.Event()  # cuts a backoff wait short (/reconnect, quit)
         self._thread: threading.Thread | None = None
         self._sender: threading.Thread | None = None
 
@@ -147,6 +148,7 @@ class Link:
     def quit(self, reason: str | None = None, timeout: float = 2.0) -> None:
         """Leave politely (quit, wait briefly for `bye`), stop reconnecting, end the thread."""
         self._stopping.set()
+        self._retry_now.set()
         with self.lock:
             conn = self._conn
             self.state = "closed"
@@ -168,6 +170,34 @@ class Link:
         sender = self._sender
         if sender is not None and sender is not threading.current_thread():
             sender.join(timeout)
+
+    def reconnect_now(self) -> str:
+        """The user asks to try again (/reconnect), e.g. after fixing trust: a link that gave
+        up starts over; one waiting for its next attempt tries at once. Returns what happens:
+        "reconnecting", "retrying" or "connected" (nothing to do). SessionEnded after a quit."""
+        with self.lock:
+            if self.state == "closed":
+                raise SessionEnded("not connected: the session has ended")
+            if self.state == "failed":
+                self.state = "reconnecting"
+                self.failure = None
+                self._retry_now.set()  # the first attempt without a backoff wait
+                self._thread = threading.Thread(target=self._revive, name="chatkit-reader",
+                                                daemon=True)
+                self._thread.start()
+                return "reconnecting"
+            if self.state in ("reconnecting", "connecting"):
+                self._retry_now.set()
+                return "retrying"
+            return "connected"
+
+    def _revive(self) -> None:
+        conn = self._reconnect()
+        if conn is not None:
+            self._run(conn)
+        else:
+            with self._settled:
+                self._settled.notify_all()
 
     # ------------------------------------------------------------------ sending
 
@@ -323,7 +353,9 @@ class Link:
                 self.state = "reconnecting"
                 self.retry_at = time.monotonic() + delay
             self.status(f"reconnecting in {delay:.1f} s (attempt {attempt})", transient=True)
-            if self._stopping.wait(delay):
+            self._retry_now.wait(delay)
+            self._retry_now.clear()
+            if self._stopping.is_set():
                 return None
             with self.lock:
                 self.state = "connecting"
@@ -332,7 +364,7 @@ class Link:
             try:
                 conn = self._open(nick, None)
             except TrustError as exc:  # never retry into a server that changed identity
-                self.status(f"giving up: {exc}", level="error")
+                self.status(f"giving up: {exc} (then type /reconnect)", level="error")
                 break
             except RefusedError as exc:
                 # Usually our old connection has not timed out on the server yet.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note
+from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note, with_password
 from chatkit.client.piped import quote_line
 from chatkit.errors import RefusedError, UnreachableError
 from chatkit.protocol.events import JoinRequest, MsgRequest
@@ -19,14 +19,18 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
                   timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
                   insecure: bool = False, password: str | None = None,
                   expected_fingerprint: str | None = None,
-                  notify: Callable[[str], None] | None = None) -> int:
+                  notify: Callable[[str], None] | None = None,
+                  ask_password: Callable[[str], str | None] | None = None) -> int:
     """Connect as `nick`, join an existing `room`, send each non-empty line, wait until the
     server has accepted every one (its echo), then quit. Returns the number sent.
-    `notify` receives one-line notes for the user (a newly pinned certificate)."""
-    conn = Connection.open(host, port, nick, room=None, timeout=timeout, tls=tls,
-                           insecure=insecure, password=password,
-                           expected_fingerprint=expected_fingerprint,
-                           on_pin=(lambda c: notify(pinned_note(c))) if notify else None)
+    `notify` receives one-line notes for the user (a newly pinned certificate);
+    `ask_password` (a terminal) is asked when the server needs a password (`with_password`)."""
+    conn = with_password(
+        lambda given: Connection.open(
+            host, port, nick, room=None, timeout=timeout, tls=tls, insecure=insecure,
+            password=given, expected_fingerprint=expected_fingerprint,
+            on_pin=(lambda c: notify(pinned_note(c))) if notify else None),
+        password, ask_password)
     sent = refused = 0
     try:
         join: JoinRequest = {"type": "join", "room": room, "create": False, "history": 0}

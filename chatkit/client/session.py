@@ -12,6 +12,7 @@ thread; the UI decides how to show it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -87,6 +88,14 @@ class ChatSession:
         # The resume token is a credential for this connection: nothing to show or log.
         self._emit({k: v for k, v in conn.welcome.items() if k != "resume"})
         self.link.start(conn)
+
+    def use_password(self, password: str | None) -> None:
+        """The password for the next connection (after the server asked for one)."""
+        self.link.options = dataclasses.replace(self.link.options, password=password)
+
+    def reconnect_now(self) -> str:
+        """Try again now (/reconnect): "reconnecting", "retrying" or "connected"."""
+        return self.link.reconnect_now()
 
     def quit(self, reason: str | None = None, timeout: float = 2.0) -> None:
         """Leave politely (quit, wait briefly for `bye`), stop reconnecting, end the thread."""

@@ -49,6 +49,7 @@ class ServerFound:
     rtt: float | None  # seconds; None when only heard from an announcement
     via: list[str] = field(default_factory=list)  # source addresses it was heard from
     interval: float = DEFAULT_ANNOUNCE_INTERVAL
+    password: bool | None = None  # whether it needs a password; None: an older server
 
     @property
     def address(self) -> str:
@@ -59,6 +60,7 @@ class ServerFound:
             "name": self.name, "instance": self.instance, "host": self.host,
             "port": self.port, "address": self.address, "addresses": self.addresses,
             "version": self.version, "tls": self.tls, "fingerprint": self.fingerprint,
+            "password": self.password,
             "users": self.users, "rooms": self.rooms,
             "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 3),
             "via": self.via,
@@ -72,7 +74,7 @@ class ServerFound:
             host=connect_host(source, info["addresses"]), port=info["port"],
             addresses=info["addresses"], version=info["version"], tls=info["tls"],
             fingerprint=info["fingerprint"], users=info["users"], rooms=info["rooms"],
-            rtt=rtt, via=[source], interval=info["interval"])
+            rtt=rtt, via=[source], interval=info["interval"], password=info["password"])
 
     def merge(self, new: ServerFound) -> None:
         """Fold another sighting of the same instance into this one (keep the best address)."""

@@ -50,6 +50,7 @@ class ServerInfo(TypedDict):
     version: int
     tls: bool
     fingerprint: str | None
+    password: bool | None  # whether clients need a password; None: not said (older server)
     users: int
     rooms: int
     interval: float
@@ -138,6 +139,9 @@ def parse_server_info(body: dict[str, Any]) -> ServerInfo:
     if fingerprint is not None and not (isinstance(fingerprint, str)
                                         and _FINGERPRINT.match(fingerprint)):
         raise DatagramError("bad fingerprint")
+    password = body.get("password")
+    if password is not None and not isinstance(password, bool):
+        raise DatagramError("bad password")
     interval = body.get("interval", DEFAULT_ANNOUNCE_INTERVAL)
     if not isinstance(interval, (int, float)) or isinstance(interval, bool) \
             or not 0.05 <= interval <= 3600:
@@ -150,6 +154,7 @@ def parse_server_info(body: dict[str, Any]) -> ServerInfo:
         "version": _int_field(body, "version", 0, 1_000_000),
         "tls": tls,
         "fingerprint": fingerprint,
+        "password": password,
         "users": _int_field(body, "users", 0, 10**9),
         "rooms": _int_field(body, "rooms", 0, 10**9),
         "interval": float(interval),

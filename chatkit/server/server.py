@@ -112,7 +112,7 @@ class Server:
         return {"name": self.name, "instance": self.instance, "port": self.port,
                 "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
                 "tls": self.tls_context is not None, "fingerprint": self.fingerprint,
-                "users": users, "rooms": rooms}
+                "password": self.hub.gate.required, "users": users, "rooms": rooms}
 
     def addresses(self, with_port: bool = True) -> list[str]:
         """Every address a client can use to reach this server."""

@@ -1,7 +1,13 @@
 """TLS for chatkit: certificates and fingerprints (`certificates`), the thread-safe channel
 used by the server and the clients (`channel`), and trust on first use (`trust`)."""
 
-from chatkit.tls.certificates import ensure_certificate, fingerprint, server_context
+from chatkit.tls.certificates import (
+    ensure_certificate,
+    fingerprint,
+    fingerprint_hex,
+    parse_fingerprint,
+    server_context,
+)
 from chatkit.tls.channel import (
     TLS_RECORD_START,
     TlsChannel,
@@ -12,5 +18,5 @@ from chatkit.tls.channel import (
 from chatkit.tls.trust import KnownServers, TrustError
 
 __all__ = ["TLS_RECORD_START", "KnownServers", "TlsChannel", "TlsHandshakeError", "TrustError",
-           "client_context", "ensure_certificate", "fingerprint", "open_client_channel",
-           "server_context"]
+           "client_context", "ensure_certificate", "fingerprint", "fingerprint_hex",
+           "open_client_channel", "parse_fingerprint", "server_context"]

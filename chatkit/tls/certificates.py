@@ -4,10 +4,12 @@ loading a given one, and SHA-256 fingerprints (what clients pin)."""
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import hashlib
 import ipaddress
 import os
+import re
 import ssl
 from pathlib import Path
 
@@ -17,6 +19,52 @@ from chatkit.errors import ChatkitError
 def fingerprint(der: bytes) -> str:
     """SHA-256 of a DER certificate, written the way OpenSSH writes key fingerprints."""
     return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+
+
+_HEX_DIGITS = re.compile(r"^[0-9A-Fa-f]{64}\Z")
+_B64_DIGEST = re.compile(r"^[A-Za-z0-9+/]{43}=?\Z")
+
+
+def _digest(value: str) -> bytes | None:
+    """The 32-byte SHA-256 digest a `SHA256:...` fingerprint encodes, None if it is not one."""
+    if not value.startswith("SHA256:") or not _B64_DIGEST.match(value[7:]):
+        return None
+    encoded = value[7:].rstrip("=")
+    try:
+        digest = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest if len(digest) == 32 else None
+
+
+def fingerprint_hex(value: str) -> str | None:
+    """A `SHA256:...` fingerprint in the form `openssl x509 -fingerprint -sha256` prints it
+    (`AB:CD:...`, upper case, colon-separated), so s_client/ncat users can compare; None when
+    `value` is not a SHA-256 fingerprint."""
+    digest = _digest(value)
+    return None if digest is None else ":".join(f"{byte:02X}" for byte in digest)
+
+
+def parse_fingerprint(text: str) -> str:
+    """A fingerprint someone typed or pasted, as chatkit writes it (`SHA256:` + base64).
+
+    Takes chatkit's form, or the hex form openssl prints (with or without colons, either case,
+    after an optional `sha256 Fingerprint=`); raises ValueError saying what is expected.
+    """
+    value = text.strip()
+    if value.lower().startswith("sha256 fingerprint="):
+        value = value.split("=", 1)[1].strip()
+    if _digest(value) is not None:
+        return value.rstrip("=")
+    digits = value.replace(":", "")
+    if ":" in value and not re.fullmatch(r"([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}", value):
+        digits = ""
+    if _HEX_DIGITS.match(digits):
+        digest = bytes.fromhex(digits)
+        return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+    raise ValueError(f"{text.strip()!r} is not a SHA-256 fingerprint: expected SHA256: and 43 "
+                     "base64 characters (as `chatkit serve` prints it) or 32 hex bytes "
+                     "AB:CD:... (as `openssl x509 -fingerprint -sha256` prints it)")
 
 
 # --------------------------------------------------------------------------- server certificate

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from chatkit.errors import ChatkitError, ExitCode
+from chatkit.net.addresses import host_of
 
 
 class TrustError(ChatkitError):
@@ -45,6 +46,12 @@ class KnownServers:
         temporary.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
         temporary.replace(self.path)
 
+    def matching(self, host: str) -> list[str]:
+        """The pinned `host:port` entries of `host` (any port), for "did you mean"."""
+        wanted = host.strip("[]").casefold()
+        return [address for address in sorted(self._load())
+                if host_of(address).casefold() == wanted]
+
     def forget(self, address: str) -> bool:
         known = self._load()
         if known.pop(address, None) is None:
@@ -60,7 +67,7 @@ class KnownServers:
         """
         if expected is not None and expected != presented:
             raise TrustError(
-                f"WARNING: {address} presented certificate {presented} but discovery announced "
+                f"{address} presented certificate {presented} but discovery announced "
                 f"{expected}; someone may be impersonating the server. Not connecting.")
         pinned = self.get(address)
         if pinned is None:
@@ -68,7 +75,7 @@ class KnownServers:
             return True
         if pinned != presented:
             raise TrustError(
-                f"WARNING: SERVER IDENTITY CHANGED for {address}: pinned {pinned}, presented "
+                f"SERVER IDENTITY CHANGED for {address}: pinned {pinned}, presented "
                 f"{presented}. Someone may be intercepting the connection, or the server got a "
                 f"new certificate. If you trust the change, run "
                 f"`chatkit trust --forget {address}` and connect again.")

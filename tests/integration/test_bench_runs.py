@@ -81,18 +81,18 @@ def test_unreachable_server_is_one_error():
 
 
 def test_a_refused_handshake_is_one_error_per_client(server_factory):
-    # The server answers every hello with an error frame (wrong password): each client counts
+    # The server answers every hello with an error frame (password needed): each client counts
     # once, with the reason readable, not the raw frame three times over.
     server = server_factory(password="sekrit", rate_limit=0, max_per_address=0)
     result = run_bench(BenchConfig(port=server.port, clients=3, senders=0, duration=0.5))
     assert result.clients_connected == 0
     assert result.errors == 3
-    assert result.error_samples == ["connect: bad_password: wrong password"] * 3
+    assert result.error_samples == ["connect: bad_password: this server needs a password"] * 3
 
 
 def test_a_sender_refused_by_the_server_is_a_refused_error(server_factory):
     server = server_factory(password="sekrit", rate_limit=0, max_per_address=0)
-    with pytest.raises(RefusedError, match="bad_password: wrong password"):
+    with pytest.raises(RefusedError, match="bad_password: this server needs a password"):
         run_bench(BenchConfig(port=server.port, clients=2, senders=1, duration=0.5))
 
 

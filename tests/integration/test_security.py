@@ -83,8 +83,10 @@ def known(tmp_path) -> KnownServers:
 
 
 def run(home: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    # stdin is not a terminal: a client must not stop to ask for a password
     return subprocess.run(chatkit_cmd(*args), capture_output=True, text=True,
-                          env=cli_env(home, **env), timeout=RUN_TIMEOUT)
+                          stdin=subprocess.DEVNULL, env=cli_env(home, **env),
+                          timeout=RUN_TIMEOUT)
 
 
 def login(client: JsonClient, nick: str, password: str | None, room="lobby") -> dict:
@@ -310,7 +312,7 @@ def test_wrong_password_is_delayed_for_that_client_only(server_factory, opened):
     assert login(alice, "alice", PASSWORD)["type"] == "welcome"
     bob = opened.json(server.port)
     assert login(bob, "bob", PASSWORD)["type"] == "welcome"
-    for given in (None, "wrong"):
+    for given in ("wrong", "also wrong"):  # (no password at all is answered at once)
         guesser = opened.json(server.port)
         hello = {"type": "hello", "version": 1, "nick": "mallory"}
         if given is not None:
@@ -401,6 +403,7 @@ def test_serve_password_from_env_and_file_not_in_argv(tmp_path, monkeypatch):
             assert "wrong password" in wrong.stderr and "Traceback" not in wrong.stderr
             missing = run(home, *common, "hello")
             assert missing.returncode == 4, missing.stderr
+            assert "this server needs a password" in missing.stderr
             via_env = run(home, *common, "hello", CHATKIT_PASSWORD=password)
             assert via_env.returncode == 0, via_env.stderr
     finally:

@@ -30,7 +30,7 @@ def test_classify(line: str, expected: InputLine) -> None:
 
 
 def test_every_client_command_is_classified_as_one() -> None:
-    assert CLIENT_COMMAND_NAMES == {"help", "clear", "bell", "ignore", "unignore", "quit",
-                                    "exit"}
+    assert CLIENT_COMMAND_NAMES == {"help", "clear", "bell", "ignore", "unignore", "reconnect",
+                                    "quit", "exit"}
     for name in CLIENT_COMMAND_NAMES:
         assert classify(f"/{name.upper()} x").kind == "client"

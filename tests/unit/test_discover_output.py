@@ -111,9 +111,9 @@ LOOPBACK_ONLY = [
     '  127.255.255.255  via lo: sent, own probe came back; office, lab',
     '',
     'Servers found:',
-    'NAME    ADDRESS          USERS  ROOMS  TLS     RTT',
-    'office  127.0.0.1:12345      3      2  yes  1.2 ms',
-    'lab     127.0.0.1:12345      1      1  yes       -',
+    'NAME    ADDRESS          USERS  ROOMS  TLS  PASSWORD     RTT',
+    'office  127.0.0.1:12345      3      2  yes  ?         1.2 ms',
+    'lab     127.0.0.1:12345      1      1  yes  ?              -',
     '',
     'Notes:',
     '  - servers answered only on this machine: a server started with `--host 127.0.0.1` is'
@@ -160,8 +160,21 @@ def test_table_format() -> None:
                            addresses=[], version=1, tls=True, fingerprint="ab", users=3,
                            rooms=2, rtt=0.0012)
     lines = o.format_table([server]).splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "RTT"]
-    assert lines[1].split() == ["office", "10.0.0.5:12345", "3", "2", "yes", "1.2", "ms"]
+    assert lines[0].split() == ["NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "PASSWORD", "RTT"]
+    assert lines[1].split() == ["office", "10.0.0.5:12345", "3", "2", "yes", "?", "1.2", "ms"]
+
+
+def test_table_and_json_say_which_servers_need_a_password() -> None:
+    servers = [d.ServerFound(name=name, instance=name, host="10.0.0.5", port=port,
+                             addresses=[], version=1, tls=True, fingerprint=None, users=1,
+                             rooms=1, rtt=None, password=password)
+               for name, port, password in (("locked", 1, True), ("open", 2, False),
+                                            ("old", 3, None))]
+    rows = [line.split() for line in o.format_table(servers).splitlines()[1:]]
+    assert [(row[0], row[5]) for row in rows] == [("locked", "yes"), ("open", "no"),
+                                                  ("old", "?")]
+    listed = json.loads(o.format_json(servers))["servers"]
+    assert [s["password"] for s in listed] == [True, False, None]
 
 
 @pytest.mark.parametrize("kind, reason, users, detail", [

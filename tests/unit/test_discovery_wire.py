@@ -49,7 +49,8 @@ def test_decode_rejects_hostile_datagrams(data: bytes, reason: str) -> None:
     {"port": 0}, {"port": 70000}, {"port": "12345"}, {"port": True}, {"instance": "a b"},
     {"instance": ""}, {"name": 5}, {"addresses": ["not-an-ip"]}, {"addresses": "127.0.0.1"},
     {"addresses": ["10.0.0.1"] * 17}, {"tls": "yes"}, {"fingerprint": "\x1b[31m"},
-    {"users": -1}, {"rooms": 1.5}, {"interval": 0}, {"interval": "30"},
+    {"users": -1}, {"rooms": 1.5}, {"interval": 0}, {"interval": "30"}, {"password": "yes"},
+    {"password": 1},
 ])
 def test_server_info_rejects_bad_fields(change: dict[str, Any]) -> None:
     with pytest.raises(d.DatagramError):
@@ -108,3 +109,13 @@ def test_merged_sightings_keep_the_lan_address_and_the_best_rtt() -> None:
     seen.merge(found("office", "a", host="127.0.0.1", rtt=None, users=5, via=["127.0.0.1"]))
     assert (seen.host, seen.rtt, seen.users, seen.via) == (
         "10.0.0.5", 0.002, 5, ["127.0.0.1", "10.0.0.5"])
+
+
+def test_server_info_says_whether_a_password_is_needed() -> None:
+    assert d.parse_server_info(server_info(password=True))["password"] is True
+    assert d.parse_server_info(server_info(password=False))["password"] is False
+    # an older server does not say: unknown, not "no"
+    assert d.parse_server_info(server_info())["password"] is None
+    found = d.ServerFound.heard(d.parse_server_info(server_info(password=True)), "127.0.0.1",
+                                None)
+    assert found.password is True and found.to_dict()["password"] is True

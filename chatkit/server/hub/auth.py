@@ -37,10 +37,14 @@ class PasswordGate:
         return len(failures) >= AUTH_MAX_FAILURES
 
     def attempt(self, peer: str, given: object) -> str:
-        """"ok", or after a delay "wrong", or "locked_out" (too many attempts: disconnect)."""
+        """"ok"; "missing" at once when no password was given (not a guess: nothing is
+        counted, nothing learnt); after a delay "wrong", or "locked_out" (too many attempts:
+        disconnect)."""
         expected = self.password
         if expected is None:
             return "ok"
+        if given is None:
+            return "missing"
         ip = host_of(peer)
         now = time.monotonic()
         with self._lock:

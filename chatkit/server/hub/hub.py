@@ -130,6 +130,8 @@ class Hub:
         if verdict == "ok":
             member.authenticated = True
             return
+        if verdict == "missing":
+            raise FrameError("bad_password", "this server needs a password")
         if verdict == "locked_out":
             self.refuse(member, "bad_password", "wrong password; too many attempts, "
                         "disconnecting")

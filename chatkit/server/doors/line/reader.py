@@ -36,6 +36,9 @@ log = logging.getLogger("chatkit.server")
 
 #: a TLS handshake gets at most this long, within the registration deadline
 TLS_HANDSHAKE_SECONDS = 10.0
+#: telnet IAC WILL ECHO / IAC WONT ECHO: the password prompt is not echoed by telnet clients
+TELNET_ECHO_OFF = bytes([255, 251, 1])
+TELNET_ECHO_ON = bytes([255, 252, 1])
 
 
 #: A client with more input than this waiting to be read is not pasting or piping a file:
@@ -117,7 +120,8 @@ class LineReader:
             conn.use_json()
         else:
             conn.send_text(f"chatkit server {self.hub.name} - welcome!",
-                           "Type /quit to leave at any time.", prompt=self._prompt())
+                           "Type /quit to leave at any time.")
+            conn.deliver(self._prompt_bytes())
         telnet = TelnetFilter() if conn.mode == "text" else None
         splitter = LineSplitter()
         data = first
@@ -208,7 +212,7 @@ class LineReader:
             log.debug("%s: %s", conn.label, exc.message)
             self.hub.refuse(conn, exc.code, exc.message, ref)
             if conn.mode == "text" and conn.nick is None and not conn.dead:
-                conn.deliver(self._prompt().encode())
+                conn.deliver(self._prompt_bytes())
 
     def _text_to_frame(self, line: bytes) -> Frame | None:
         """A line typed by an nc/telnet user as the request it means."""
@@ -225,8 +229,9 @@ class LineReader:
             if text.lower() in ("/quit", "/exit"):
                 return {"type": "quit"}
             if not conn.authenticated and self.hub.gate.required:
+                conn.deliver(TELNET_ECHO_ON + b"\r\n")  # the typed line end was not echoed
                 self.hub.check_password(conn, text)
-                conn.deliver(self._prompt().encode())
+                conn.deliver(self._prompt_bytes())
                 return None
             return {"type": "hello", "version": PROTOCOL_VERSION, "nick": text}
         current = conn.current_room
@@ -238,11 +243,14 @@ class LineReader:
             raise FrameError("not_in_room", "you are in no room; /join ROOM first")
         return {"type": "msg", "room": current.name, "text": text}
 
-    def _prompt(self) -> str:
-        """What a text-mode user is asked next while registering."""
+    def _prompt_bytes(self) -> bytes:
+        """What a text-mode user is asked next while registering. Before `Password: ` the
+        server offers to echo (telnet WILL ECHO), so a telnet client stops echoing what is
+        typed; TELNET_ECHO_ON hands echo back once the line is in. The client's answers are
+        stripped by the TelnetFilter."""
         if self.hub.gate.required and not self.conn.authenticated:
-            return "Password: "
-        return "Nickname: "
+            return TELNET_ECHO_OFF + b"Password: "
+        return b"Nickname: "
 
     # ------------------------------------------------------------------ bytes
 
