@@ -52,7 +52,8 @@ def test_escape_sequences_from_peers_are_rendered_harmless():
     for _style, text, *_ in rendered.fragments:
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
         assert "\x9b" not in text
-    assert "[2J" in rendered.plain  # shown as text, not obeyed
+    assert "[2J" not in rendered.plain and "pwned" not in rendered.plain  # whole sequences go
+    assert "redtxt" in rendered.plain
 
 
 def test_newlines_from_peers_cannot_fake_lines():
