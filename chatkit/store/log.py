@@ -13,6 +13,7 @@ into lines.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from chatkit.errors import ConfigError
+from chatkit.paths import private_file
 from chatkit.protocol.names import name_key
 from chatkit.store.schema import StoreError, connect, describe, migrate
 
@@ -49,7 +52,7 @@ class MessageStore:
         self._lockfile: IO[bytes] | None = None
         try:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(self.path))
                 self._lockfile = _lock_exclusively(Path(self.path + ".lock"), self.path)
             self._conn = connect(self.path)
             if self.path != ":memory:":
@@ -138,6 +141,23 @@ class MessageStore:
         with self._lock:
             self._conn.close()
         self._release()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds everyone's messages),
+    and take group and other permissions away from one an older chatkit made world-readable.
+    SQLite gives its -wal and -shm files the database file's permissions.
+
+    The directory must exist: a mistyped `--db /nonexistent/dir/x.db` is refused, not
+    obeyed by creating directories (the default directory is created by chatkit.paths)."""
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(f"the directory of message database {path} does not exist",
+                          remedy="create_dir_or_choose_db")
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name == path or name.exists():
+            with contextlib.suppress(PermissionError):  # someone else's file: leave it be
+                private_file(name)
 
 
 def _lock_exclusively(path: Path, db: str) -> IO[bytes]:

@@ -240,6 +240,18 @@ def test_serve_with_unwritable_database_path_is_a_one_line_error(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_serve_with_db_in_a_missing_directory_is_refused(tmp_path):
+    # a mistyped --db used to create the directories silently
+    result = subprocess.run(
+        chatkit_cmd("serve", "--host", "127.0.0.1", "--port", "0", "--no-discovery", "--db",
+                    str(tmp_path / "nonexistent" / "dir" / "x.db")),
+        text=True, capture_output=True, timeout=30, env=cli_env(str(tmp_path / "home")))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+    assert "does not exist" in result.stderr and "--db" in result.stderr
+    assert not (tmp_path / "nonexistent").exists()
+
+
 def test_a_running_server_applies_retention_by_count(server_factory, tmp_path):
     # The publisher's periodic pass (every minute by default; here every 50 ms) deletes the
     # oldest messages beyond --max-messages while the server runs: a joiner then sees only
