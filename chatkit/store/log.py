@@ -41,6 +41,14 @@ class StoredMessage:
     ts: float
 
 
+@dataclass(frozen=True)
+class SavedTopic:
+    room: str
+    text: str
+    nick: str
+    ts: float
+
+
 class MessageStore:
     """The server's message log. Writes come from one thread; reads from any."""
 
@@ -100,6 +108,13 @@ class MessageStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r.id, r.room, name_key(r.room) if r.room else None, r.kind, r.nick,
                           r.target, r.text, r.ts) for r in rows])
+                    topics = [r for r in rows if r.kind == "topic" and r.room]
+                    if topics:
+                        self._conn.executemany(
+                            "INSERT OR REPLACE INTO topics (room_key, room, text, nick, ts)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            [(name_key(r.room or ""), r.room, r.text, r.nick, r.ts)
+                             for r in topics])
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -120,6 +135,15 @@ class MessageStore:
                    "LIMIT ?) ORDER BY id")
         with self._lock:
             return [row_to_message(r) for r in self._conn.execute(sql, [*params, limit])]
+
+    def topics(self) -> dict[str, SavedTopic]:
+        """Each room's current topic by room key (rooms whose topic was cleared are left out),
+        as the last topic change stored for it set it; retention never removes these."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT room_key, room, text, nick, ts FROM topics WHERE text IS NOT NULL "
+                "AND text != ''").fetchall()
+        return {key: SavedTopic(room, text, nick, ts) for key, room, text, nick, ts in rows}
 
     def prune(self, *, retain_days: float | None, max_messages: int | None,
               batch: int = 5000) -> int:

@@ -94,6 +94,32 @@ def test_private_file_keeps_content_and_tightens(tmp_path):
     assert stat.S_IMODE(os.stat(fresh).st_mode) == 0o600
 
 
+def test_upgrading_keeps_each_rooms_latest_topic(tmp_path):
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    for statements in MIGRATIONS[:2]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.executemany("INSERT INTO messages VALUES (?, ?, ?, 'topic', 'ann', NULL, ?, ?)",
+                     [(1, "Dev", "dev", "old", 1.0), (2, "dev", "dev", "new", 2.0),
+                      (3, "lobby", "lobby", "hello", 3.0), (4, "ops", "ops", None, 4.0)])
+    conn.commit()
+    conn.close()
+    store = MessageStore(path)
+    try:
+        topics = store.topics()
+        assert {key: t.text for key, t in topics.items()} == {"dev": "new", "lobby": "hello"}
+        store.append([StoredMessage(5, "Lobby", "topic", "bob", None, "newer", 5.0),
+                      StoredMessage(6, "dev", "topic", "bob", None, None, 6.0)])
+        assert {key: (t.room, t.text, t.nick) for key, t in store.topics().items()} == {
+            "lobby": ("Lobby", "newer", "bob")}
+        store.prune(retain_days=None, max_messages=1)
+        assert "lobby" in store.topics()  # retention never takes a topic away
+    finally:
+        store.close()
+
+
 def test_newer_schema_is_refused(tmp_path):
     path = tmp_path / "future.db"
     conn = sqlite3.connect(path)

@@ -32,7 +32,7 @@ from chatkit.server.hub.member import Member
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.ports import Bus
 from chatkit.server.hub.rooms import Room
-from chatkit.store import StoredMessage
+from chatkit.store import SavedTopic, StoredMessage
 
 log = logging.getLogger("chatkit.server")
 
@@ -59,7 +59,11 @@ class Hub:
         self.gate = PasswordGate(self.rules.password)
         self.lock = threading.RLock()
         self.nicks: dict[str, Member] = {}  # registered members by nick key
-        self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        # Topics outlive their rooms: a room's last topic comes back when the room is next
+        # created, after it emptied or after a restart (the store keeps them).
+        self.topics: dict[str, SavedTopic] = bus.topics()
+        self.rooms: dict[str, Room] = {}
+        self.new_room(DEFAULT_ROOM)
         self._ids = itertools.count(bus.last_id() + 1)
         self.stopping = False  # no quit events while the server shuts down
         from chatkit.server.hub.requests import Requests  # the handlers need the Hub class
@@ -169,6 +173,22 @@ class Hub:
 
     # ------------------------------------------------------------------ rooms
 
+    def new_room(self, name: str) -> Room:
+        """Create room `name` with its saved topic, if it had one; the caller holds the lock."""
+        room = self.rooms[name_key(name)] = Room(name)
+        saved = self.topics.get(name_key(name))
+        if saved is not None:
+            room.topic, room.topic_by = saved.text, saved.nick
+        return room
+
+    def set_topic(self, room: Room, text: str | None, nick: str, ts: float) -> None:
+        """Change `room`'s topic and remember it for the room's next life; under the lock."""
+        room.topic, room.topic_by = text, nick
+        if text:
+            self.topics[name_key(room.name)] = SavedTopic(room.name, text, nick, ts)
+        else:
+            self.topics.pop(name_key(room.name), None)
+
     def room(self, name: str) -> Room:
         """The room called `name` (a checked name), or FrameError(no_such_room)."""
         room = self.rooms.get(name_key(name))
@@ -191,7 +211,7 @@ class Hub:
                 raise FrameError("too_many_rooms", f"you are in {len(member.rooms)} rooms, "
                                  "the most allowed; /part one first")
             if room is None:
-                room = self.rooms[key] = Room(name)
+                room = self.new_room(name)
             if key in member.rooms:
                 member.rooms.pop(key)  # re-inserted below: it becomes the current room
             else:

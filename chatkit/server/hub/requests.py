@@ -183,9 +183,9 @@ class Requests:
                 return
             if not isinstance(text, str):
                 raise FrameError("bad_frame", "field 'text' must be str")
-            room.topic = clean_text(text, "topic", allow_empty=True) or None
-            room.topic_by = member.nick
+            topic = clean_text(text, "topic", allow_empty=True) or None
             id_, ts = hub.stamp()
+            hub.set_topic(room, topic, _nick(member), ts)
             event: TopicEvent = {"type": "topic", "room": room.name, "text": room.topic,
                                  "nick": member.nick, "id": id_, "ts": ts}
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
