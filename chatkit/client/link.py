@@ -58,6 +58,7 @@ class LinkOptions:
     backoff_max: float = 30.0
     max_attempts: int = 2000
     queue_limit: int = 100
+    history: int | None = None  # stored messages the first room's join asks for
 
 
 @dataclass
@@ -247,7 +248,8 @@ class Link:
             tls=options.tls, insecure=options.insecure, password=options.password,
             expected_fingerprint=options.expected_fingerprint,
             on_pin=lambda c: self.status(pinned_note(c), level="security"),
-            resume=self._resume_token if nick == self.hooks.nick() else None)
+            resume=self._resume_token if nick == self.hooks.nick() else None,
+            history=options.history)
         if not options.tls:
             self.tls = "plain"
         else:

@@ -132,3 +132,17 @@ def test_frames_the_model_does_not_track_change_nothing():
     model = ChatModel("alice")
     feed(model, {"type": "pong"}, {"type": "notice", "text": "x"}, {"type": "future"})
     assert model.rooms == {} and model.users == {} and model.current_room is None
+
+
+def test_a_join_asks_for_one_screen_and_a_rejoin_for_nothing(monkeypatch):
+    from chatkit.client import screen_history
+    from chatkit.client.session import ChatSession
+
+    assert screen_history(35) == 25 and screen_history(8) == 5
+    session = ChatSession("127.0.0.1", 1, "alice", history=25)
+    sent: list[dict] = []
+    monkeypatch.setattr(session, "submit", lambda frame: sent.append(frame) or "sent")
+    feed(session.model, joined("lobby", "alice"))
+    session.send_command("/join Lobby")
+    session.send_command("/join dev")
+    assert [(f["room"], f["history"]) for f in sent] == [("Lobby", 0), ("dev", 25)]

@@ -155,7 +155,7 @@ class Hub:
         audience = self.co_members(member)
         for room in list(member.rooms.values()):
             self.leave(member, room)
-        if not self.stopping:
+        if not self.stopping and not member.quiet:
             id_, ts = self.stamp()
             quit_event: QuitEvent = {"type": "quit", "nick": member.nick, "reason": reason,
                                      "id": id_, "ts": ts}
@@ -214,17 +214,21 @@ class Hub:
                 room = self.new_room(name)
             if key in member.rooms:
                 member.rooms.pop(key)  # re-inserted below: it becomes the current room
+                if after is None:
+                    history = 0  # already here: everything since was seen live
             else:
                 room.members[name_key(member.nick or "")] = member
-                id_, ts = self.stamp()
-                join_event: JoinEvent = {"type": "join", "room": room.name,
-                                         "nick": member.nick or "", "id": id_, "ts": ts}
-                self.publish(join_event, room=room, exclude=member)
+                if not member.quiet:
+                    id_, ts = self.stamp()
+                    join_event: JoinEvent = {"type": "join", "room": room.name,
+                                             "nick": member.nick or "", "id": id_, "ts": ts}
+                    self.publish(join_event, room=room, exclude=member)
                 log.info("%s joined %s", member.nick, room.name)
             member.rooms[key] = room
             id_, ts = self.stamp()
             joined: JoinedFrame = {"type": "joined", "room": room.name, "topic": room.topic,
-                                   "members": [m.nick or "" for m in room.members.values()],
+                                   "members": [m.nick or "" for m in room.members.values()
+                                               if not m.quiet or m is member],
                                    "id": id_, "ts": ts}
             self.reply(member, joined, request)
             # From here on every batch the bus publishes reaches the member live; everything

@@ -105,6 +105,8 @@ class Requests:
         if room_name is not None:
             room_name = normalize_room(room_name)
         resume = frame.get("resume")
+        history = field(frame, "history", int, required=False)  # for the hello's room
+        quiet = field(frame, "quiet", bool, required=False, default=False)
         with hub.lock:
             holder = hub.nicks.get(name_key(nick))
             if holder is not None:
@@ -118,8 +120,10 @@ class Requests:
                 hub.retire(holder, "reconnected")
                 holder.end("reconnected")
             member.nick = nick
+            member.quiet = quiet
             hub.nicks[name_key(nick)] = member
-            log.info("%s connected (%s mode)", member.label, member.format.name)
+            log.info("%s connected (%s%s)", member.label, member.format.description,
+                     ", quiet" if quiet else "")
             id_, ts = hub.stamp()
             welcome: WelcomeFrame = {
                 "type": "welcome", "version": PROTOCOL_VERSION, "server": hub.name,
@@ -129,7 +133,7 @@ class Requests:
                 "id": id_, "ts": ts, "resume": member.resume_token}
             hub.reply(member, welcome, frame)
         if room_name is not None:
-            hub.join(member, room_name, create=True, request=None)
+            hub.join(member, room_name, create=True, request=None, history=history)
 
     def on_quit(self, member: Member, frame: Frame) -> None:
         member.quitting = True
@@ -222,8 +226,8 @@ class Requests:
             id_, ts = hub.stamp()
             event: PartEvent = {"type": "part", "room": room.name, "nick": _nick(member),
                                 "reason": reason, "id": id_, "ts": ts}
-            hub.publish(event, recipients=list(room.members.values()), sender=member,
-                        ref=frame.get("ref"))
+            audience = [member] if member.quiet else list(room.members.values())
+            hub.publish(event, recipients=audience, sender=member, ref=frame.get("ref"))
             hub.leave(member, room)
             log.info("%s left %s", member.nick, room.name)
 
@@ -263,7 +267,8 @@ class Requests:
             else:
                 members = hub.members()
             users: list[WhoUser] = [
-                {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members]
+                {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members
+                if not m.quiet or m is member]
             id_, ts = hub.stamp()
             who: WhoReply = {"type": "who", "room": room.name if room else None,
                              "users": users, "id": id_, "ts": ts}
