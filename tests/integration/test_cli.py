@@ -129,6 +129,32 @@ def test_serve_banner(serve_process):
     assert f"127.0.0.1:{serve_process.port}" in banner
 
 
+@pytest.mark.parametrize("flags, says, never", [
+    ([], ["`chatkit join 127.0.0.1:{port}`", "`nc 127.0.0.1 {port}`",
+          "messages stored in {db}", "TLS certificate fingerprint SHA256:",
+          "discovery off (--no-discovery)"], ["refused"]),
+    (["--require-tls", "--no-history"], ["nc/telnet are refused: --require-tls",
+                                         "messages kept in memory only"], ["`nc "]),
+])
+def test_serve_banner_says_how_to_join_and_where_messages_go(tmp_path, flags, says, never):
+    db = tmp_path / "home" / "data" / "messages.db"
+    proc = ServeProcess.start(["--no-discovery", *flags], env_home=str(tmp_path / "home"))
+    try:
+        proc.proc.send_signal(signal.SIGINT)
+        proc.proc.wait(10)  # the output is small: it fits in the pipes
+        assert proc.proc.stdout is not None and proc.proc.stderr is not None
+        out = proc.banner + proc.proc.stdout.read()
+        err = proc.proc.stderr.read()
+    finally:
+        proc.stop()
+    for text in says:
+        assert text.format(port=proc.port, db=db) in out, out
+    for text in never:
+        assert text not in out, out
+    assert "listening" not in err  # said once, in the banner, not again by the log
+    assert len(set(out.splitlines())) == len(out.splitlines())
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_gracefully_on_signal(tmp_path, sig):
     proc = ServeProcess.start(["--no-discovery"], env_home=str(tmp_path / "home"))
