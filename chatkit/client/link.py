@@ -101,6 +101,7 @@ class Link:
         self._outbox = Outbox(options.queue_limit, self._settled)
         self._refs = itertools.count(1)
         self._stopping = threading.Event()
+        self._bye_reason: str | None = None  # the server's `bye` on the current connection
         self._thread: threading.Thread | None = None
 
     @property
@@ -225,6 +226,10 @@ class Link:
             if ref is not None and not quiet:
                 self._outbox.answered(str(ref))
             self.hooks.frame(frame, quiet)
+        if frame["type"] == "bye" and not self._stopping.is_set():
+            # The server is ending the connection: said once, by `_lost`, with this reason.
+            self._bye_reason = frame.get("reason") or "disconnected"
+            return
         if quiet:
             if frame["type"] == "error" and str(ref).startswith(QUIET + "rejoin"):
                 self.status(f"could not rejoin: {frame['message']}", level="error")
@@ -236,7 +241,9 @@ class Link:
             self._conn = None
             self.state = "reconnecting"
             unanswered = self._outbox.requeue_unanswered()
-        text = f"connection to {self.address} lost: {reason}"
+        bye, self._bye_reason = self._bye_reason, None
+        text = (f"{self.address} ended the connection: {bye}" if bye
+                else f"connection to {self.address} lost: {reason}")
         if unanswered:
             text += f" ({unanswered} unconfirmed line(s) will be sent again)"
         self.status(text, level="error")
