@@ -70,8 +70,21 @@ def client_settings_file() -> Path:
 
 
 def input_history_file() -> Path:
-    """The interactive client's input history (what the user typed)."""
+    """The interactive client's input history (what the user typed, `/msg` text included:
+    created 0600 by `private_file`)."""
     return state_dir() / "history"
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` readable and writable by its owner only (or take group and other
+    permissions away from an existing one); the file is kept as it is otherwise."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    return path
 
 
 def default_db_file() -> Path:

@@ -27,6 +27,7 @@ class CliError(click.ClickException):
 #: How the command line words each `remedy` a core error names (chatkit/errors.py).
 REMEDIES = {
     "choose_db": "choose another with --db",
+    "create_dir_or_choose_db": "create the directory first or choose another path with --db",
     "move_or_choose_db": "move it away or choose another with --db",
     "permissions_or_choose_db": "check its permissions or choose another with --db",
     "own_db": "give this server its own with --db PATH, or --no-history",

@@ -28,12 +28,17 @@ from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
 @click.option("--room", default=DEFAULT_ROOM, show_default=True, help="Room to join first.")
 @click.option("--json", "json_output", is_flag=True,
               help="Without a terminal: print events as JSON lines.")
+@click.option("--history", "history", type=click.IntRange(0, 1000), default=None,
+              help="Stored messages to show on joining a room [default: about one screen in "
+                   "a terminal, the server's setting otherwise].")
+@click.option("--no-history", is_flag=True, help="Show no stored messages on join "
+                                                 "(--history 0).")
 @discovery_client_options
 @client_security_options
 def join(address: str | None, port: int | None, nick: str | None, room: str,
-         json_output: bool, server_name: str | None, broadcast: tuple[str, ...],
-         discovery_port: int, no_tls: bool, insecure: bool, password: str | None,
-         password_file: TextIO | None) -> None:
+         json_output: bool, history: int | None, no_history: bool, server_name: str | None,
+         broadcast: tuple[str, ...], discovery_port: int, no_tls: bool, insecure: bool,
+         password: str | None, password_file: TextIO | None) -> None:
     """Join a server and chat interactively (or pipe lines in and out).
 
     Without HOST, finds the server on the local network (UDP discovery).
@@ -51,5 +56,6 @@ def join(address: str | None, port: int | None, nick: str | None, room: str,
         status = run_join(host, port, nick, room, json_output, tls=not no_tls,
                           insecure=insecure, password=client_password(password, password_file),
                           expected_fingerprint=expected,
-                          ask_password=terminal_password(sys.stdin.isatty()))
+                          ask_password=terminal_password(sys.stdin.isatty()),
+                          history=0 if no_history else history)
     sys.exit(status)

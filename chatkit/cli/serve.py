@@ -13,9 +13,11 @@ import click
 
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click, setup_logging
+from chatkit.net.addresses import host_of
 from chatkit.net.sockets import raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT
 from chatkit.store import FSYNC_POLICIES
+from chatkit.tls.certificates import fingerprint_hex
 
 if TYPE_CHECKING:  # imported when the command runs: `chatkit --help` and completion stay fast
     from chatkit.discovery import DiscoveryResponder
@@ -84,7 +86,6 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           rate_limit: float, max_clients: int, max_per_address: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
-    from chatkit.tls import fingerprint_hex
 
     setup_logging(log_level)
     if no_history and db_path:
@@ -119,16 +120,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             server = Server(config)
             server.start()
             responder = start_discovery(server, discovery_port) if discovery else None
-        click.echo(f"chatkit: server {server.name!r} listening on "
-                   f"{', '.join(server.addresses())}", nl=True)
-        if server.fingerprint:
-            click.echo(f"chatkit: TLS certificate fingerprint {server.fingerprint}")
-            click.echo(f"chatkit:   as openssl shows it: SHA256 Fingerprint="
-                       f"{fingerprint_hex(server.fingerprint)}")
-        if responder is not None:
-            click.echo(f"chatkit: {responder.describe()}")
-        if password:
-            click.echo("chatkit: clients need the password")
+        for line in banner(server, responder, password=bool(password)):
+            click.echo(f"chatkit: {line}")
         sys.stdout.flush()
         threading.Event().wait()
     except (_Shutdown, KeyboardInterrupt) as exc:
@@ -140,6 +133,39 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def banner(server: Server, responder: DiscoveryResponder | None, *, password: bool
+           ) -> list[str]:
+    """What `chatkit serve` says when it is up: where it listens, how to join, where messages
+    go, TLS, discovery and the password. Printed once, on stdout (the log does not repeat it).
+    """
+    config = server.config
+    addresses = server.addresses()
+    lines = [f"server {server.name!r} listening on {', '.join(addresses)}"]
+    first = addresses[0] if addresses else f"127.0.0.1:{server.port}"
+    host = host_of(first)
+    join = f"chatkit join {first}" + ("" if config.tls else " --no-tls")
+    if config.require_tls:
+        lines.append(f"join with `{join}` (nc/telnet are refused: --require-tls)")
+    else:
+        lines.append(f"join with `{join}`, or `nc {host} {server.port}` / "
+                     f"`telnet {host} {server.port}` (plain text, unencrypted)")
+    if config.db:
+        lines.append(f"messages stored in {config.db}")
+    else:
+        lines.append("messages kept in memory only (--no-history): lost when the server stops")
+    if server.fingerprint:
+        lines.append(f"TLS certificate fingerprint {server.fingerprint}")
+        lines.append("  as openssl shows it: SHA256 Fingerprint="
+                     f"{fingerprint_hex(server.fingerprint)}")
+    elif not config.tls:
+        lines.append("TLS off (--no-tls): everything travels unencrypted")
+    lines.append(responder.describe() if responder is not None
+                 else "discovery off (--no-discovery): clients need the address")
+    if password:
+        lines.append("clients need the password")
+    return lines
 
 
 def start_discovery(server: Server, discovery_port: int) -> DiscoveryResponder:

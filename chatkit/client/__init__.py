@@ -56,18 +56,35 @@ def _connect(session: ChatSession, password: str | None) -> None:
     session.connect()
 
 
+#: Terminal rows kept free of history on join: the welcome, the joined line, notices, the
+#: input line and the toolbar.
+SCREEN_MARGIN = 10
+
+
+def screen_history(rows: int | None = None) -> int:
+    """How many history lines fill about one screen of a terminal of `rows` (this one's)."""
+    if rows is None:
+        import shutil
+
+        rows = shutil.get_terminal_size((80, 24)).lines
+    return max(5, rows - SCREEN_MARGIN)
+
+
 def run_join(host: str, port: int, nick: str | None, room: str, json_output: bool = False,
              *, stdin: TextIO | None = None, stdout: TextIO | None = None,
              stderr: TextIO | None = None, tls: bool = True, insecure: bool = False,
              password: str | None = None, expected_fingerprint: str | None = None,
-             ask_password: Callable[[str], str | None] | None = None) -> int:
+             ask_password: Callable[[str], str | None] | None = None,
+             history: int | None = None) -> int:
     """Join `host:port` as `nick` in `room`; returns the exit status (0 when the user left).
 
     With a terminal on stdin and stdout (and no `--json`) this runs the interactive UI;
     otherwise it sends stdin lines and prints events (see `chatkit.client.piped`). Failures
     are ChatkitError subclasses with one-line messages: unreachable, refused, protocol, and
     NickMissing when there is no nickname. `ask_password` (given when there is a terminal) is
-    asked for the password when the server needs one (`connection.with_password`).
+    asked for the password when the server needs one (`connection.with_password`). `history`
+    is how many stored messages a join asks for: by default about one screen in a terminal
+    (so the welcome and notices stay in view), the server's default without one.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -84,8 +101,10 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
             raise NickMissing(no_terminal=True)
         nick = _ask_nick()
 
+    if history is None and interactive:
+        history = screen_history()
     session = ChatSession(host, port, nick, room, tls=tls, insecure=insecure, password=password,
-                          expected_fingerprint=expected_fingerprint)
+                          expected_fingerprint=expected_fingerprint, history=history)
     if not interactive:
         from chatkit.client.piped import PipedClient
 

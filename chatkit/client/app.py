@@ -118,7 +118,7 @@ class ChatApp:
     @staticmethod
     def _file_history() -> History:
         try:
-            return FileHistory(str(history_path()))
+            return FileHistory(str(paths.private_file(history_path())))
         except OSError as exc:
             log.warning("input history is not kept: %s", exc)
             return InMemoryHistory()

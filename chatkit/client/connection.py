@@ -76,7 +76,8 @@ class Connection:
              password: str | None = None, expected_fingerprint: str | None = None,
              known_servers: KnownServers | None = None,
              on_pin: Callable[[Connection], None] | None = None,
-             resume: str | None = None, client_id: str | None = None) -> Connection:
+             resume: str | None = None, client_id: str | None = None,
+             history: int | None = None, quiet: bool = False) -> Connection:
         """Connect and complete the handshake; return a registered connection.
 
         With `tls` (the default) the server's certificate is checked against the pinned one
@@ -86,7 +87,10 @@ class Connection:
         connection (its `welcome`'s `resume`): if that connection still holds the nickname,
         the server ends it instead of refusing the nickname. `client_id` names this client
         process across its connections, so the lines it sends again after a reconnect (same
-        `tag`) are recognised by the server instead of stored twice.
+        `tag`) are recognised by the server instead of stored twice. `history` asks for that
+        many stored messages of `room` (None: the server's default); `quiet` registers a
+        script sender whose joins and quit nobody is told about (servers that do not know
+        these fields ignore them).
         """
         address = format_address(host, port)
         try:
@@ -106,7 +110,8 @@ class Connection:
                                known=known_servers)
                 if conn.newly_pinned and on_pin is not None:
                     on_pin(conn)
-            conn.handshake(nick, room, timeout, password, resume, client_id)
+            conn.handshake(nick, room, timeout, password, resume, client_id, history=history,
+                           quiet=quiet)
         except BaseException:
             conn.close()
             raise
@@ -136,9 +141,14 @@ class Connection:
 
     def handshake(self, nick: str, room: str | None, timeout: float,
                   password: str | None = None, resume: str | None = None,
-                  client_id: str | None = None) -> Frame:
+                  client_id: str | None = None, *, history: int | None = None,
+                  quiet: bool = False) -> Frame:
         hello: Frame = {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
                         "room": room, "client": f"chatkit {__version__}"}
+        if history is not None and room is not None:
+            hello["history"] = history
+        if quiet:
+            hello["quiet"] = True
         if password is not None:
             hello["password"] = password
         if resume is not None:

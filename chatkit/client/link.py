@@ -62,6 +62,7 @@ class LinkOptions:
     backoff_max: float = 30.0
     max_attempts: int = 2000
     queue_limit: int = 1000
+    history: int | None = None  # stored messages the first room's join asks for
 
 
 @dataclass
@@ -110,6 +111,7 @@ class Link:
         self._pacer: Pacer | None = None  # the server's announced rate, from the last welcome
         self._stopping = threading.Event()
         self._retry_now = threading.Event()  # cuts a backoff wait short (/reconnect, quit)
+        self._bye_reason: str | None = None  # the server's `bye` on the current connection
         self._thread: threading.Thread | None = None
         self._sender: threading.Thread | None = None
 
@@ -313,6 +315,10 @@ class Link:
                     # refused by its content: the UI names the line, which is never re-sent
                     frame = {**frame, "line": sent["text"]}
             self.hooks.frame(frame, quiet)
+        if frame["type"] == "bye" and not self._stopping.is_set():
+            # The server is ending the connection: said once, by `_lost`, with this reason.
+            self._bye_reason = frame.get("reason") or "disconnected"
+            return
         if quiet:
             if frame["type"] == "error" and str(ref).startswith(QUIET + "rejoin"):
                 self.status(f"could not rejoin: {frame['message']}", level="error")
@@ -324,7 +330,9 @@ class Link:
             self._conn = None
             self.state = "reconnecting"
             unanswered = self._outbox.requeue_unanswered()
-        text = f"connection to {self.address} lost: {reason}"
+        bye, self._bye_reason = self._bye_reason, None
+        text = (f"{self.address} ended the connection: {bye}" if bye
+                else f"connection to {self.address} lost: {reason}")
         if unanswered:
             text += f" ({unanswered} unconfirmed line(s) will be sent again)"
         self.status(text, level="error")
@@ -337,7 +345,7 @@ class Link:
             expected_fingerprint=options.expected_fingerprint,
             on_pin=lambda c: self.status(pinned_note(c), level="security"),
             resume=self._resume_token if nick == self.hooks.nick() else None,
-            client_id=self.client_id)
+            client_id=self.client_id, history=options.history)
         if not options.tls:
             self.tls = "plain"
         else:

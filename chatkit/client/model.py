@@ -82,7 +82,8 @@ class ChatModel:
     def _message(self, frame: MessageEvent, quiet: bool) -> None:
         if "id" in frame:
             self.last_message_ids[name_key(frame["room"])] = frame["id"]
-        self.users[name_key(frame["nick"])] = frame["nick"]
+        if not frame.get("history"):  # a replayed line's author may have left or renamed
+            self.users[name_key(frame["nick"])] = frame["nick"]
 
     def _joined(self, frame: JoinedFrame, quiet: bool) -> None:
         room = Room(frame["room"], frame.get("topic"))
@@ -127,8 +128,13 @@ class ChatModel:
             self.nick = new
 
     def _topic(self, frame: TopicEvent, quiet: bool) -> None:
+        if frame.get("nick") is None:  # the answer to a query: not a stored event
+            return
+        # A topic change is stored like a message: a rejoin must not replay one already seen.
+        if "id" in frame:
+            self.last_message_ids[name_key(frame["room"])] = frame["id"]
         room = self.rooms.get(name_key(frame["room"]))
-        if room is not None and frame.get("nick") is not None:
+        if room is not None and not frame.get("history"):
             room.topic = frame.get("text")
 
     def _who(self, frame: WhoReply, quiet: bool) -> None:

@@ -108,7 +108,10 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
     frame = sanitize_frame(frame)
     kind = frame.get("type")
     me = view.me
-    out: list[tuple[str, str]] = [("class:timestamp", timestamp(frame.get("ts")) + " ")]
+    # Replayed from the server's log: rendered like the live line, dimmed, with its date.
+    history = bool(frame.get("history"))
+    stamp = timestamp(frame.get("ts"), "%m-%d %H:%M" if history else "%H:%M")
+    out: list[tuple[str, str]] = [("class:timestamp", stamp + " ")]
 
     if kind == "message":
         nick = str(frame.get("nick", "?"))
@@ -121,10 +124,9 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         if room and (view.current_room is None or name_key(room) != name_key(view.current_room)):
             out.append(("class:room", f"[{room}] "))
         text_style = "class:mention" if mention else "class:text"
-        if frame.get("history"):  # replayed from the server's log: dimmed, never a mention
+        if history:  # dimmed, never a mention
             mention = False
             text_style = "class:history"
-            out[0] = ("class:timestamp", timestamp(frame.get("ts"), "%m-%d %H:%M "))
         if frame.get("action"):
             out += [("class:action", "* "), _nick(nick, own),
                     (f"class:action {text_style}", f" {text}")]
@@ -145,7 +147,8 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         else:
             out += [("class:pm.tag", "[pm] <"), _nick(sender, False), ("class:pm.tag", "> "),
                     ("class:pm", text)]
-        return Rendered(FormattedText(out), private=not own, own=own, kinds={"private"})
+        return Rendered(FormattedText(out), private=not own and not history, own=own,
+                        kinds={"history"} if history else {"private"})
 
     if kind in ("join", "part", "quit") and view.is_ignored(frame.get("nick")):
         return None
@@ -167,15 +170,18 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         return Rendered(FormattedText(out), kinds={"status"})
 
     # A server frame was checked on arrival (Connection.recv): every field is there.
-    lines = render_text(frame, me or None)
+    # (The text-mode form of a history frame carries its own room and time: not wanted here.)
+    live = {key: value for key, value in frame.items() if key != "history"}
+    lines = render_text(live, me or None)
     if not lines:
         return None
     pad = " " * len(out[0][1])
+    style = "class:notice class:history" if history else "class:notice"
     for index, line in enumerate(lines):
         if index:
             out.append(("", "\n" + pad))
-        out.append(("class:notice", line))
-    return Rendered(FormattedText(out), kinds={"notice"})
+        out.append((style, line))
+    return Rendered(FormattedText(out), kinds={"history"} if history else {"notice"})
 
 
 def render_lines(lines: Iterable[str], style: str = "class:notice") -> FormattedText:

@@ -1,8 +1,9 @@
 """`chatkit send`'s core: post lines to an existing room and wait until the server took each.
 
 Owns: one short-lived connection (`chatkit.client.connection.Connection`), joining the room
-without creating it or replaying its history, one `msg` per non-empty line answered by its echo
-(the server's acceptance), and leaving politely. No reconnecting: a script wants to know.
+without creating it or replaying its history, as a quiet client (nobody sees it join or quit),
+one `msg` per non-empty line answered by its echo (the server's acceptance), and leaving
+politely. No reconnecting: a script wants to know.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
         lambda given: Connection.open(
             host, port, nick, room=None, timeout=timeout, tls=tls, insecure=insecure,
             password=given, expected_fingerprint=expected_fingerprint,
-            on_pin=(lambda c: notify(pinned_note(c))) if notify else None),
+            on_pin=(lambda c: notify(pinned_note(c))) if notify else None, quiet=True),
         password, ask_password)
     sent = refused = 0
     try:

@@ -21,7 +21,7 @@ from typing import cast
 from chatkit.client.connection import Connection
 from chatkit.client.link import QUIET, Link, LinkHooks, LinkOptions, Refused, SessionEnded
 from chatkit.client.model import ChatModel, Room
-from chatkit.protocol import DEFAULT_ROOM, CommandSpec, Frame, FrameError, parse_command
+from chatkit.protocol import DEFAULT_ROOM, CommandSpec, Frame, FrameError, name_key, parse_command
 from chatkit.protocol.events import MsgRequest, WelcomeFrame
 
 __all__ = ["QUIET", "ChatSession", "EventCallback", "Refused", "Room", "SessionEnded"]
@@ -56,6 +56,7 @@ class ChatSession:
         insecure: bool = False,
         password: str | None = None,
         expected_fingerprint: str | None = None,
+        history: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -66,7 +67,8 @@ class ChatSession:
             host, port, tls=tls, insecure=insecure, password=password,
             expected_fingerprint=expected_fingerprint, connect_timeout=connect_timeout,
             backoff_initial=backoff_initial, backoff_max=backoff_max,
-            max_attempts=max_attempts, queue_limit=queue_limit)
+            max_attempts=max_attempts, queue_limit=queue_limit, history=history)
+        self.history = history  # stored messages a join asks for (None: the server's default)
         hooks = LinkHooks(nick=lambda: self.model.nick, welcomed=self._welcomed,
                           frame=self.model.apply, rejoin_frames=self._rejoin_frames,
                           emit=self._emit)
@@ -120,6 +122,14 @@ class ChatSession:
                 raise Refused(exc.message) from None
             # The server may advertise commands this client does not know yet.
             frame = {"type": "command", "line": line}
+        if frame.get("type") == "join" and "history" not in frame:
+            with self.link.lock:
+                here = name_key(str(frame.get("room", ""))) in self.model.rooms
+            # Re-joining a room we are in only makes it current: what it said was seen live.
+            if here:
+                frame["history"] = 0
+            elif self.history is not None:
+                frame["history"] = self.history
         return self.submit(frame, wait=wait)
 
     def submit(self, frame: Frame, *, wait: bool = False) -> str:

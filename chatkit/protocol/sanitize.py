@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -15,16 +16,31 @@ _INVISIBLE = {
     "\u2066", "\u2067", "\u2068", "\u2069", "\u061c", "\u00ad",
 }
 
+# Whole terminal escape sequences (ECMA-48), removed before single characters are filtered, so
+# `\x1b[31mRED\x1b[0m` becomes `RED`, not `[31mRED[0m`:
+#  - CSI (ESC [ or C1 0x9b): parameter bytes, intermediate bytes, one final byte;
+#  - OSC, DCS, SOS, PM, APC (ESC ] P X ^ _ or C1 0x9d 0x90 0x98 0x9e 0x9f): a string up to its
+#    terminator (BEL, ESC \\ or C1 ST 0x9c), or to the end of the text when unterminated;
+#  - any other escape: ESC, intermediate bytes, one final byte (ESC c, ESC ( B, ESC 7).
+_ESCAPE_SEQUENCE = re.compile(
+    "(?:\x1b\\[|\x9b)[\x30-\x3f]*[\x20-\x2f]*[\x40-\x7e]?"
+    "|(?:\x1b[\\]PX^_]|[\x9d\x90\x98\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\\\|\x9c)?"
+    "|\x1b[\x20-\x2f]*[\x30-\x7e]?"
+)
+
 
 def sanitize_text(text: str) -> str:
     """Remove what could control a terminal or disguise text; keep ordinary Unicode.
 
-    Drops C0 controls (tab becomes a space, so ESC sequences lose their ESC and become visible
-    harmless text), DEL, C1 controls, bidirectional overrides and zero-width characters, and
-    every other invisible format character (category Cf: tag characters, invisible operators).
+    Removes whole escape sequences (CSI, OSC and the other string controls, two-character
+    escapes), then drops the remaining C0 controls (tab becomes a space), DEL, C1 controls,
+    bidirectional overrides and zero-width characters, and every other invisible format
+    character (category Cf: tag characters, invisible operators). Printable ASCII returns at
+    once.
     """
     if text.isprintable() and text.isascii():
         return text
+    text = _ESCAPE_SEQUENCE.sub("", text)
     out = []
     for char in text:
         if char == "\t":

@@ -86,7 +86,8 @@ class Server:
         self.door = door
         self.flusher.start()
         self.bus.start()
-        log.info("server %s listening on %s", self.name, ", ".join(self.addresses()))
+        # debug: `chatkit serve` prints this in its banner; the log must not say it twice
+        log.debug("server %s listening on %s", self.name, ", ".join(self.addresses()))
 
     def attach(self, service: Service) -> None:
         """A service that runs beside this server (discovery): stopped before the server."""

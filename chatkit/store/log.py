@@ -13,6 +13,7 @@ into lines.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from chatkit.errors import ConfigError
+from chatkit.paths import private_file
 from chatkit.protocol.names import name_key
 from chatkit.store.schema import StoreError, connect, describe, migrate
 
@@ -38,6 +41,14 @@ class StoredMessage:
     ts: float
 
 
+@dataclass(frozen=True)
+class SavedTopic:
+    room: str
+    text: str
+    nick: str
+    ts: float
+
+
 class MessageStore:
     """The server's message log. Writes come from one thread; reads from any."""
 
@@ -49,7 +60,7 @@ class MessageStore:
         self._lockfile: IO[bytes] | None = None
         try:
             if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                _create_private(Path(self.path))
                 self._lockfile = _lock_exclusively(Path(self.path + ".lock"), self.path)
             self._conn = connect(self.path)
             if self.path != ":memory:":
@@ -97,6 +108,13 @@ class MessageStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r.id, r.room, name_key(r.room) if r.room else None, r.kind, r.nick,
                           r.target, r.text, r.ts) for r in rows])
+                    topics = [r for r in rows if r.kind == "topic" and r.room]
+                    if topics:
+                        self._conn.executemany(
+                            "INSERT OR REPLACE INTO topics (room_key, room, text, nick, ts)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            [(name_key(r.room or ""), r.room, r.text, r.nick, r.ts)
+                             for r in topics])
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
@@ -118,6 +136,15 @@ class MessageStore:
         with self._lock:
             return [row_to_message(r) for r in self._conn.execute(sql, [*params, limit])]
 
+    def topics(self) -> dict[str, SavedTopic]:
+        """Each room's current topic by room key (rooms whose topic was cleared are left out),
+        as the last topic change stored for it set it; retention never removes these."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT room_key, room, text, nick, ts FROM topics WHERE text IS NOT NULL "
+                "AND text != ''").fetchall()
+        return {key: SavedTopic(room, text, nick, ts) for key, room, text, nick, ts in rows}
+
     def prune(self, *, retain_days: float | None, max_messages: int | None,
               batch: int = 5000) -> int:
         """Delete rows beyond the retention limits, a bounded batch at a time."""
@@ -138,6 +165,23 @@ class MessageStore:
         with self._lock:
             self._conn.close()
         self._release()
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only (it holds everyone's messages),
+    and take group and other permissions away from one an older chatkit made world-readable.
+    SQLite gives its -wal and -shm files the database file's permissions.
+
+    The directory must exist: a mistyped `--db /nonexistent/dir/x.db` is refused, not
+    obeyed by creating directories (the default directory is created by chatkit.paths)."""
+    parent = path.parent
+    if not parent.exists():
+        raise ConfigError(f"the directory of message database {path} does not exist",
+                          remedy="create_dir_or_choose_db")
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if name == path or name.exists():
+            with contextlib.suppress(PermissionError):  # someone else's file: leave it be
+                private_file(name)
 
 
 def _lock_exclusively(path: Path, db: str) -> IO[bytes]:

@@ -27,6 +27,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # v2: `chatkit history --since` and retention by age scan by time.
         "CREATE INDEX messages_ts ON messages (ts)",
     ),
+    (
+        # v3: each room's current topic, kept apart from the log so that retention (which
+        # deletes old rows, topic changes among them) never takes a topic away. Filled from
+        # the latest topic row of each room when an older database is upgraded.
+        """CREATE TABLE topics (
+               room_key TEXT PRIMARY KEY,
+               room TEXT NOT NULL,
+               text TEXT,
+               nick TEXT NOT NULL,
+               ts REAL NOT NULL
+           )""",
+        """INSERT INTO topics (room_key, room, text, nick, ts)
+               SELECT room_key, room, text, nick, ts FROM messages
+               WHERE id IN (SELECT max(id) FROM messages WHERE kind = 'topic'
+                            GROUP BY room_key)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -249,7 +249,11 @@ def test_server_restart_heals_the_ui(server_factory):
     try:
         ui.wait_seen("you joined lobby")
         server.stop()
-        ui.wait_seen(" lost: ")  # not "first connection to ...: pinned", which comes first
+        ui.wait_seen("ended the connection: server shutting down")
+        # one line for one server stop: no separate notice, bye and "connection lost"
+        said = [line for line in ui.app.transcript
+                if "shutting down" in line or " lost: " in line]
+        assert len(said) == 1, said
         toolbar = "".join(fragment[1] for fragment in ui.app.toolbar())
         assert "reconnecting" in toolbar or "connecting" in toolbar
         ui.type("typed while the server was down" + ENTER)

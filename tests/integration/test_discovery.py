@@ -335,7 +335,7 @@ def test_client_ignores_spoofed_and_malformed_replies(port: int) -> None:
         thread.join(10)
         fake.close()
     (found,) = result
-    assert [(s.name, s.instance) for s in found] == [("[31mevil", "fake1")]
+    assert [(s.name, s.instance) for s in found] == [("evil", "fake1")]
 
 
 # --------------------------------------------------------------------------- watch

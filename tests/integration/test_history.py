@@ -40,6 +40,46 @@ def test_history_on_join_is_marked_and_survives_restart(server_factory, tmp_path
     bob.close()
 
 
+def test_topics_survive_a_restart_and_come_back_with_their_room(server_factory, tmp_path):
+    # the lobby has its topic at once; another room gets its topic back when it is next
+    # created, even after retention deleted the topic change from the log
+    db = str(tmp_path / "chat.db")
+    server = server_factory(db=db)
+    alice = JsonClient(server.port, "alice")
+    alice.request({"type": "topic", "room": "lobby", "text": "release friday"})
+    alice.request({"type": "join", "room": "dev"})
+    alice.request({"type": "topic", "room": "dev", "text": "ship it"})
+    alice.close()
+    server.stop()
+
+    restarted = server_factory(db=db, max_messages=1, prune_every=0.05)
+    bob = JsonClient(restarted.port, "bob", room=None)
+    bob.send({"type": "join", "room": "lobby"})
+    assert bob.expect("joined")["topic"] == "release friday"
+    rooms = bob.request({"type": "rooms"})["rooms"]
+    assert [r["name"] for r in rooms] == ["lobby"]  # dev is not there until someone makes it
+    send_all(bob, ["a", "b", "c"])
+    wait_for(lambda: len(restarted.bus.store.room_history("dev", limit=9)) == 0,
+             message="the topic change pruned from the log")
+    joined = bob.request({"type": "join", "room": "dev"})
+    assert joined["topic"] == "ship it"
+    topic = bob.request({"type": "topic", "room": "dev"})
+    assert topic["text"] == "ship it"
+    bob.close()
+
+
+def test_a_room_that_empties_keeps_its_topic(server):
+    alice = JsonClient(server.port, "alice")
+    alice.request({"type": "join", "room": "dev"})
+    alice.request({"type": "topic", "room": "dev", "text": "ship it"})
+    alice.request({"type": "part", "room": "dev"})
+    assert alice.request({"type": "join", "room": "dev"})["topic"] == "ship it"
+    alice.request({"type": "topic", "room": "dev", "text": ""})  # cleared: stays cleared
+    alice.request({"type": "part", "room": "dev"})
+    assert alice.request({"type": "join", "room": "dev"})["topic"] is None
+    alice.close()
+
+
 def test_text_mode_sees_history_with_a_marker(server_factory):
     server = server_factory(history_on_join=3)
     alice = JsonClient(server.port, "alice")
@@ -255,6 +295,18 @@ def test_serve_with_unwritable_database_path_is_a_one_line_error(tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and "cannot open message database" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_serve_with_db_in_a_missing_directory_is_refused(tmp_path):
+    # a mistyped --db used to create the directories silently
+    result = subprocess.run(
+        chatkit_cmd("serve", "--host", "127.0.0.1", "--port", "0", "--no-discovery", "--db",
+                    str(tmp_path / "nonexistent" / "dir" / "x.db")),
+        text=True, capture_output=True, timeout=30, env=cli_env(str(tmp_path / "home")))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: ")
+    assert "does not exist" in result.stderr and "--db" in result.stderr
+    assert not (tmp_path / "nonexistent").exists()
 
 
 def test_a_running_server_applies_retention_by_count(server_factory, tmp_path):

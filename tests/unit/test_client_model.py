@@ -96,7 +96,53 @@ def test_last_message_ids_make_the_rejoin_frame():
     assert "bob" in model.nicks()
 
 
+def test_a_seen_topic_change_is_not_replayed_by_the_rejoin():
+    model = ChatModel("alice")
+    feed(model, joined("lobby", "alice", "bob"),
+         {"type": "message", "room": "lobby", "nick": "bob", "text": "hi", "action": False,
+          "id": 41, "ts": 1.0},
+         {"type": "topic", "room": "lobby", "text": "ship it", "nick": "bob", "id": 42,
+          "ts": 2.0})
+    assert model.rejoin_frame("lobby") == {"type": "join", "room": "lobby", "after": 42}
+    assert model.rooms["lobby"].topic == "ship it"
+    # a topic query's answer is no stored event: its id does not move the rejoin point
+    feed(model, {"type": "topic", "room": "lobby", "text": "ship it", "nick": None, "id": 50,
+                 "ts": 3.0})
+    assert model.rejoin_frame("lobby")["after"] == 42
+    feed(model, {"type": "topic", "room": "lobby", "text": "old", "nick": "bob", "id": 43,
+                 "ts": 2.5, "history": True})
+    assert model.rejoin_frame("lobby")["after"] == 43
+    assert model.rooms["lobby"].topic == "ship it"  # `joined` says the current topic
+
+
+def test_completion_forgets_a_nick_renamed_away_even_after_history():
+    model = ChatModel("alice")
+    feed(model, joined("lobby", "alice", "bob"),
+         {"type": "nick", "old": "bob", "new": "bobby", "id": 5, "ts": 1.0})
+    assert model.nicks() == ["bobby"]
+    # a rejoin replays what bob wrote before the rename: that names no one here now
+    feed(model, {"type": "message", "room": "lobby", "nick": "bob", "text": "old line",
+                 "action": False, "id": 3, "ts": 0.5, "history": True},
+         {"type": "history_end", "room": "lobby", "count": 1, "more": False, "id": 6,
+          "ts": 1.0})
+    assert model.nicks() == ["bobby"]
+
+
 def test_frames_the_model_does_not_track_change_nothing():
     model = ChatModel("alice")
     feed(model, {"type": "pong"}, {"type": "notice", "text": "x"}, {"type": "future"})
     assert model.rooms == {} and model.users == {} and model.current_room is None
+
+
+def test_a_join_asks_for_one_screen_and_a_rejoin_for_nothing(monkeypatch):
+    from chatkit.client import screen_history
+    from chatkit.client.session import ChatSession
+
+    assert screen_history(35) == 25 and screen_history(8) == 5
+    session = ChatSession("127.0.0.1", 1, "alice", history=25)
+    sent: list[dict] = []
+    monkeypatch.setattr(session, "submit", lambda frame: sent.append(frame) or "sent")
+    feed(session.model, joined("lobby", "alice"))
+    session.send_command("/join Lobby")
+    session.send_command("/join dev")
+    assert [(f["room"], f["history"]) for f in sent] == [("Lobby", 0), ("dev", 25)]

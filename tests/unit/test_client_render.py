@@ -52,7 +52,8 @@ def test_escape_sequences_from_peers_are_rendered_harmless():
     for _style, text, *_ in rendered.fragments:
         assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
         assert "\x9b" not in text
-    assert "[2J" in rendered.plain  # shown as text, not obeyed
+    assert "[2J" not in rendered.plain and "pwned" not in rendered.plain  # whole sequences go
+    assert "redtxt" in rendered.plain
 
 
 def test_newlines_from_peers_cannot_fake_lines():
@@ -183,6 +184,26 @@ def test_replayed_history_is_dimmed_and_silent():
     assert "class:history" in styles(rendered)
     assert not rendered.mention
     assert not should_ring("all", rendered)
+
+
+def test_replayed_topic_renders_like_the_live_line_with_its_date():
+    live = {"type": "topic", "room": "lobby", "text": "ship it", "nick": "bob", "id": 9,
+            "ts": TS}
+    replayed = render_event({**live, "history": True}, ME)
+    date = time.strftime("%m-%d %H:%M", time.localtime(TS))
+    assert replayed.plain == f"{date} *** bob set the topic of lobby: ship it"
+    assert render_event(live, ME).plain == (time.strftime("%H:%M", time.localtime(TS))
+                                            + " *** bob set the topic of lobby: ship it")
+    assert "class:notice class:history" in styles(replayed)
+    assert not should_ring("all", replayed)
+
+
+def test_replayed_private_message_has_its_date_and_rings_nothing():
+    frame = {"type": "private", "from": "bob", "to": "alice", "text": "psst", "id": 9,
+             "ts": TS, "history": True}
+    rendered = render_event(frame, ME)
+    assert rendered.plain.startswith(time.strftime("%m-%d %H:%M", time.localtime(TS)))
+    assert not should_ring("pm", rendered)
 
 
 def test_history_with_a_bad_timestamp_still_renders():

@@ -231,7 +231,15 @@ def test_telnet_split_across_chunks():
 
 
 @pytest.mark.parametrize("raw, clean", [
-    ("\x1b[31mred\x1b[0m", "[31mred[0m"),
+    ("\x1b[31mred\x1b[0m", "red"),
+    ("\x1b[1;38;5;196mbold\x1b[m!", "bold!"),
+    ("\x1b]0;title\x07after", "after"),
+    ("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link"),
+    ("\x1bPq#0\x1b\\dcs", "dcs"),
+    ("\x1b(Bcharset \x1b7saved", "charset saved"),
+    ("\x9b2Jc1 csi", "c1 csi"),
+    ("\x1b]unterminated title", ""),
+    ("trailing\x1b[", "trailing"),
     ("bell\x07 and back\x08space", "bell and backspace"),
     ("a\x00b\x01c\x1fd", "abcd"),
     ("del\x7f", "del"),

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from chatkit.protocol import name_key
 from chatkit.server.bus.fanout import Output, fan_out, fan_out_run
 from chatkit.server.hub.pending import Pending
-from chatkit.store import MessageStore, StoredMessage, StoreError
+from chatkit.store import MessageStore, SavedTopic, StoredMessage, StoreError
 
 if TYPE_CHECKING:
     from chatkit.server.hub.hub import Hub
@@ -45,6 +45,9 @@ class LocalBus:
 
     def last_id(self) -> int:
         return self.store.last_id()
+
+    def topics(self) -> dict[str, SavedTopic]:
+        return self.store.topics()
 
     def start(self) -> None:
         self._thread.start()

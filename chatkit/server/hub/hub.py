@@ -33,7 +33,7 @@ from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.ports import Bus
 from chatkit.server.hub.repeats import SentLines
 from chatkit.server.hub.rooms import Room
-from chatkit.store import StoredMessage
+from chatkit.store import SavedTopic, StoredMessage
 
 log = logging.getLogger("chatkit.server")
 
@@ -63,7 +63,11 @@ class Hub:
         self.gate = PasswordGate(self.rules.password)
         self.lock = threading.RLock()
         self.nicks: dict[str, Member] = {}  # registered members by nick key
-        self.rooms: dict[str, Room] = {DEFAULT_ROOM: Room(DEFAULT_ROOM)}
+        # Topics outlive their rooms: a room's last topic comes back when the room is next
+        # created, after it emptied or after a restart (the store keeps them).
+        self.topics: dict[str, SavedTopic] = bus.topics()
+        self.rooms: dict[str, Room] = {}
+        self.new_room(DEFAULT_ROOM)
         self._ids = itertools.count(bus.last_id() + 1)
         self.sent_lines = SentLines()  # lines a client may send again after a reconnect
         self.stopping = False  # no quit events while the server shuts down
@@ -158,7 +162,7 @@ class Hub:
         audience = self.co_members(member)
         for room in list(member.rooms.values()):
             self.leave(member, room)
-        if not self.stopping:
+        if not self.stopping and not member.quiet:
             id_, ts = self.stamp()
             quit_event: QuitEvent = {"type": "quit", "nick": member.nick, "reason": reason,
                                      "id": id_, "ts": ts}
@@ -175,6 +179,22 @@ class Hub:
         return list(seen.values())
 
     # ------------------------------------------------------------------ rooms
+
+    def new_room(self, name: str) -> Room:
+        """Create room `name` with its saved topic, if it had one; the caller holds the lock."""
+        room = self.rooms[name_key(name)] = Room(name)
+        saved = self.topics.get(name_key(name))
+        if saved is not None:
+            room.topic, room.topic_by = saved.text, saved.nick
+        return room
+
+    def set_topic(self, room: Room, text: str | None, nick: str, ts: float) -> None:
+        """Change `room`'s topic and remember it for the room's next life; under the lock."""
+        room.topic, room.topic_by = text, nick
+        if text:
+            self.topics[name_key(room.name)] = SavedTopic(room.name, text, nick, ts)
+        else:
+            self.topics.pop(name_key(room.name), None)
 
     def room(self, name: str) -> Room:
         """The room called `name` (a checked name), or FrameError(no_such_room)."""
@@ -198,20 +218,24 @@ class Hub:
                 raise FrameError("too_many_rooms", f"you are in {len(member.rooms)} rooms, "
                                  "the most allowed; /part one first")
             if room is None:
-                room = self.rooms[key] = Room(name)
+                room = self.new_room(name)
             if key in member.rooms:
                 member.rooms.pop(key)  # re-inserted below: it becomes the current room
+                if after is None:
+                    history = 0  # already here: everything since was seen live
             else:
                 room.members[name_key(member.nick or "")] = member
-                id_, ts = self.stamp()
-                join_event: JoinEvent = {"type": "join", "room": room.name,
-                                         "nick": member.nick or "", "id": id_, "ts": ts}
-                self.publish(join_event, room=room, exclude=member)
+                if not member.quiet:
+                    id_, ts = self.stamp()
+                    join_event: JoinEvent = {"type": "join", "room": room.name,
+                                             "nick": member.nick or "", "id": id_, "ts": ts}
+                    self.publish(join_event, room=room, exclude=member)
                 log.info("%s joined %s", member.nick, room.name)
             member.rooms[key] = room
             id_, ts = self.stamp()
             joined: JoinedFrame = {"type": "joined", "room": room.name, "topic": room.topic,
-                                   "members": [m.nick or "" for m in room.members.values()],
+                                   "members": [m.nick or "" for m in room.members.values()
+                                               if not m.quiet or m is member],
                                    "id": id_, "ts": ts}
             self.reply(member, joined, request)
             # From here on every batch the bus publishes reaches the member live; everything

@@ -22,8 +22,10 @@ class WireFormat(Protocol):
     """How one kind of door writes frames. Implementations are stateless singletons: the bus
     caches encodings per format object, so members share bytes exactly when they share it."""
 
-    #: for logs: "json", "text", "irc"...
+    #: short name: "json", "text", "irc"...
     name: str
+    #: for the log, in words an operator knows: "chatkit client", "text client (nc/telnet)"
+    description: str
 
     def encode(self, frame: Mapping[str, Any]) -> bytes:
         """The bytes every member of this format gets for an event it did not cause."""
@@ -59,6 +61,9 @@ class Member:
         self.client_id: str | None = None
         self.quit_reason: str | None = None
         self.quitting = False  # left with /quit: its reason (maybe none) is shown as given
+        #: a script sender (`hello` with `"quiet": true`): its joins, parts and quit are not
+        #: announced and it is left out of member lists, so a `chatkit send` run is no noise
+        self.quiet = False
 
     @property
     def current_room(self) -> Room | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from chatkit.server.hub.pending import Pending
-from chatkit.store import StoredMessage
+from chatkit.store import SavedTopic, StoredMessage
 
 
 class Bus(Protocol):
@@ -18,6 +18,9 @@ class Bus(Protocol):
 
     def last_id(self) -> int:
         """The highest id ever accepted (ids continue from here after a restart)."""
+
+    def topics(self) -> dict[str, SavedTopic]:
+        """Each room's current topic as stored (by room key), read once at start."""
 
     def start(self) -> None: ...
 

@@ -109,6 +109,8 @@ class Requests:
         client_id = field(frame, "client_id", str, required=False)
         if client_id is not None and not 16 <= len(client_id) <= MAX_REF:
             raise FrameError("bad_frame", f"'client_id' must be 16 to {MAX_REF} characters")
+        history = field(frame, "history", int, required=False)  # for the hello's room
+        quiet = field(frame, "quiet", bool, required=False, default=False)
         with hub.lock:
             holder = hub.nicks.get(name_key(nick))
             if holder is not None:
@@ -122,8 +124,10 @@ class Requests:
                 holder.end("reconnected")
             member.nick = nick
             member.client_id = client_id
+            member.quiet = quiet
             hub.nicks[name_key(nick)] = member
-            log.info("%s connected (%s mode)", member.label, member.format.name)
+            log.info("%s connected (%s%s)", member.label, member.format.description,
+                     ", quiet" if quiet else "")
             id_, ts = hub.stamp()
             welcome: WelcomeFrame = {
                 "type": "welcome", "version": PROTOCOL_VERSION, "server": hub.name,
@@ -134,7 +138,7 @@ class Requests:
                 "id": id_, "ts": ts, "resume": member.resume_token}
             hub.reply(member, welcome, frame)
         if room_name is not None:
-            hub.join(member, room_name, create=True, request=None)
+            hub.join(member, room_name, create=True, request=None, history=history)
 
     def on_quit(self, member: Member, frame: Frame) -> None:
         member.quitting = True
@@ -213,9 +217,9 @@ class Requests:
                 return
             if not isinstance(text, str):
                 raise FrameError("bad_frame", "field 'text' must be str")
-            room.topic = clean_text(text, "topic", allow_empty=True) or None
-            room.topic_by = member.nick
+            topic = clean_text(text, "topic", allow_empty=True) or None
             id_, ts = hub.stamp()
+            hub.set_topic(room, topic, _nick(member), ts)
             event: TopicEvent = {"type": "topic", "room": room.name, "text": room.topic,
                                  "nick": member.nick, "id": id_, "ts": ts}
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
@@ -252,8 +256,8 @@ class Requests:
             id_, ts = hub.stamp()
             event: PartEvent = {"type": "part", "room": room.name, "nick": _nick(member),
                                 "reason": reason, "id": id_, "ts": ts}
-            hub.publish(event, recipients=list(room.members.values()), sender=member,
-                        ref=frame.get("ref"))
+            audience = [member] if member.quiet else list(room.members.values())
+            hub.publish(event, recipients=audience, sender=member, ref=frame.get("ref"))
             hub.leave(member, room)
             log.info("%s left %s", member.nick, room.name)
 
@@ -293,7 +297,8 @@ class Requests:
             else:
                 members = hub.members()
             users: list[WhoUser] = [
-                {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members]
+                {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members
+                if not m.quiet or m is member]
             id_, ts = hub.stamp()
             who: WhoReply = {"type": "who", "room": room.name if room else None,
                              "users": users, "id": id_, "ts": ts}

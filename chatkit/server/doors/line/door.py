@@ -77,15 +77,15 @@ class LineDoor:
             self._listener.close()
 
     def close(self, reason: str) -> None:
-        """Tell every connection `reason` (a notice and a bye), give the flusher a moment to
-        deliver it, then cut every connection and join its reader thread."""
+        """Tell every connection `reason` (one `bye`: a notice too would say it twice), give
+        the flusher a moment to deliver it, then cut every connection and join its reader
+        thread."""
         hub = self.hub
         with hub.lock, self._lock:
             connections = list(self.connections)
         with hub.lock:
             for conn in connections:
                 conn.quit_reason = reason
-                conn.send_frame(hub.notice(reason))
                 conn.send_frame(hub.bye(reason))
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline and any(c.output.backlog for c in connections):

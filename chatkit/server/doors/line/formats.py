@@ -14,6 +14,7 @@ _OWN_TEXT_SILENT = frozenset({"message", "private"})
 
 class JsonFormat:
     name = "json"
+    description = "chatkit client"
 
     def encode(self, frame: Mapping[str, Any]) -> bytes:
         return encode(frame)
@@ -30,6 +31,7 @@ class JsonFormat:
 
 class TextFormat:
     name = "text"
+    description = "text client (nc/telnet)"
 
     def encode(self, frame: Mapping[str, Any]) -> bytes:
         return _lines(render_text(frame))
