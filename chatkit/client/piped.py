@@ -11,7 +11,9 @@ reconnecting. When stdout is closed early (`| head`), it leaves at once, quietly
 
 from __future__ import annotations
 
+import io
 import json
+import select
 import threading
 from collections import deque
 from typing import TextIO
@@ -155,7 +157,11 @@ class PipedClient:
         up, even while stdin is quiet."""
         with self._wake:
             while True:
-                if self._output_closed:
+                if self._output_closed or output_gone(self.stdout):
+                    # Gone even when nothing was written since (`| head` took what it wanted
+                    # and everything else already sat in the pipe): leave, don't wait for a
+                    # write to fail.
+                    self._output_closed = True
                     raise OutputClosed("stdout was closed")
                 self._raise_if_gave_up()
                 if self._lines:
@@ -192,3 +198,15 @@ class PipedClient:
 def quote_line(text: str, width: int = 40) -> str:
     """A refused line as the user recognises it: quoted, and shortened if long."""
     return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def output_gone(stream: TextIO) -> bool:
+    """Whether the reader of `stream` (a pipe) has gone away, without writing to it: the
+    write end of a pipe whose read end closed reports POLLERR."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False  # not a file (a test's StringIO): writes will tell
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked for: only errors and hang-ups are reported
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))

@@ -141,7 +141,7 @@ def test_a_join_asks_for_one_screen_and_a_rejoin_for_nothing(monkeypatch):
     assert screen_history(35) == 25 and screen_history(8) == 5
     session = ChatSession("127.0.0.1", 1, "alice", history=25)
     sent: list[dict] = []
-    monkeypatch.setattr(session, "submit", lambda frame: sent.append(frame) or "sent")
+    monkeypatch.setattr(session, "submit", lambda frame, wait=False: sent.append(frame) or "sent")
     feed(session.model, joined("lobby", "alice"))
     session.send_command("/join Lobby")
     session.send_command("/join dev")
