@@ -110,6 +110,7 @@ class ChatApp:
             # leaving the raw input line too would print every message twice.
             erase_when_done=True,
         )
+        self.prompt_session.default_buffer.on_text_changed += self._disarm_ctrl_c
 
     @staticmethod
     def _file_history() -> History:
@@ -207,7 +208,10 @@ class ChatApp:
             if buffer.text:
                 buffer.reset()
                 self._ctrl_c_armed = False
-            elif self._ctrl_c_armed and event.is_repeat:
+            elif self._ctrl_c_armed:
+                # Not `event.is_repeat`: a terminal's answer to the cursor-position request
+                # that drawing the hint sends is a key press too, so in tmux (and any real
+                # terminal) the second Ctrl-C was never a "repeat". Typing disarms instead.
                 event.app.exit(exception=EOFError())
             else:
                 self._ctrl_c_armed = True
@@ -236,6 +240,9 @@ class ChatApp:
                 buffer.start_completion(insert_common_part=False)
 
         return bindings
+
+    def _disarm_ctrl_c(self, _buffer: object) -> None:
+        self._ctrl_c_armed = False
 
     # ------------------------------------------------------------------ input lines
 

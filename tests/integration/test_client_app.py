@@ -21,6 +21,7 @@ ENTER = "\r"
 CTRL_C = "\x03"
 CTRL_D = "\x04"
 UP = "\x1b[A"
+CPR_ANSWER = "\x1b[1;1R"  # what a terminal answers to prompt_toolkit's "\x1b[6n"
 
 
 def wait_for_quietly(predicate, timeout: float = 0.3) -> bool:
@@ -190,6 +191,33 @@ def test_ctrl_c_clears_the_line_and_twice_leaves(server, run_app, bob):
     ui.type(CTRL_C)
     assert ui.wait_exit() == 0
     bob.expect("quit", nick="alice")
+
+
+def test_ctrl_c_twice_leaves_with_a_terminal_answer_in_between(server, run_app, bob):
+    """A real terminal answers prompt_toolkit's cursor-position request (CPR) after the
+    "press Ctrl-C again" line is drawn; that answer is a key press of its own, and must not
+    disarm the second Ctrl-C (it did: tmux never let the user leave this way)."""
+    ui = run_app()
+    ui.wait_seen("you joined lobby")
+    ui.type(CTRL_C)
+    ui.wait_seen("press Ctrl-C again to leave")
+    ui.type(CPR_ANSWER)
+    ui.type(CTRL_C)
+    assert ui.wait_exit() == 0
+    bob.expect("quit", nick="alice")
+
+
+def test_ctrl_c_is_disarmed_by_typing(server, run_app, bob):
+    ui = run_app()
+    ui.wait_seen("you joined lobby")
+    ui.type(CTRL_C)
+    ui.wait_seen("press Ctrl-C again to leave")
+    ui.type("x" + "\x7f")  # typed, then erased: the line is empty again, but not armed
+    wait_for(lambda: ui.app.prompt_session.default_buffer.text == "", message="erased")
+    ui.type(CTRL_C)
+    wait_for(lambda: sum("press Ctrl-C again" in line for line in ui.app.transcript) == 2,
+             message="asked again")
+    assert ui.thread.is_alive()
 
 
 def test_ctrl_d_leaves_with_status_zero(server, run_app, bob):
