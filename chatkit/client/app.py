@@ -30,7 +30,7 @@ from prompt_toolkit.shortcuts import clear as clear_screen
 
 from chatkit import paths
 from chatkit.client.completer import ChatCompleter
-from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify
+from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify, history_marker
 from chatkit.client.render import (
     STYLE,
     Rendered,
@@ -43,7 +43,7 @@ from chatkit.client.render import (
 )
 from chatkit.client.session import ChatSession, Refused
 from chatkit.client.settings import BELL_MODES, Settings
-from chatkit.protocol import CommandSpec, Frame, FrameError, normalize_nick
+from chatkit.protocol import CommandSpec, Frame, FrameError, name_key, normalize_nick
 
 log = logging.getLogger("chatkit.client")
 
@@ -254,6 +254,8 @@ class ChatApp:
             if parsed.kind == "message":
                 self._report(self.session.send_text(parsed.text), parsed.text)
             elif parsed.kind == "command":
+                if marker := history_marker(parsed, self.session.current_room):
+                    self.say(marker, style="class:notice")
                 self._report(self.session.send_command(parsed.text), parsed.text)
             elif parsed.kind == "client":
                 return self._client_command(parsed.name, parsed.arg)
@@ -321,6 +323,13 @@ class ChatApp:
             nick = normalize_nick(arg)
         except FrameError as exc:
             self.say(f"!!! {exc.message}", style="class:error")
+            return
+        if name_key(nick) == name_key(self.session.nick):
+            self.say("!!! you cannot ignore yourself", style="class:error")
+            return
+        if name_key(nick) not in {name_key(known) for known in self.session.nicks()}:
+            self.say(f"!!! nobody called {nick} is here to ignore (/who lists who is)",
+                     style="class:error")
             return
         if self.settings.ignore(nick):
             self._save_settings()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from chatkit.protocol import CommandSpec
+from chatkit.protocol import CommandSpec, FrameError, parse_command
 
 CLIENT_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("help", "/help", "List the commands (the server's and the client's)"),
@@ -58,3 +58,19 @@ def classify(line: str) -> InputLine:
     name = name.lower()
     kind: LineKind = "client" if name in CLIENT_COMMAND_NAMES else "command"
     return InputLine(kind, text, name, rest.strip())
+
+
+def history_marker(parsed: InputLine, current_room: str | None) -> str | None:
+    """The line to show before the answer to a `/history` line, None for any other line (and
+    for a wrong `/history`, which the server's error or the usage explains).
+
+    The server ends its answer with `*** end of history of ROOM (N messages)`; this starts it,
+    so replayed lines never run into the live ones unannounced.
+    """
+    if parsed.kind != "command" or parsed.name != "history":
+        return None
+    try:
+        frame = parse_command(parsed.text, current_room)
+    except FrameError:
+        return None
+    return f"*** history of {frame['room']} (up to {frame['limit']} messages):"

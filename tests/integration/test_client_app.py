@@ -166,6 +166,18 @@ def test_ignore_hides_and_is_remembered(server, run_app, bob):
     assert Settings.load().ignored == []
 
 
+def test_ignore_refuses_yourself_and_nobody(server, run_app, bob):
+    ui = run_app()
+    wait_for(lambda: "bob" in ui.app.session.nicks(), message="bob known")
+    ui.type("/ignore ALICE" + ENTER)
+    ui.wait_seen("!!! you cannot ignore yourself")
+    ui.type("/ignore zed" + ENTER)
+    ui.wait_seen("!!! nobody called zed is here to ignore")
+    assert Settings.load().ignored == []
+    ui.type("/ignore Bob" + ENTER)
+    ui.wait_seen("ignoring Bob")
+
+
 def test_bell_setting_is_remembered(server, run_app):
     ui = run_app()
     ui.type("/bell pm" + ENTER)

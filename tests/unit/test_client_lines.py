@@ -34,3 +34,15 @@ def test_every_client_command_is_classified_as_one() -> None:
                                     "exit"}
     for name in CLIENT_COMMAND_NAMES:
         assert classify(f"/{name.upper()} x").kind == "client"
+
+
+def test_history_marker_starts_the_answer_of_history_lines_only():
+    from chatkit.client.lines import history_marker
+
+    assert history_marker(classify("/history"), "lobby") == \
+        "*** history of lobby (up to 50 messages):"
+    assert history_marker(classify("/HISTORY 5"), "dev") == "*** history of dev (up to 5 messages):"
+    assert history_marker(classify("/history x"), "lobby") is None  # the usage explains it
+    assert history_marker(classify("/history"), None) is None  # no room: the error explains it
+    assert history_marker(classify("/who"), "lobby") is None
+    assert history_marker(classify("history"), "lobby") is None
