@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from chatkit.protocol import CommandSpec, FrameError, parse_command
+from chatkit.errors import ConfigError
+from chatkit.protocol import CommandSpec, Frame, FrameError, parse_command
 
 CLIENT_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("help", "/help", "List the commands (the server's and the client's)"),
@@ -74,3 +75,26 @@ def history_marker(parsed: InputLine, current_room: str | None) -> str | None:
     except FrameError:
         return None
     return f"*** history of {frame['room']} (up to {frame['limit']} messages):"
+
+
+#: What `chatkit send` posts besides messages: one room, no session to change.
+SEND_COMMANDS = frozenset({"me"})
+
+
+def send_frame(line: str, room: str) -> Frame | None:
+    """The request `chatkit send` makes of one line, read as piped `chatkit join` reads it:
+    a message, `/me ACTION` (an action), `//text` (a message starting with `/`); None for a
+    blank line. Any other `/command` is a ConfigError: a script's line is never posted as
+    text it did not mean, nor turned into a command `send` cannot carry out."""
+    parsed = classify(line)
+    if parsed.kind == "blank":
+        return None
+    if parsed.kind == "message":
+        return {"type": "msg", "room": room, "text": parsed.text}
+    if parsed.name in SEND_COMMANDS:
+        try:
+            return parse_command(parsed.text, room)
+        except FrameError as exc:
+            raise ConfigError(exc.message) from None
+    raise ConfigError(f"/{parsed.name} is not something `chatkit send` does (it posts messages "
+                      "and /me actions); start the line with // to post it as text")

@@ -1,8 +1,9 @@
 """`chatkit send`'s core: post lines to an existing room and wait until the server took each.
 
 Owns: one short-lived connection (`chatkit.client.connection.Connection`), joining the room
-without creating it or replaying its history, one `msg` per non-empty line answered by its echo
-(the server's acceptance), and leaving politely. No reconnecting: a script wants to know.
+without creating it or replaying its history, one `msg` (or `me`, for a `/me` line: lines are
+read as piped `chatkit join` reads them) per non-empty line answered by its echo (the server's
+acceptance), and leaving politely. No reconnecting: a script wants to know.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note
+from chatkit.client.lines import send_frame
 from chatkit.errors import UnreachableError
-from chatkit.protocol.events import JoinRequest, MsgRequest
+from chatkit.protocol.events import JoinRequest
 
 
 def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[str],
@@ -31,11 +33,10 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
         join: JoinRequest = {"type": "join", "room": room, "create": False, "history": 0}
         conn.request(dict(join), timeout)
         for line in lines:
-            text = line.rstrip("\r\n")
-            if not text.strip():
+            frame = send_frame(line, room)  # as piped `chatkit join` reads it: /me, //text
+            if frame is None:
                 continue
-            msg: MsgRequest = {"type": "msg", "room": room, "text": text}
-            conn.request(dict(msg), timeout)
+            conn.request(frame, timeout)
             sent += 1
     except TimeoutError as exc:
         raise UnreachableError(str(exc)) from None

@@ -46,3 +46,17 @@ def test_history_marker_starts_the_answer_of_history_lines_only():
     assert history_marker(classify("/history"), None) is None  # no room: the error explains it
     assert history_marker(classify("/who"), "lobby") is None
     assert history_marker(classify("history"), "lobby") is None
+
+
+def test_send_frame_reads_a_line_as_piped_join_does():
+    from chatkit.client.lines import send_frame
+    from chatkit.errors import ConfigError
+
+    assert send_frame("hi\n", "ops") == {"type": "msg", "room": "ops", "text": "hi"}
+    assert send_frame("/me deploys", "ops") == {"type": "me", "room": "ops", "text": "deploys"}
+    assert send_frame("//me deploys", "ops") == {"type": "msg", "room": "ops",
+                                                 "text": "/me deploys"}
+    assert send_frame("  \n", "ops") is None
+    for line in ("/join dev", "/frobnicate", "/quit", "/me"):
+        with pytest.raises(ConfigError):
+            send_frame(line, "ops")
