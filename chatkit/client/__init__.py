@@ -14,8 +14,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from chatkit.client.connection import Connection, pinned_note
 from chatkit.client.session import ChatSession
-from chatkit.errors import ConfigError
+from chatkit.errors import ConfigError, RefusedError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room
 
 __all__ = ["run_join", "ChatSession", "NickMissing"]
@@ -33,19 +34,24 @@ class NickMissing(ConfigError):
                          else "no nickname given")
 
 
-def _ask_nick() -> str:
-    """Ask for a nickname on the terminal until a valid one is given (a few tries)."""
+#: Refusals a person fixes by typing another nickname.
+NICK_REFUSALS = frozenset({"nick_taken", "bad_nick"})
+
+
+def _ask_nick(stderr: TextIO) -> str | None:
+    """Ask for a nickname on the terminal until a valid one is given (a few tries); None when
+    the user cancels (Ctrl-C, Ctrl-D): leaving then is not an error."""
     from prompt_toolkit import prompt
 
     for _ in range(NICK_ATTEMPTS):
         try:
             answer = prompt("Nickname: ")
         except (EOFError, KeyboardInterrupt):
-            break
+            return None
         try:
             return normalize_nick(answer)
         except FrameError as exc:
-            print(f"{exc.message}", file=sys.stderr)
+            print(f"{exc.message}", file=stderr)
     raise NickMissing(no_terminal=False)
 
 
@@ -58,7 +64,9 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
     With a terminal on stdin and stdout (and no `--json`) this runs the interactive UI;
     otherwise it sends stdin lines and prints events (see `chatkit.client.piped`). Failures
     are ChatkitError subclasses with one-line messages: unreachable, refused, protocol, and
-    NickMissing when there is no nickname.
+    NickMissing when there is no nickname. Without `nick`, in a terminal, the server is
+    reached first, then the user is asked, and asked again while the server refuses the
+    nickname (taken); cancelling the question returns 0.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -70,24 +78,47 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
             nick = normalize_nick(nick)
     except FrameError as exc:
         raise ConfigError(exc.message) from None
-    if nick is None:
-        if not interactive:
-            raise NickMissing(no_terminal=True)
-        nick = _ask_nick()
+    if nick is None and not interactive:
+        raise NickMissing(no_terminal=True)
 
-    session = ChatSession(host, port, nick, room, tls=tls, insecure=insecure, password=password,
-                          expected_fingerprint=expected_fingerprint)
+    def new_session(nick: str) -> ChatSession:
+        return ChatSession(host, port, nick, room, tls=tls, insecure=insecure,
+                           password=password, expected_fingerprint=expected_fingerprint)
+
     if not interactive:
         from chatkit.client.piped import PipedClient
 
+        assert nick is not None
+        session = new_session(nick)
         client = PipedClient(session, stdout, stderr, json_output=json_output)
         session.connect()
         return client.run(stdin)
 
     from chatkit.client.app import ChatApp
 
-    app = ChatApp(session)  # before connect(), so the welcome is not missed
-    session.connect()
+    if nick is not None:
+        session = new_session(nick)
+        app = ChatApp(session)  # before connect(), so the welcome is not missed
+        session.connect()
+    else:
+        # Is anyone there? Before asking a person for anything (a dead server fails now).
+        Connection.dial(host, port, tls=tls, insecure=insecure,
+                        expected_fingerprint=expected_fingerprint,
+                        on_pin=lambda conn: print(pinned_note(conn), file=stdout)).close()
+        for _ in range(NICK_ATTEMPTS):
+            if (nick := _ask_nick(stderr)) is None:
+                return 0
+            session = new_session(nick)
+            app = ChatApp(session)
+            try:
+                session.connect()
+                break
+            except RefusedError as exc:
+                if exc.code not in NICK_REFUSALS:
+                    raise
+                print(str(exc), file=stderr)  # "nickname bob is taken; choose another"
+        else:
+            raise NickMissing(no_terminal=False)
     try:
         return app.run()
     finally:

@@ -79,6 +79,25 @@ class Connection:
         connection (its `welcome`'s `resume`): if that connection still holds the nickname,
         the server ends it instead of refusing the nickname.
         """
+        conn = cls.dial(host, port, timeout, tls=tls, insecure=insecure,
+                        expected_fingerprint=expected_fingerprint, known_servers=known_servers,
+                        on_pin=on_pin)
+        try:
+            conn.handshake(nick, room, timeout, password, resume)
+        except BaseException:
+            conn.close()
+            raise
+        conn.sock.settimeout(None)
+        return conn
+
+    @classmethod
+    def dial(cls, host: str, port: int, timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
+             insecure: bool = False, expected_fingerprint: str | None = None,
+             known_servers: KnownServers | None = None,
+             on_pin: Callable[[Connection], None] | None = None) -> Connection:
+        """Connect, and with `tls` complete the TLS handshake and check the certificate; no
+        `hello` yet. `open` is this and the handshake; alone, it tells whether the server is
+        there (`chatkit join` checks that before asking for a nickname)."""
         address = format_address(host, port)
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
@@ -97,11 +116,9 @@ class Connection:
                                known=known_servers)
                 if conn.newly_pinned and on_pin is not None:
                     on_pin(conn)
-            conn.handshake(nick, room, timeout, password, resume)
         except BaseException:
             conn.close()
             raise
-        sock.settimeout(None)
         return conn
 
     def start_tls(self, timeout: float, *, insecure: bool = False, expected: str | None = None,
