@@ -191,10 +191,18 @@ class ChatApp:
         """Server name and address, current room and its people, connection state."""
         session = self.session
         room = session.current_room
+        known = session.rooms.get(name_key(room)) if room else None
         return render_toolbar(ToolbarFacts(
             server=session.server_name, address=session.address, tls=session.tls, room=room,
             members=session.members(room) if room else [], state=session.state,
-            retry_at=session.retry_at, queued=session.queued()))
+            retry_at=session.retry_at, queued=session.queued(),
+            topic=known.topic if known else None, width=self._columns()))
+
+    def _columns(self) -> int | None:
+        try:
+            return self.prompt_session.app.output.get_size().columns
+        except Exception:  # no terminal size to be had (a test's dummy output): no limit
+            return None
 
     # ------------------------------------------------------------------ keys
 

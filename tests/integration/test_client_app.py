@@ -139,7 +139,8 @@ def test_toolbar_shows_server_room_people_and_state(server, run_app, bob):
     wait_for(lambda: len(ui.app.session.members()) == 2, message="two members")
     text = "".join(fragment[1] for fragment in ui.app.toolbar())
     assert "test" in text and f"127.0.0.1:{server.port}" in text
-    assert "lobby" in text and "2 here: alice, bob" in text and "connected" in text
+    assert "lobby (2)" in text and "here: alice, bob" in text
+    assert text.startswith(" connected")
 
 
 def test_help_merges_server_and_client_commands(server, run_app):

@@ -72,3 +72,11 @@ def test_ctrl_c_twice_leaves_in_tmux(tmux_join):
     pane.wait_for_text("again to leave (or type /quit)\nlobby>")
     pane.keys("C-c")
     assert "EXITED 0" in pane.wait_for_text("EXITED")
+
+
+def test_narrow_terminal_keeps_the_connection_state_in_the_toolbar(tmux_join):
+    pane = tmux_join("--nick", "nora", width=40)
+    pane.wait_for_text("you joined lobby")
+    wait_for(lambda: pane.text().rstrip().splitlines()[-1].startswith(" connected | lobby"),
+             message="the toolbar starts with the state")
+    assert all(len(line) <= 40 for line in pane.text().splitlines())
