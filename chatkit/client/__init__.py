@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from chatkit.client.connection import PasswordError, with_password
+from chatkit.client.connection import Connection, PasswordError, pinned_note, with_password
 from chatkit.client.session import ChatSession
-from chatkit.errors import ChatkitError, ConfigError
+from chatkit.errors import ChatkitError, ConfigError, RefusedError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room
 
 __all__ = ["run_join", "ChatSession", "NickMissing", "PasswordError"]
@@ -35,19 +35,24 @@ class NickMissing(ConfigError):
                          else "no nickname given")
 
 
-def _ask_nick() -> str:
-    """Ask for a nickname on the terminal until a valid one is given (a few tries)."""
+#: Refusals a person fixes by typing another nickname.
+NICK_REFUSALS = frozenset({"nick_taken", "bad_nick"})
+
+
+def _ask_nick(stderr: TextIO) -> str | None:
+    """Ask for a nickname on the terminal until a valid one is given (a few tries); None when
+    the user cancels (Ctrl-C, Ctrl-D): leaving then is not an error."""
     from prompt_toolkit import prompt
 
     for _ in range(NICK_ATTEMPTS):
         try:
             answer = prompt("Nickname: ")
         except (EOFError, KeyboardInterrupt):
-            break
+            return None
         try:
             return normalize_nick(answer)
         except FrameError as exc:
-            print(f"{exc.message}", file=sys.stderr)
+            print(f"{exc.message}", file=stderr)
     raise NickMissing(no_terminal=False)
 
 
@@ -81,10 +86,13 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
     With a terminal on stdin and stdout (and no `--json`) this runs the interactive UI;
     otherwise it sends stdin lines and prints events (see `chatkit.client.piped`). Failures
     are ChatkitError subclasses with one-line messages: unreachable, refused, protocol, and
-    NickMissing when there is no nickname. `ask_password` (given when there is a terminal) is
-    asked for the password when the server needs one (`connection.with_password`). `history`
-    is how many stored messages a join asks for: by default about one screen in a terminal
-    (so the welcome and notices stay in view), the server's default without one.
+    NickMissing when there is no nickname. Without `nick`, in a terminal, the server is
+    reached first, then the user is asked, and asked again while the server refuses the
+    nickname (taken); cancelling the question returns 0. `ask_password` (given when there is
+    a terminal) is asked for the password when the server needs one
+    (`connection.with_password`). `history` is how many stored messages a join asks for: by
+    default about one screen in a terminal (so the welcome and notices stay in view), the
+    server's default without one.
     """
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -96,40 +104,70 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
             nick = normalize_nick(nick)
     except FrameError as exc:
         raise ConfigError(exc.message) from None
-    if nick is None:
-        if not interactive:
-            raise NickMissing(no_terminal=True)
-        nick = _ask_nick()
-
+    if nick is None and not interactive:
+        raise NickMissing(no_terminal=True)
     if history is None and interactive:
         history = screen_history()
-    session = ChatSession(host, port, nick, room, tls=tls, insecure=insecure, password=password,
-                          expected_fingerprint=expected_fingerprint, history=history)
+
+    def new_session(nick: str) -> ChatSession:
+        return ChatSession(host, port, nick, room, tls=tls, insecure=insecure,
+                           password=password, expected_fingerprint=expected_fingerprint,
+                           history=history)
+
     if not interactive:
         from chatkit.client.piped import PipedClient
 
+        assert nick is not None
+        session = new_session(nick)
         client = PipedClient(session, stdout, stderr, json_output=json_output)
         with_password(lambda given: _connect(session, given), password, ask_password)
         return client.run(stdin)
 
     from chatkit.client.app import ChatApp
 
-    app = ChatApp(session)  # before connect(), so the welcome is not missed
     shown: list[str] = []
 
-    def connect(given: str | None) -> None:
-        try:
-            _connect(session, given)
-        except ChatkitError:
-            # A certificate pinned by an attempt that failed (nick taken, password needed)
-            # is said here, before the error or the password prompt: never pinned unseen.
-            for note in app.security_notes():
-                if note not in shown:
-                    shown.append(note)
-                    print(f"chatkit: {note}", file=stderr, flush=True)
-            raise
+    def connect(session: ChatSession, app: ChatApp) -> None:
+        def attempt(given: str | None) -> None:
+            nonlocal password
+            password = given  # a later nickname attempt reuses what the user typed
+            try:
+                _connect(session, given)
+            except ChatkitError:
+                # A certificate pinned by an attempt that failed (nick taken, password
+                # needed) is said here, before the error or the password prompt: never
+                # pinned unseen.
+                for note in app.security_notes():
+                    if note not in shown:
+                        shown.append(note)
+                        print(f"chatkit: {note}", file=stderr, flush=True)
+                raise
 
-    with_password(connect, password, ask_password)
+        with_password(attempt, password, ask_password)
+
+    if nick is not None:
+        session = new_session(nick)
+        app = ChatApp(session)  # before connect(), so the welcome is not missed
+        connect(session, app)
+    else:
+        # Is anyone there? Before asking a person for anything (a dead server fails now).
+        Connection.dial(host, port, tls=tls, insecure=insecure,
+                        expected_fingerprint=expected_fingerprint,
+                        on_pin=lambda conn: print(pinned_note(conn), file=stdout)).close()
+        for _ in range(NICK_ATTEMPTS):
+            if (nick := _ask_nick(stderr)) is None:
+                return 0
+            session = new_session(nick)
+            app = ChatApp(session)
+            try:
+                connect(session, app)
+                break
+            except RefusedError as exc:
+                if exc.code not in NICK_REFUSALS:
+                    raise
+                print(str(exc), file=stderr)  # "nickname bob is taken; choose another"
+        else:
+            raise NickMissing(no_terminal=False)
     try:
         return app.run()
     finally:

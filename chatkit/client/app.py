@@ -30,7 +30,7 @@ from prompt_toolkit.shortcuts import clear as clear_screen
 
 from chatkit import paths
 from chatkit.client.completer import ChatCompleter
-from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify
+from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify, history_marker
 from chatkit.client.render import (
     STYLE,
     Rendered,
@@ -43,7 +43,7 @@ from chatkit.client.render import (
 )
 from chatkit.client.session import ChatSession, Refused
 from chatkit.client.settings import BELL_MODES, Settings
-from chatkit.protocol import CommandSpec, Frame, FrameError, normalize_nick
+from chatkit.protocol import CommandSpec, Frame, FrameError, name_key, normalize_nick
 
 log = logging.getLogger("chatkit.client")
 
@@ -114,6 +114,7 @@ class ChatApp:
             # leaving the raw input line too would print every message twice.
             erase_when_done=True,
         )
+        self.prompt_session.default_buffer.on_text_changed += self._disarm_ctrl_c
 
     @staticmethod
     def _file_history() -> History:
@@ -218,10 +219,18 @@ class ChatApp:
         """Server name and address, current room and its people, connection state."""
         session = self.session
         room = session.current_room
+        known = session.rooms.get(name_key(room)) if room else None
         return render_toolbar(ToolbarFacts(
             server=session.server_name, address=session.address, tls=session.tls, room=room,
             members=session.members(room) if room else [], state=session.state,
-            retry_at=session.retry_at, queued=session.queued()))
+            retry_at=session.retry_at, queued=session.queued(),
+            topic=known.topic if known else None, width=self._columns()))
+
+    def _columns(self) -> int | None:
+        try:
+            return self.prompt_session.app.output.get_size().columns
+        except Exception:  # no terminal size to be had (a test's dummy output): no limit
+            return None
 
     # ------------------------------------------------------------------ keys
 
@@ -235,7 +244,10 @@ class ChatApp:
             if buffer.text:
                 buffer.reset()
                 self._ctrl_c_armed = False
-            elif self._ctrl_c_armed and event.is_repeat:
+            elif self._ctrl_c_armed:
+                # Not `event.is_repeat`: a terminal's answer to the cursor-position request
+                # that drawing the hint sends is a key press too, so in tmux (and any real
+                # terminal) the second Ctrl-C was never a "repeat". Typing disarms instead.
                 event.app.exit(exception=EOFError())
             else:
                 self._ctrl_c_armed = True
@@ -265,6 +277,9 @@ class ChatApp:
 
         return bindings
 
+    def _disarm_ctrl_c(self, _buffer: object) -> None:
+        self._ctrl_c_armed = False
+
     # ------------------------------------------------------------------ input lines
 
     def handle_line(self, line: str) -> bool:
@@ -275,6 +290,8 @@ class ChatApp:
             if parsed.kind == "message":
                 self._report(self.session.send_text(parsed.text), parsed.text)
             elif parsed.kind == "command":
+                if marker := history_marker(parsed, self.session.current_room):
+                    self.say(marker, style="class:notice")
                 self._report(self.session.send_command(parsed.text), parsed.text)
             elif parsed.kind == "client":
                 return self._client_command(parsed.name, parsed.arg)
@@ -346,6 +363,13 @@ class ChatApp:
             nick = normalize_nick(arg)
         except FrameError as exc:
             self.say(f"!!! {exc.message}", style="class:error")
+            return
+        if name_key(nick) == name_key(self.session.nick):
+            self.say("!!! you cannot ignore yourself", style="class:error")
+            return
+        if name_key(nick) not in {name_key(known) for known in self.session.nicks()}:
+            self.say(f"!!! nobody called {nick} is here to ignore (/who lists who is)",
+                     style="class:error")
             return
         if self.settings.ignore(nick):
             self._save_settings()

@@ -78,9 +78,11 @@ class ChatCompleter(Completer):
                 continue
             seen.add(key)
             meta = f"{spec.usage} - {spec.help}" if spec.help else spec.usage
+            # A command that takes arguments gets its space, so `/jo<Tab>dev` is `/join dev`.
+            takes_arguments = " " in spec.usage.strip()
             yield Completion(
-                "/" + spec.name, start_position=-(len(prefix) + 1), display="/" + spec.name,
-                display_meta=meta,
+                "/" + spec.name + (" " if takes_arguments else ""),
+                start_position=-(len(prefix) + 1), display="/" + spec.name, display_meta=meta,
             )
 
     def _complete_argument(self, command: str, prefix: str) -> Iterator[Completion]:

@@ -92,6 +92,26 @@ class Connection:
         script sender whose joins and quit nobody is told about (servers that do not know
         these fields ignore them).
         """
+        conn = cls.dial(host, port, timeout, tls=tls, insecure=insecure,
+                        expected_fingerprint=expected_fingerprint, known_servers=known_servers,
+                        on_pin=on_pin)
+        try:
+            conn.handshake(nick, room, timeout, password, resume, client_id, history=history,
+                           quiet=quiet)
+        except BaseException:
+            conn.close()
+            raise
+        conn.sock.settimeout(None)
+        return conn
+
+    @classmethod
+    def dial(cls, host: str, port: int, timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
+             insecure: bool = False, expected_fingerprint: str | None = None,
+             known_servers: KnownServers | None = None,
+             on_pin: Callable[[Connection], None] | None = None) -> Connection:
+        """Connect, and with `tls` complete the TLS handshake and check the certificate; no
+        `hello` yet. `open` is this and the handshake; alone, it tells whether the server is
+        there (`chatkit join` checks that before asking for a nickname)."""
         address = format_address(host, port)
         try:
             sock = socket.create_connection((host, port), timeout=timeout)
@@ -110,12 +130,9 @@ class Connection:
                                known=known_servers)
                 if conn.newly_pinned and on_pin is not None:
                     on_pin(conn)
-            conn.handshake(nick, room, timeout, password, resume, client_id, history=history,
-                           quiet=quiet)
         except BaseException:
             conn.close()
             raise
-        sock.settimeout(None)
         return conn
 
     def rate_limits(self) -> tuple[float, int] | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from chatkit.protocol import CommandSpec
+from chatkit.errors import ConfigError
+from chatkit.protocol import CommandSpec, Frame, FrameError, parse_command
 
 CLIENT_COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("help", "/help", "List the commands (the server's and the client's)"),
@@ -60,3 +61,42 @@ def classify(line: str) -> InputLine:
     name = name.lower()
     kind: LineKind = "client" if name in CLIENT_COMMAND_NAMES else "command"
     return InputLine(kind, text, name, rest.strip())
+
+
+def history_marker(parsed: InputLine, current_room: str | None) -> str | None:
+    """The line to show before the answer to a `/history` line, None for any other line (and
+    for a wrong `/history`, which the server's error or the usage explains).
+
+    The server ends its answer with `*** end of history of ROOM (N messages)`; this starts it,
+    so replayed lines never run into the live ones unannounced.
+    """
+    if parsed.kind != "command" or parsed.name != "history":
+        return None
+    try:
+        frame = parse_command(parsed.text, current_room)
+    except FrameError:
+        return None
+    return f"*** history of {frame['room']} (up to {frame['limit']} messages):"
+
+
+#: What `chatkit send` posts besides messages: one room, no session to change.
+SEND_COMMANDS = frozenset({"me"})
+
+
+def send_frame(line: str, room: str) -> Frame | None:
+    """The request `chatkit send` makes of one line, read as piped `chatkit join` reads it:
+    a message, `/me ACTION` (an action), `//text` (a message starting with `/`); None for a
+    blank line. Any other `/command` is a ConfigError: a script's line is never posted as
+    text it did not mean, nor turned into a command `send` cannot carry out."""
+    parsed = classify(line)
+    if parsed.kind == "blank":
+        return None
+    if parsed.kind == "message":
+        return {"type": "msg", "room": room, "text": parsed.text}
+    if parsed.name in SEND_COMMANDS:
+        try:
+            return parse_command(parsed.text, room)
+        except FrameError as exc:
+            raise ConfigError(exc.message) from None
+    raise ConfigError(f"/{parsed.name} is not something `chatkit send` does (it posts messages "
+                      "and /me actions); start the line with // to post it as text")

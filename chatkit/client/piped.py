@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from typing import TextIO
 
-from chatkit.client.lines import LEAVE_COMMANDS, classify
+from chatkit.client.lines import LEAVE_COMMANDS, classify, history_marker
 from chatkit.client.session import ChatSession, Refused, SessionEnded
 from chatkit.errors import OutputClosed, RefusedError, UnreachableError
 from chatkit.protocol import Frame, render_text
@@ -108,6 +108,11 @@ class PipedClient:
             if parsed.kind == "message":
                 self.session.send_text(parsed.text, wait=True)
             elif parsed.kind == "command" or parsed.name == "help":
+                marker = history_marker(parsed, self.session.current_room)
+                if marker and not self.json_output:
+                    with self._lock:
+                        self.stdout.write(marker + "\n")
+                        self.stdout.flush()
                 # No help of our own without a terminal: the server's lists its commands.
                 self.session.send_command(parsed.text, wait=True)
             elif parsed.name in LEAVE_COMMANDS:

@@ -207,45 +207,81 @@ class ToolbarFacts:
     state: str
     retry_at: float | None  # time.monotonic() of the next reconnecting attempt
     queued: int
+    topic: str | None = None
+    width: int | None = None  # the terminal's columns; None: no limit
+
+
+Segment = list[tuple[str, str]]
+
+
+def _state_segment(facts: ToolbarFacts) -> Segment:
+    state = facts.state
+    if state == "connected":
+        segment = [("class:bottom-toolbar.ok", "connected")]
+    elif state == "reconnecting" and facts.retry_at is not None:
+        seconds = max(0, round(facts.retry_at - time.monotonic()))
+        segment = [("class:bottom-toolbar.bad", f"reconnecting in {seconds} s")]
+    elif state == "connecting":
+        segment = [("class:bottom-toolbar.bad", "connecting…")]
+    elif state == "failed":
+        segment = [("class:bottom-toolbar.bad", "disconnected: gave up reconnecting")]
+    else:
+        segment = [("class:bottom-toolbar.bad", state)]
+    if facts.queued and state == "connected":
+        # paced to the server's announced rate: going out, just not all at once
+        segment.append(("class:bottom-toolbar", f" sending {facts.queued} queued…"))
+    elif facts.queued:
+        segment.append(("class:bottom-toolbar.bad", f" ({facts.queued} queued)"))
+    return segment
+
+
+def _fit(segments: list[Segment], width: int | None) -> FormattedText:
+    """Segments joined by " | ", most important first; what does not fit in `width` columns
+    is cut from the end (with "…"), so the first segments always show."""
+    parts: list[tuple[str, str]] = [("", " ")]
+    room = None if width is None else width - 2  # the leading and trailing space
+    for index, segment in enumerate(segments):
+        if index:
+            segment = [("", " | "), *segment]
+        for style, text in segment:
+            if room is not None and len(text) > room:
+                if room > 1:
+                    parts.append((style, text[:room - 1] + "…"))
+                parts.append(("", " "))
+                return FormattedText(parts)
+            parts.append((style, text))
+            if room is not None:
+                room -= len(text)
+    parts.append(("", " "))
+    return FormattedText(parts)
 
 
 def render_toolbar(facts: ToolbarFacts) -> FormattedText:
-    """Server name and address, current room and its people, connection state."""
-    parts: list[tuple[str, str]] = [
-        ("", " "),
-        ("class:bottom-toolbar.server", facts.server or "?"),
-        ("", f" {facts.address}"),
-    ]
-    if facts.tls:
-        parts.append(("", f" [{facts.tls}]"))
+    """The connection state first (it must survive a narrow terminal), then the current room
+    with its topic and its people, then the server; cut to `facts.width` from the end. While
+    not connected the member list is not shown: it would be the one from before the loss."""
+    segments: list[Segment] = [_state_segment(facts)]
+    connected = facts.state == "connected"
     if facts.room:
-        names = ", ".join(facts.members)
-        if len(names) > 40:
-            names = names[:39] + "…"
-        parts += [("", " | "), ("class:bottom-toolbar.room", facts.room),
-                  ("", f" {len(facts.members)} here: {names}")]
+        room: Segment = [("class:bottom-toolbar.room", facts.room)]
+        if connected:
+            room.append(("", f" ({len(facts.members)})"))
+        segments.append(room)
+        if facts.topic:
+            segments.append([("", f"topic: {facts.topic}")])
+        if connected:
+            names = ", ".join(facts.members)
+            if len(names) > 40:
+                names = names[:39] + "…"
+            segments.append([("", f"here: {names}")])
     else:
-        parts.append(("", " | no room"))
-    parts.append(("", " | "))
-    state = facts.state
-    if state == "connected":
-        parts.append(("class:bottom-toolbar.ok", "connected"))
-    elif state == "reconnecting" and facts.retry_at is not None:
-        seconds = max(0, round(facts.retry_at - time.monotonic()))
-        parts.append(("class:bottom-toolbar.bad", f"reconnecting in {seconds} s"))
-    elif state == "connecting":
-        parts.append(("class:bottom-toolbar.bad", "connecting…"))
-    elif state == "failed":
-        parts.append(("class:bottom-toolbar.bad", "disconnected: gave up reconnecting"))
-    else:
-        parts.append(("class:bottom-toolbar.bad", state))
-    if facts.queued and state == "connected":
-        # paced to the server's announced rate: going out, just not all at once
-        parts.append(("class:bottom-toolbar", f" sending {facts.queued} queued…"))
-    elif facts.queued:
-        parts.append(("class:bottom-toolbar.bad", f" ({facts.queued} queued)"))
-    parts.append(("", " "))
-    return FormattedText(parts)
+        segments.append([("", "no room")])
+    server: Segment = [("class:bottom-toolbar.server", facts.server or "?"),
+                       ("", f" {facts.address}")]
+    if facts.tls:
+        server.append(("", f" [{facts.tls}]"))
+    segments.append(server)
+    return _fit(segments, facts.width)
 
 
 def should_ring(bell: str, rendered: Rendered) -> bool:

@@ -2,8 +2,9 @@
 
 Owns: one short-lived connection (`chatkit.client.connection.Connection`), joining the room
 without creating it or replaying its history, as a quiet client (nobody sees it join or quit),
-one `msg` per non-empty line answered by its echo (the server's acceptance), and leaving
-politely. No reconnecting: a script wants to know.
+one `msg` (or `me`, for a `/me` line: lines are read as piped `chatkit join` reads them) per
+non-empty line answered by its echo (the server's acceptance), and leaving politely. No
+reconnecting: a script wants to know.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note, with_password
+from chatkit.client.lines import send_frame
 from chatkit.client.piped import quote_line
 from chatkit.errors import RefusedError, UnreachableError
-from chatkit.protocol.events import JoinRequest, MsgRequest
+from chatkit.protocol.events import JoinRequest
 
 
 def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[str],
@@ -37,18 +39,17 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
         join: JoinRequest = {"type": "join", "room": room, "create": False, "history": 0}
         conn.request(dict(join), timeout)
         for line in lines:
-            text = line.rstrip("\r\n")
-            if not text.strip():
+            frame = send_frame(line, room)  # as piped `chatkit join` reads it: /me, //text
+            if frame is None:
                 continue
-            msg: MsgRequest = {"type": "msg", "room": room, "text": text}
             # One line at a time, each answered before the next: the pace is the server's
             # (it reads a client's lines no faster than its announced rate, never drops one).
             try:
-                conn.request(dict(msg), timeout)
+                conn.request(frame, timeout)
             except RefusedError as exc:
                 refused += 1  # refused for what it says: named, and the rest still go
                 if notify is not None:
-                    notify(f"not sent: {quote_line(text)}: {exc}")
+                    notify(f"not sent: {quote_line(str(frame.get('text', '')))}: {exc}")
                 continue
             sent += 1
     except TimeoutError as exc:

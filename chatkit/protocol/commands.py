@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from chatkit.protocol.constants import Frame
 from chatkit.protocol.events import CommandInfo
 from chatkit.protocol.framing import FrameError
+from chatkit.protocol.names import normalize_nick, normalize_room
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ def parse_command(line: str, current_room: str | None) -> Frame:
         return FrameError("bad_frame", f"usage: {usage}")
 
     if name == "join":
-        if not rest or " " in rest:
+        if not rest:
             raise usage_error()
+        normalize_room(rest)  # a wrong name is refused with what is wrong with it
         return {"type": "join", "room": rest}
     if name == "part":
         first, _, reason = rest.partition(" ")
@@ -77,8 +79,9 @@ def parse_command(line: str, current_room: str | None) -> Frame:
             raise usage_error()
         return {"type": "privmsg", "to": to, "text": text}
     if name == "nick":
-        if not rest or " " in rest:
+        if not rest:
             raise usage_error()
+        normalize_nick(rest)
         return {"type": "nick", "nick": rest}
     if name == "who":
         return {"type": "who", "room": rest or None}

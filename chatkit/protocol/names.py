@@ -31,6 +31,20 @@ def _mixed_lookalike_scripts(name: str) -> str:
     return " and ".join(script.title() for script in sorted(scripts)) if len(scripts) > 1 else ""
 
 
+def _not_allowed(name: str) -> str:
+    """What in `name` no name may hold, quoted for a message ("' ' and '!'"); "" if nothing."""
+    bad: list[str] = []
+    for char in name:
+        if not _NAME_REST.match(char) or sanitize_text(char) != char:
+            shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+            if shown not in bad:
+                bad.append(shown)
+    if not bad:
+        return ""
+    listed = ", ".join(bad[:-1]) + f" and {bad[-1]}" if len(bad) > 1 else bad[0]
+    return f"{listed} {'are' if len(bad) > 1 else 'is'} not allowed"
+
+
 def normalize_nick(nick: str) -> str:
     """Validate a nickname and return its NFKC form, or raise FrameError(bad_nick)."""
     nick = unicodedata.normalize("NFKC", nick.strip())
@@ -38,12 +52,11 @@ def normalize_nick(nick: str) -> str:
         raise FrameError("bad_nick", "nickname is empty")
     if len(nick) > MAX_NICK:
         raise FrameError("bad_nick", f"nickname longer than {MAX_NICK} characters")
-    if not (nick[0].isalpha() or nick[0] == "_") or not _NAME_REST.match(nick) \
-            or sanitize_text(nick) != nick:
-        raise FrameError(
-            "bad_nick",
-            f"invalid nickname {nick!r}: start with a letter, then letters, digits, _ - .",
-        )
+    rule = "start with a letter or _, then letters, digits, _ - ."
+    if bad := _not_allowed(nick):
+        raise FrameError("bad_nick", f"invalid nickname {nick!r}: {bad}; {rule}")
+    if not (nick[0].isalpha() or nick[0] == "_"):
+        raise FrameError("bad_nick", f"invalid nickname {nick!r}: {rule}")
     if mixed := _mixed_lookalike_scripts(nick):
         raise FrameError("bad_nick", f"nickname {nick!r} mixes {mixed} letters, which look "
                                      "alike: use one alphabet")
@@ -59,8 +72,9 @@ def normalize_room(room: str) -> str:
         raise FrameError("bad_room", "room name is empty")
     if len(room) > MAX_ROOM:
         raise FrameError("bad_room", f"room name longer than {MAX_ROOM} characters")
-    if not _NAME_REST.match(room) or sanitize_text(room) != room:
-        raise FrameError("bad_room", f"invalid room name {room!r}: use letters, digits, _ - .")
+    if bad := _not_allowed(room):
+        raise FrameError("bad_room",
+                         f"invalid room name {room!r}: {bad}; use letters, digits, _ - .")
     if mixed := _mixed_lookalike_scripts(room):
         raise FrameError("bad_room", f"room name {room!r} mixes {mixed} letters, which look "
                                      "alike: use one alphabet")

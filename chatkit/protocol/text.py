@@ -79,7 +79,8 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         return [f"*** {frame['nick']} joined {frame['room']}"]
     if kind == "part":
         reason = f" ({frame['reason']})" if frame.get("reason") else ""
-        return [f"*** {frame['nick']} left {frame['room']}{reason}"]
+        own = me is not None and name_key(frame["nick"]) == name_key(me)
+        return [f"*** {'you' if own else frame['nick']} left {frame['room']}{reason}"]
     if kind == "quit":
         reason = f" ({frame['reason']})" if frame.get("reason") else ""
         return [f"*** {frame['nick']} quit{reason}"]

@@ -224,6 +224,29 @@ def test_send_stdin_lines(serve_process, chatkit_home):
         listener.close()
 
 
+def test_send_reads_lines_as_piped_join_does(serve_process, chatkit_home):
+    """`/me` is an action and `//` a literal slash, in `chatkit send` as in piped join."""
+    listener = JsonClient(serve_process.port, "listener")
+    try:
+        result = run(chatkit_home, "send", "--host", f"127.0.0.1:{serve_process.port}",
+                     "--nick", "bot", stdin="/me deploys\n//me literally\n")
+        assert result.returncode == 0, result.stderr
+        action = listener.expect("message", nick="bot")
+        assert action["text"] == "deploys" and action["action"] is True
+        literal = listener.expect("message", nick="bot")
+        assert literal["text"] == "/me literally" and not literal.get("action")
+    finally:
+        listener.close()
+
+
+def test_send_refuses_a_command_it_cannot_carry_out(serve_process, chatkit_home):
+    result = run(chatkit_home, "send", "--host", f"127.0.0.1:{serve_process.port}",
+                 "--nick", "bot", "/join", "dev")
+    assert result.returncode == 2
+    line = one_line_error(result)
+    assert "/join is not something `chatkit send` does" in line and "//" in line
+
+
 def test_send_nick_from_environment(serve_process, chatkit_home):
     listener = JsonClient(serve_process.port, "listener")
     try:

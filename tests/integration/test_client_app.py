@@ -21,6 +21,7 @@ ENTER = "\r"
 CTRL_C = "\x03"
 CTRL_D = "\x04"
 UP = "\x1b[A"
+CPR_ANSWER = "\x1b[1;1R"  # what a terminal answers to prompt_toolkit's "\x1b[6n"
 
 
 def wait_for_quietly(predicate, timeout: float = 0.3) -> bool:
@@ -138,7 +139,8 @@ def test_toolbar_shows_server_room_people_and_state(server, run_app, bob):
     wait_for(lambda: len(ui.app.session.members()) == 2, message="two members")
     text = "".join(fragment[1] for fragment in ui.app.toolbar())
     assert "test" in text and f"127.0.0.1:{server.port}" in text
-    assert "lobby" in text and "2 here: alice, bob" in text and "connected" in text
+    assert "lobby (2)" in text and "here: alice, bob" in text
+    assert text.startswith(" connected")
 
 
 def test_help_merges_server_and_client_commands(server, run_app):
@@ -163,6 +165,18 @@ def test_ignore_hides_and_is_remembered(server, run_app, bob):
     bob.send({"type": "msg", "room": "lobby", "text": "visible now"})
     ui.wait_seen("visible now")
     assert Settings.load().ignored == []
+
+
+def test_ignore_refuses_yourself_and_nobody(server, run_app, bob):
+    ui = run_app()
+    wait_for(lambda: "bob" in ui.app.session.nicks(), message="bob known")
+    ui.type("/ignore ALICE" + ENTER)
+    ui.wait_seen("!!! you cannot ignore yourself")
+    ui.type("/ignore zed" + ENTER)
+    ui.wait_seen("!!! nobody called zed is here to ignore")
+    assert Settings.load().ignored == []
+    ui.type("/ignore Bob" + ENTER)
+    ui.wait_seen("ignoring Bob")
 
 
 def test_bell_setting_is_remembered(server, run_app):
@@ -190,6 +204,33 @@ def test_ctrl_c_clears_the_line_and_twice_leaves(server, run_app, bob):
     ui.type(CTRL_C)
     assert ui.wait_exit() == 0
     bob.expect("quit", nick="alice")
+
+
+def test_ctrl_c_twice_leaves_with_a_terminal_answer_in_between(server, run_app, bob):
+    """A real terminal answers prompt_toolkit's cursor-position request (CPR) after the
+    "press Ctrl-C again" line is drawn; that answer is a key press of its own, and must not
+    disarm the second Ctrl-C (it did: tmux never let the user leave this way)."""
+    ui = run_app()
+    ui.wait_seen("you joined lobby")
+    ui.type(CTRL_C)
+    ui.wait_seen("press Ctrl-C again to leave")
+    ui.type(CPR_ANSWER)
+    ui.type(CTRL_C)
+    assert ui.wait_exit() == 0
+    bob.expect("quit", nick="alice")
+
+
+def test_ctrl_c_is_disarmed_by_typing(server, run_app, bob):
+    ui = run_app()
+    ui.wait_seen("you joined lobby")
+    ui.type(CTRL_C)
+    ui.wait_seen("press Ctrl-C again to leave")
+    ui.type("x" + "\x7f")  # typed, then erased: the line is empty again, but not armed
+    wait_for(lambda: ui.app.prompt_session.default_buffer.text == "", message="erased")
+    ui.type(CTRL_C)
+    wait_for(lambda: sum("press Ctrl-C again" in line for line in ui.app.transcript) == 2,
+             message="asked again")
+    assert ui.thread.is_alive()
 
 
 def test_ctrl_d_leaves_with_status_zero(server, run_app, bob):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import pexpect
@@ -69,7 +70,7 @@ def terminals(server, chatkit_home):
 def test_two_users_chat_with_completion_and_undisturbed_typing(terminals):
     alice = terminals("alice")
     bob = terminals("bob")
-    alice.expect("2 here: alice, bob")
+    alice.expect("here: alice, bob")  # the toolbar
 
     bob.send("hello from bob\r")
     alice.expect("hello from bob")
@@ -118,6 +119,57 @@ def test_asks_for_the_nick_when_none_is_given(server, chatkit_home):
         assert terminal.wait_exit() == 0
     finally:
         terminal.close()
+
+
+def spawn_without_nick(port: int, home: str) -> Terminal:
+    argv = chatkit_cmd("join", f"127.0.0.1:{port}")
+    terminal = Terminal.__new__(Terminal)
+    terminal.child = pexpect.spawn(argv[0], argv[1:], env=cli_env(home, TERM="xterm"),
+                                   dimensions=(24, 100), encoding="utf-8", timeout=5)
+    return terminal
+
+
+def test_a_dead_server_fails_before_the_nick_is_asked(chatkit_home):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, never listening: connections are refused
+        terminal = spawn_without_nick(port, chatkit_home)
+        try:
+            assert terminal.wait_exit() == 3
+            output = terminal.child.before
+        finally:
+            terminal.close()
+    assert "Nickname:" not in output and f"cannot connect to 127.0.0.1:{port}" in output
+
+
+def test_a_taken_nick_is_asked_again(server, chatkit_home, terminals):
+    terminals("erin")
+    terminal = spawn_without_nick(server.port, chatkit_home)
+    try:
+        terminal.expect("Nickname:")
+        terminal.send("Erin\r")
+        terminal.expect("nickname Erin is taken")
+        terminal.expect("Nickname:")
+        terminal.send("fay\r")
+        terminal.expect("welcome to test, fay")
+        terminal.send("/exit\r")
+        assert terminal.wait_exit() == 0
+    finally:
+        terminal.close()
+
+
+@pytest.mark.parametrize("key", ["\x03", "\x04"], ids=["ctrl-c", "ctrl-d"])
+def test_cancelling_the_nick_question_leaves_silently(server, chatkit_home, key):
+    terminal = spawn_without_nick(server.port, chatkit_home)
+    try:
+        terminal.expect("Nickname:")
+        terminal.send(key)
+        assert terminal.wait_exit() == 0
+        output = terminal.child.before
+    finally:
+        terminal.close()
+    for noise in ("Aborted", "Traceback", "Error", "nickname"):
+        assert noise not in output, output
 
 
 def test_refused_nick_is_one_line_and_status_4(server, chatkit_home, terminals):

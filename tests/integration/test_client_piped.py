@@ -60,6 +60,24 @@ def test_client_commands_without_a_terminal(server, chatkit_home):
     assert "[lobby] <bot> hi" in result.stdout.splitlines()
 
 
+def test_history_answer_has_a_start_marker(server_factory, chatkit_home, tmp_path):
+    server = server_factory(db=str(tmp_path / "chat.db"))
+    poster = JsonClient(server.port, "poster")
+    try:
+        for text in ("one", "two"):  # answered by its echo: stored by then
+            poster.request({"type": "msg", "room": "lobby", "text": text})
+        result = join(server.port, chatkit_home, "/history 5\n", "--nick", "bot")
+    finally:
+        poster.close()
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    start = out.index("*** history of lobby (up to 5 messages):")
+    # (joining replayed the same two lines, with their own end marker, before)
+    end = out.index("*** end of history of lobby (2 messages)", start)
+    replayed = [line for line in out[start + 1:end] if "<poster>" in line]
+    assert [line.rsplit(" ", 1)[-1] for line in replayed] == ["one", "two"]
+
+
 def test_quit_line_stops_reading(server, chatkit_home):
     result = join(server.port, chatkit_home, "one\n/quit done\nnever sent\n", "--nick", "bot")
     assert result.returncode == 0

@@ -288,7 +288,7 @@ def test_every_command_text_mode(server, clients):
     assert bob.expect("message")["text"] == "/slash text"
 
     alice.say("/part")  # leaves dev, the current room
-    assert alice.expect("left") == "*** alicia left dev"
+    assert alice.expect("left") == "*** you left dev"
     assert bob.expect("part") == {**bob.frames[-1], "room": "dev", "nick": "alicia",
                                   "reason": None}
     alice.say("back in the lobby")

@@ -37,16 +37,25 @@ def applied(text: str, completion) -> str:
 
 def test_command_name_completes_with_usage_as_meta():
     [completion] = complete("/wh")
-    assert applied("/wh", completion) == "/who"
+    assert applied("/wh", completion) == "/who "
     assert "/who [ROOM]" in completion.display_meta_text
 
 
 def test_commands_complete_while_typing_too():
-    assert [c.text for c in complete("/jo", TYPING)] == ["/join"]
+    assert [c.text for c in complete("/jo", TYPING)] == ["/join "]
+
+
+def test_a_completed_command_that_takes_arguments_ends_with_a_space():
+    [join] = complete("/jo")
+    assert applied("/jo", join) == "/join "
+    assert join.display_text == "/join"
+    [rooms] = complete("/roo")
+    assert applied("/roo", rooms) == "/rooms"  # nothing follows /rooms: no space
+    assert [c.text for c in complete("/join")] == ["/join "]
 
 
 def test_slash_lists_server_and_client_commands():
-    names = {c.text for c in complete("/")}
+    names = {c.display_text for c in complete("/")}
     assert {"/join", "/msg", "/who", "/topic"} <= names  # the server's
     assert {"/clear", "/bell", "/ignore", "/unignore", "/help", "/quit"} <= names  # the client's
     assert len(names) == len([c.text for c in complete("/")])  # each once
@@ -55,12 +64,12 @@ def test_slash_lists_server_and_client_commands():
 def test_server_advertised_commands_are_completed():
     extra = (CommandSpec("kick", "/kick NICK", "Remove NICK from the room"),)
     [completion] = complete("/ki", completer=make_completer(extra))
-    assert completion.text == "/kick"
+    assert completion.text == "/kick "
     assert "/kick NICK" in completion.display_meta_text
 
 
 def test_command_names_are_case_insensitive():
-    assert [c.text for c in complete("/WH")] == ["/who"]
+    assert [c.text for c in complete("/WH")] == ["/who "]
 
 
 def test_nick_after_msg():

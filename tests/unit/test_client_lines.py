@@ -34,3 +34,29 @@ def test_every_client_command_is_classified_as_one() -> None:
                                     "quit", "exit"}
     for name in CLIENT_COMMAND_NAMES:
         assert classify(f"/{name.upper()} x").kind == "client"
+
+
+def test_history_marker_starts_the_answer_of_history_lines_only():
+    from chatkit.client.lines import history_marker
+
+    assert history_marker(classify("/history"), "lobby") == \
+        "*** history of lobby (up to 50 messages):"
+    assert history_marker(classify("/HISTORY 5"), "dev") == "*** history of dev (up to 5 messages):"
+    assert history_marker(classify("/history x"), "lobby") is None  # the usage explains it
+    assert history_marker(classify("/history"), None) is None  # no room: the error explains it
+    assert history_marker(classify("/who"), "lobby") is None
+    assert history_marker(classify("history"), "lobby") is None
+
+
+def test_send_frame_reads_a_line_as_piped_join_does():
+    from chatkit.client.lines import send_frame
+    from chatkit.errors import ConfigError
+
+    assert send_frame("hi\n", "ops") == {"type": "msg", "room": "ops", "text": "hi"}
+    assert send_frame("/me deploys", "ops") == {"type": "me", "room": "ops", "text": "deploys"}
+    assert send_frame("//me deploys", "ops") == {"type": "msg", "room": "ops",
+                                                 "text": "/me deploys"}
+    assert send_frame("  \n", "ops") is None
+    for line in ("/join dev", "/frobnicate", "/quit", "/me"):
+        with pytest.raises(ConfigError):
+            send_frame(line, "ops")

@@ -216,9 +216,43 @@ def test_toolbar_shows_server_room_people_and_state():
     facts = ToolbarFacts(server="office", address="127.0.0.1:12345", tls="TLS", room="lobby",
                          members=["alice", "bob"], state="connected", retry_at=None, queued=0)
     text = "".join(fragment[1] for fragment in render_toolbar(facts))
-    assert text == " office 127.0.0.1:12345 [TLS] | lobby 2 here: alice, bob | connected "
+    assert text == " connected | lobby (2) | here: alice, bob | office 127.0.0.1:12345 [TLS] "
     away = ToolbarFacts(server="", address="h:1", tls=None, room=None, members=[],
                         state="reconnecting", retry_at=time.monotonic() + 3, queued=2)
     text = "".join(fragment[1] for fragment in render_toolbar(away))
-    assert text.startswith(" ? h:1 | no room | reconnecting in ")
-    assert text.endswith(" s (2 queued) ")
+    assert text.startswith(" reconnecting in ")
+    assert text.endswith(" s (2 queued) | no room | ? h:1 ")
+
+
+def toolbar_text(**changes) -> str:
+    facts = ToolbarFacts(server="the-office-server", address="192.168.100.200:12345",
+                         tls="TLS (unverified)", room="lobby",
+                         members=["alice", "bob", "carol"], state="connected", retry_at=None,
+                         queued=0, topic="release on Friday")
+    for key, value in changes.items():
+        setattr(facts, key, value)
+    return "".join(fragment[1] for fragment in render_toolbar(facts))
+
+
+def test_toolbar_keeps_the_state_on_a_narrow_terminal():
+    text = toolbar_text(width=40)
+    assert len(text) <= 40
+    assert text.startswith(" connected | lobby (3) | topic: ")
+    assert text.rstrip().endswith("…")
+    reconnecting = toolbar_text(width=34, state="reconnecting",
+                                retry_at=time.monotonic() + 5, queued=3)
+    assert reconnecting.startswith(" reconnecting in ") and "(3 queued)" in reconnecting
+    assert len(reconnecting) <= 34
+    assert len(toolbar_text(width=5)) <= 5
+
+
+def test_toolbar_shows_the_topic():
+    assert "| topic: release on Friday |" in toolbar_text()
+    assert "topic" not in toolbar_text(topic=None)
+
+
+def test_toolbar_hides_the_old_member_list_while_not_connected():
+    for state in ("reconnecting", "connecting", "failed"):
+        text = toolbar_text(state=state, retry_at=None)
+        assert "alice" not in text and "(3)" not in text, text
+        assert "lobby" in text and "release on Friday" in text

@@ -381,14 +381,35 @@ def test_parse_command(line, expected):
     assert parse_command(line, "lobby") == expected
 
 
-@pytest.mark.parametrize("line", ["/join", "/join a b", "/msg", "/msg bob", "/msg bob   ",
-                                  "/nick", "/nick a b", "/me"])
+@pytest.mark.parametrize("line", ["/join", "/msg", "/msg bob", "/msg bob   ", "/nick", "/me"])
 def test_parse_command_usage_errors(line):
     with pytest.raises(FrameError) as info:
         parse_command(line, "lobby")
     assert info.value.code == "bad_frame"
     name = line[1:].split()[0]
     assert info.value.message.startswith("usage: /" + name)
+
+
+@pytest.mark.parametrize(("line", "code", "says"), [
+    ("/join bad room!", "bad_room", "invalid room name 'bad room!': ' ' and '!' are not allowed"),
+    ("/join a b", "bad_room", "' ' is not allowed"),
+    ("/join dev?", "bad_room", "'?' is not allowed"),
+    ("/nick a b", "bad_nick", "invalid nickname 'a b': ' ' is not allowed"),
+    ("/nick 9lives", "bad_nick", "start with a letter or _"),
+])
+def test_parse_command_says_what_is_wrong_with_a_name(line, code, says):
+    """Not `usage: /join ROOM`, which hides why the name was refused."""
+    with pytest.raises(FrameError) as info:
+        parse_command(line, "lobby")
+    assert info.value.code == code and says in info.value.message
+    assert "usage" not in info.value.message
+
+
+def test_nick_rule_names_the_underscore_it_allows():
+    assert normalize_nick("_bot") == "_bot"
+    with pytest.raises(FrameError) as info:
+        normalize_nick("-bot")
+    assert "start with a letter or _," in info.value.message
 
 
 @pytest.mark.parametrize("line", ["/frobnicate", "/", "/ join", "/j0in x"])
@@ -428,6 +449,12 @@ def test_parse_command_without_room_still_works_for_global_commands():
      ["*** bob left lobby (bye)"]),
     ({"type": "part", "room": "lobby", "nick": "bob", "reason": None}, None,
      ["*** bob left lobby"]),
+    ({"type": "part", "room": "lobby", "nick": "bob", "reason": None}, "alice",
+     ["*** bob left lobby"]),
+    ({"type": "part", "room": "lobby", "nick": "Bob", "reason": None}, "bob",
+     ["*** you left lobby"]),
+    ({"type": "part", "room": "lobby", "nick": "bob", "reason": "lunch"}, "bob",
+     ["*** you left lobby (lunch)"]),
     ({"type": "quit", "nick": "bob", "reason": "gone home"}, None, ["*** bob quit (gone home)"]),
     ({"type": "quit", "nick": "bob", "reason": None}, None, ["*** bob quit"]),
     ({"type": "nick", "old": "bob", "new": "robert"}, "alice",
