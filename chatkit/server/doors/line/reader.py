@@ -274,7 +274,14 @@ class LineReader:
         try:
             plaintext = channel.handshake(
                 conn.sock, min(deadline, time.monotonic() + TLS_HANDSHAKE_SECONDS), first)
-        except (ssl.SSLError, OSError, TimeoutError) as exc:
+        except ssl.SSLError as exc:
+            # A client that refuses the certificate says so with a TLS alert ("bad
+            # certificate", "unknown ca"): worth a line, the operator may have changed it.
+            alert = "rejected this server's certificate" if "alert" in str(exc).lower() \
+                else "TLS handshake failed"
+            log.warning("%s %s: %s", conn.peer, alert, getattr(exc, "reason", None) or exc)
+            return None
+        except (OSError, TimeoutError) as exc:
             log.info("%s: TLS handshake failed: %s", conn.peer, exc)
             return None
         conn.output.tls = channel
@@ -282,7 +289,14 @@ class LineReader:
             return plaintext
         if not self._wait_readable(self.config.sniff_seconds):
             return b""
-        return self._receive()
+        received = self._receive()
+        if received is None:
+            # chatkit clients check the pinned fingerprint after the handshake and leave
+            # without a word when it differs: say what that most likely was.
+            log.warning("%s closed the connection right after the TLS handshake (did it "
+                        "refuse this server's certificate? a client that pinned another "
+                        "one does)", conn.peer)
+        return received
 
     def _receive(self) -> bytes | None:
         """The next plaintext bytes (maybe b'' when only TLS housekeeping arrived), None at
