@@ -105,21 +105,33 @@ def discovery_hints() -> Iterator[None]:
 
 
 class ServerNumber(click.ParamType[int]):
-    """The chooser's answer: a number of the list shown, re-asked in plain words otherwise
-    (never click's "'vm' is not a valid integer range")."""
+    """The chooser's answer: a number of the list shown, or a server's name or address when
+    that names exactly one of them; re-asked in plain words otherwise (never click's
+    "'vm' is not a valid integer range")."""
 
     name = "number"
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, names: list[str] | None = None,
+                 addresses: list[str] | None = None) -> None:
         self.count = count
+        self.names = names or []
+        self.addresses = addresses or []
 
     def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> int:
         text = str(value).strip()
         if text.isdigit() and 1 <= int(text) <= self.count:
             return int(text)
-        self.fail(f"{text!r} is not in the list: type a number from 1 to {self.count}",
-                  param, ctx)
+        for listed in (self.addresses, self.names):
+            matches = [number for number, item in enumerate(listed, 1)
+                       if item.casefold() == text.casefold()]
+            if len(matches) == 1:
+                return matches[0]
+            if len(matches) > 1:
+                self.fail(f"{len(matches)} servers are called {text!r}: type the number of "
+                          "the one you mean", param, ctx)
+        self.fail(f"{text!r} is not in the list: type a number from 1 to {self.count}, "
+                  "or a server's name", param, ctx)
 
 
 def discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
@@ -139,7 +151,8 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
             needs = {True: "  needs a password", False: "", None: ""}[candidate.password]
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
                        f"{candidate.users} users{needs}", err=True)
-        choice = click.prompt("Which server?", type=ServerNumber(len(found)), err=True)
+        choice = click.prompt("Which server? (number or name)", err=True, type=ServerNumber(
+            len(found), [s.name for s in found], [s.address for s in found]))
         found = [found[choice - 1]]
     chosen = found[0]
     click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)

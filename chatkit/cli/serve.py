@@ -120,6 +120,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             server = Server(config)
             server.start()
             responder = start_discovery(server, discovery_port) if discovery else None
+        if responder is not None:
+            warn_if_name_taken(server, discovery_port)
         for line in banner(server, responder, password=bool(password)):
             click.echo(f"chatkit: {line}")
         sys.stdout.flush()
@@ -182,3 +184,29 @@ def start_discovery(server: Server, discovery_port: int) -> DiscoveryResponder:
         raise
     server.attach(responder)
     return responder
+
+
+def warn_if_name_taken(server: Server, discovery_port: int) -> threading.Thread:
+    """Warn (in the log) when another server on this server's network already answers to its
+    name: people choosing by name (`--server NAME`, the chooser) would have to pick. Runs
+    in the background for about a second, probing where this server announces itself."""
+    from chatkit.discovery import discover, scope_for_bind
+    from chatkit.errors import ChatkitError
+
+    def check() -> None:
+        try:
+            targets = scope_for_bind(server.config.host).targets()
+            found = discover(timeout=1.0, broadcast=targets, discovery_port=discovery_port)
+        except (ChatkitError, OSError) as exc:
+            log.debug("could not check whether the name %r is free: %s", server.name, exc)
+            return
+        for other in found:
+            if other.name.casefold() == server.name.casefold() \
+                    and other.instance != server.instance:
+                log.warning("another server on the network is also called %r (at %s): "
+                            "people choosing by name will be asked which; give this one its "
+                            "own name with --name", server.name, other.address)
+
+    thread = threading.Thread(target=check, name="chatkit-namecheck", daemon=True)
+    thread.start()
+    return thread

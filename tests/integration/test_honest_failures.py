@@ -278,7 +278,22 @@ def test_the_server_chooser_rewords_a_bad_answer():
         with pytest.raises(click.BadParameter) as caught:
             chooser.convert(answer, None, None)
         assert caught.value.message == (f"{answer!r} is not in the list: type a "
-                                                 "number from 1 to 3")
+                                                 "number from 1 to 3, or a server's name")
+
+
+def test_the_server_chooser_takes_a_name_or_an_address():
+    import click
+
+    from chatkit.cli.options import ServerNumber
+
+    chooser = ServerNumber(3, ["office", "lab", "Office"], ["10.0.0.1:12345", "10.0.0.2:12345",
+                                                            "10.0.0.3:12345"])
+    assert chooser.convert("lab", None, None) == 2
+    assert chooser.convert("LAB", None, None) == 2
+    assert chooser.convert("10.0.0.3:12345", None, None) == 3
+    with pytest.raises(click.BadParameter) as caught:
+        chooser.convert("office", None, None)  # two are called that: the number tells them
+    assert "2 servers are called 'office'" in caught.value.message
 
 
 def test_an_unusable_certificate_says_why(tmp_path, chatkit_home):

@@ -4,6 +4,7 @@ nothing, so an operator who changed the certificate could not tell why people le
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import ssl
 
@@ -12,7 +13,7 @@ import pytest
 from chatkit.client.connection import Connection
 from chatkit.tls import KnownServers, TrustError
 
-from helpers import wait_for
+from helpers import ServeProcess, free_udp_port, wait_for
 
 
 def test_a_client_whose_check_fails_during_the_handshake_is_logged(server, caplog):
@@ -37,3 +38,22 @@ def test_a_chatkit_client_with_another_pin_is_logged(server, caplog, tmp_path):
     wait_for(lambda: any("closed the connection right after the TLS handshake"
                          in r.getMessage() for r in caplog.records),
              message="the silent leave logged")
+
+
+def test_a_second_server_with_a_taken_name_is_warned(tmp_path):
+    # Two servers on one host both took the host name, silently. The second now warns that
+    # the name is taken (its discovery probe finds the first), and says how to fix it.
+    discovery_port = str(free_udp_port())
+    args = ["--discovery-port", discovery_port, "--no-history", "--no-tls"]
+    first = ServeProcess.start(args, env_home=str(tmp_path / "one"))
+    second = ServeProcess.start(args, env_home=str(tmp_path / "two"))
+    try:
+        stderr = second.proc.stderr
+        assert stderr is not None
+        ready, _, _ = select.select([stderr], [], [], 10)  # the check takes about a second
+        line = stderr.readline() if ready else ""
+        assert "another server on the network is also called 'testsrv'" in line, line
+        assert f"127.0.0.1:{first.port}" in line and "--name" in line
+    finally:
+        second.stop()
+        first.stop()
