@@ -320,3 +320,26 @@ def test_after_giving_up_a_line_is_refused_in_one_line(server_factory):
         assert "gave up" in "".join(fragment[1] for fragment in ui.app.toolbar())
     finally:
         ui.close()
+
+
+def test_a_paste_over_the_rate_goes_out_whole_and_in_order(server_factory):
+    # Issue 12: 30 pasted lines showed lines 1-21, one warning, nothing pending in the
+    # toolbar, and lines 22-30 appeared minutes later out of context. Now the client paces
+    # itself to the rate the server announces: the toolbar says what is still to go, and
+    # every line arrives, in order, with no warning.
+    server = server_factory(rate_limit=10, rate_burst=5)
+    bob = JsonClient(server.port, "bob")
+    ui = AppRunner(server.port)
+    try:
+        ui.wait_seen("you joined lobby")
+        ui.type("".join(f"paste {i}{ENTER}" for i in range(30)))
+        wait_for(lambda: "sending" in "".join(f[1] for f in ui.app.toolbar()),
+                 message="the toolbar showing lines still queued")
+        for i in range(30):
+            assert bob.expect("message", nick="alice", timeout=15)["text"] == f"paste {i}"
+        wait_for(lambda: ui.app.session.queued() == 0, message="the queue drained")
+        assert "queued" not in "".join(f[1] for f in ui.app.toolbar())
+        assert not [line for line in ui.app.transcript if "!!!" in line]
+    finally:
+        ui.close()
+        bob.close()
