@@ -4,9 +4,12 @@ server announces, and a line sent again after a lost connection is stored exactl
 
 from __future__ import annotations
 
+import contextlib
 import random
 import subprocess
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 from chatkit.store import read_history
 
@@ -29,42 +32,44 @@ def test_a_default_server_announces_its_rate(server_factory):
         client.close()
 
 
-def test_send_of_25_lines_to_a_default_server_loses_none(tmp_path):
-    # Issue 12's first reproduction: `seq 101 125 | chatkit send` delivered lines 101-118 and
-    # then failed with "no answer ... within 5.0 s", exit 3. On a server with its default rate
-    # limit (5 per second, bursts of 20) every line now arrives, in order, and send exits 0.
+@contextlib.contextmanager
+def default_server(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """A real `chatkit serve` with its default rate limit (5 lines/s, bursts of 20), plain
+    TCP: (its port, its message database)."""
     db = str(tmp_path / "chat.db")
     serve = ServeProcess.start(["--no-discovery", "--no-tls", "--db", db],
                                env_home=str(tmp_path / "serve"))
     try:
-        lines = "".join(f"{n}\n" for n in range(101, 126))
-        sent = subprocess.run(
-            chatkit_cmd("send", "--host", f"127.0.0.1:{serve.port}", "--no-tls", "--nick", "ci",
-                        "--room", "lobby"),
-            input=lines, capture_output=True, text=True, timeout=PIPE_TIMEOUT,
-            env=cli_env(str(tmp_path / "client")))
-        assert sent.returncode == 0, sent.stderr
+        yield serve.port, db
     finally:
         serve.stop()
+
+
+def pipe_into(tmp_path: Path, lines: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`printf LINES | chatkit ARGS --no-tls`, bounded."""
+    return subprocess.run(chatkit_cmd(*args, "--no-tls"), input=lines, capture_output=True,
+                          text=True, timeout=PIPE_TIMEOUT, env=cli_env(str(tmp_path / "client")))
+
+
+def test_send_of_25_lines_to_a_default_server_loses_none(tmp_path):
+    # Issue 12's first reproduction: `seq 101 125 | chatkit send` delivered lines 101-118 and
+    # then failed with "no answer ... within 5.0 s", exit 3. On a server with its default rate
+    # limit every line now arrives, in order, and send exits 0.
+    with default_server(tmp_path) as (port, db):
+        sent = pipe_into(tmp_path, "".join(f"{n}\n" for n in range(101, 126)), "send",
+                         "--host", f"127.0.0.1:{port}", "--nick", "ci", "--room", "lobby")
+        assert sent.returncode == 0, sent.stderr
     assert stored_texts(db) == [str(n) for n in range(101, 126)]
 
 
 def test_piped_join_faster_than_the_rate_loses_nothing_and_repeats_nothing(tmp_path):
     # `seq 301 330 | chatkit join` printed "you are sending too fast ... lines are being
     # dropped" and exited 3; and 100 piped lines were stored 417 times with 35 missing.
-    db = str(tmp_path / "chat.db")
-    serve = ServeProcess.start(["--no-discovery", "--no-tls", "--db", db],
-                               env_home=str(tmp_path / "serve"))
-    try:
-        lines = "".join(f"{n}\n" for n in range(301, 331))
-        joined = subprocess.run(
-            chatkit_cmd("join", f"127.0.0.1:{serve.port}", "--no-tls", "--nick", "bot"),
-            input=lines, capture_output=True, text=True, timeout=PIPE_TIMEOUT,
-            env=cli_env(str(tmp_path / "client")))
+    with default_server(tmp_path) as (port, db):
+        joined = pipe_into(tmp_path, "".join(f"{n}\n" for n in range(301, 331)), "join",
+                           f"127.0.0.1:{port}", "--nick", "bot")
         assert joined.returncode == 0, joined.stderr
         assert "too fast" not in joined.stderr + joined.stdout
-    finally:
-        serve.stop()
     assert stored_texts(db) == [str(n) for n in range(301, 331)]
 
 
@@ -156,22 +161,15 @@ def test_connections_cut_at_random_during_a_1000_line_pipe_store_each_line_once(
 def test_a_line_the_server_refuses_is_named_and_exits_4(tmp_path):
     # Refused for what it says (too long): reported by its content, never re-sent, and the
     # lines around it still go; piped join and send exit 4 ("refused").
-    db = str(tmp_path / "chat.db")
-    serve = ServeProcess.start(["--no-discovery", "--no-tls", "--db", db],
-                               env_home=str(tmp_path / "serve"))
     long_line = "x" * 2500
-    try:
-        for command in (["join", f"127.0.0.1:{serve.port}"],
-                        ["send", "--host", f"127.0.0.1:{serve.port}", "--room", "lobby"]):
-            result = subprocess.run(
-                chatkit_cmd(*command, "--no-tls", "--nick", command[0] + "er"),
-                input=f"before\n{long_line}\nafter\n", capture_output=True, text=True,
-                timeout=PIPE_TIMEOUT, env=cli_env(str(tmp_path / "client")))
+    with default_server(tmp_path) as (port, db):
+        for command in (["join", f"127.0.0.1:{port}"],
+                        ["send", "--host", f"127.0.0.1:{port}", "--room", "lobby"]):
+            result = pipe_into(tmp_path, f"before\n{long_line}\nafter\n", *command,
+                               "--nick", command[0] + "er")
             assert result.returncode == 4, (command, result.stdout, result.stderr)
             said = result.stdout + result.stderr
             assert "not sent: 'xxxxxxxx" in said and "longer than 2000" in said, said
-    finally:
-        serve.stop()
     assert stored_texts(db) == ["before", "after", "before", "after"]
 
 
