@@ -11,6 +11,30 @@ from chatkit.protocol.sanitize import sanitize_text
 
 _NAME_REST = re.compile(r"^[\w.\-]*$")
 
+#: Unicode's Default_Ignorable_Code_Point set (DerivedCoreProperties.txt, Unicode 15.1; Python's
+#: `unicodedata` does not expose the property): code points a renderer shows as nothing. Most are
+#: format characters that `sanitize_text` already drops, but the Hangul fillers (U+115F, U+1160,
+#: U+3164, U+FFA0) are letters to `\w`, and the variation selectors are marks: without this
+#: list, `"\u3164alice"` is a nickname that looks exactly like `alice`, and `"\u3164\u3164"` an
+#: invisible room. Inclusive ranges.
+DEFAULT_IGNORABLE: tuple[tuple[int, int], ...] = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+
+#: Characters outside that set that draw as blank: the Braille blank and the ideographic space.
+#: Neither is `\w` today; listed so that a wider name rule cannot let them in.
+_BLANK_LOOKING = frozenset({0x2800, 0x3000})
+
+
+def is_invisible(char: str) -> bool:
+    """Whether `char` is a default-ignorable code point or a filler: shown as nothing."""
+    code = ord(char)
+    return code in _BLANK_LOOKING or any(low <= code <= high for low, high in DEFAULT_IGNORABLE)
+
 
 #: Alphabets with letters that look like Latin ones (Cyrillic а, Greek ο, Armenian օ, Cherokee
 #: Ꭺ, Coptic ⲟ, Lisu ꓮ). A name mixing them is how one poses as another (Cyrillic `аlice` for
@@ -35,8 +59,9 @@ def _not_allowed(name: str) -> str:
     """What in `name` no name may hold, quoted for a message ("' ' and '!'"); "" if nothing."""
     bad: list[str] = []
     for char in name:
-        if not _NAME_REST.match(char) or sanitize_text(char) != char:
-            shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
+        if not _NAME_REST.match(char) or sanitize_text(char) != char or is_invisible(char):
+            visible = char.isprintable() and not is_invisible(char)
+            shown = repr(char) if visible else f"U+{ord(char):04X}"
             if shown not in bad:
                 bad.append(shown)
     if not bad:
