@@ -40,6 +40,7 @@ from chatkit.client.render import (
     render_lines,
     render_toolbar,
     should_ring,
+    wrap_fragments,
 )
 from chatkit.client.session import ChatSession, Refused
 from chatkit.client.settings import BELL_MODES, Settings
@@ -194,7 +195,8 @@ class ChatApp:
 
     def _print_rendered(self, rendered: Rendered) -> None:
         self.transcript.append(rendered.plain)
-        print_formatted_text(rendered.fragments, style=STYLE)
+        # wrapped here, continuation lines indented: padding cannot fake a new message line
+        print_formatted_text(wrap_fragments(rendered.fragments, self._columns()), style=STYLE)
 
     def say(self, *lines: str, style: str = "class:status") -> None:
         """Print local text (command results, hints) above the input line."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
+from prompt_toolkit.utils import get_cwidth
 
 from chatkit.protocol import Frame, name_key, render_text, sanitize_frame
 
@@ -97,6 +98,60 @@ def timestamp(ts: object = None, form: str = "%H:%M") -> str:
     return time.strftime(form, time.localtime(seconds))
 
 
+def collapse_whitespace(value: object) -> object:
+    """A frame's strings with every run of whitespace (spaces, U+2028, ideographic spaces...)
+    made one space: padding cannot push text onto a line of its own (see `wrap_fragments`)."""
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, dict):
+        return {key: collapse_whitespace(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [collapse_whitespace(item) for item in value]
+    return value
+
+
+def wrap_fragments(fragments: FormattedText, width: int | None) -> FormattedText:
+    """Styled lines broken to `width` columns by us, not by the terminal, with every
+    continuation line indented under the first line's timestamp: a long message can never
+    wrap into something that starts at column 0 like `01:27 <alice> ...`. Breaks at the last
+    space that fits, else inside the word; lines the fragments already break keep their own
+    padding. `width` None (no terminal size): returned as they are."""
+    if not width or width < 2:
+        return fragments
+    first = fragments[0][1] if fragments else ""
+    indent = max(1, min(len(first) if first.endswith(" ") else 1, width // 3))
+    out: list[tuple[str, str]] = []
+    line: list[tuple[str, str]] = []  # (style, char) of the line being filled
+    column = 0
+    for style, text, *_ in fragments:
+        for char in text:
+            if char == "\n":
+                out.extend(line)
+                out.append(("", "\n"))
+                line, column = [], 0
+                continue
+            cells = get_cwidth(char)
+            if column + cells > width and column > indent:
+                # break after the last space of this line past the indent, if there is one
+                cut = next((i for i in range(len(line) - 1, indent, -1) if line[i][1] == " "),
+                           None)
+                rest = line[cut + 1:] if cut is not None else []
+                out.extend(line[:cut] if cut is not None else line)
+                out.append(("", "\n" + " " * indent))
+                line = rest
+                column = indent + sum(get_cwidth(c) for _s, c in rest)
+            line.append((style, char))
+            column += cells
+    out.extend(line)
+    merged: list[tuple[str, str]] = []
+    for style, text in out:  # one fragment per run of one style
+        if merged and merged[-1][0] == style:
+            merged[-1] = (style, merged[-1][1] + text)
+        else:
+            merged.append((style, text))
+    return FormattedText(merged)
+
+
 def _nick(nick: str, own: bool) -> tuple[str, str]:
     return ("class:own" if own else f"class:nick fg:{nick_colour(nick)}", nick)
 
@@ -105,7 +160,7 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
     """Styled line(s) for one event, or None when it is not shown (ignored nick, pong...)."""
     # Frames from a server were sanitised on arrival (Connection.recv); the renderer is the
     # last step before the terminal and draws local frames too, so it guarantees it itself.
-    frame = sanitize_frame(frame)
+    frame = collapse_whitespace(sanitize_frame(frame))  # type: ignore[assignment]
     kind = frame.get("type")
     me = view.me
     # Replayed from the server's log: rendered like the live line, dimmed, with its date.

@@ -6,6 +6,8 @@ import json
 import time
 
 import pytest
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.utils import get_cwidth
 
 from chatkit.client.render import (
     NICK_COLOURS,
@@ -17,6 +19,7 @@ from chatkit.client.render import (
     render_event,
     render_toolbar,
     should_ring,
+    wrap_fragments,
 )
 from chatkit.client.settings import Settings, settings_path
 from chatkit.protocol import FrameError, check_server_frame
@@ -256,3 +259,35 @@ def test_toolbar_hides_the_old_member_list_while_not_connected():
         text = toolbar_text(state=state, retry_at=None)
         assert "alice" not in text and "(3)" not in text, text
         assert "lobby" in text and "release on Friday" in text
+
+
+# ------------------------------------------------ issue 13: wrapping cannot fake a message line
+
+
+def test_runs_of_whitespace_collapse_on_display():
+    frame = {"type": "message", "room": "lobby", "nick": "mallory", "id": 1, "ts": 1e9,
+             "text": "hi" + " " * 40 + "\u2028\u3000 01:27 <alice> hello"}
+    plain = render_event(frame, View(me="bob", current_room="lobby")).plain
+    assert plain.endswith("<mallory> hi 01:27 <alice> hello")
+
+
+def test_wrapped_lines_are_indented_under_the_timestamp():
+    frame = {"type": "message", "room": "lobby", "nick": "mallory", "id": 1, "ts": 1e9,
+             "text": " ".join(["word"] * 20)}
+    rendered = render_event(frame, View(me="bob", current_room="lobby"))
+    rows = "".join(text for _style, text in wrap_fragments(rendered.fragments, 30)).split("\n")
+    assert len(rows) > 2 and all(len(row) <= 30 for row in rows)
+    assert all(row.startswith("      word") for row in rows[1:])  # 6 columns: "HH:MM "
+    assert " ".join(" ".join(rows).split()).endswith(" ".join(["word"] * 20))
+
+
+def test_wrapping_counts_wide_characters_and_breaks_long_words():
+    fragments = FormattedText([("class:timestamp", "01:00 "), ("", "字" * 30 + "x" * 50)])
+    rows = "".join(text for _style, text in wrap_fragments(fragments, 20)).split("\n")
+    assert all(get_cwidth(row) <= 20 for row in rows)
+    assert all(row.startswith(" ") for row in rows[1:])
+
+
+def test_no_terminal_width_leaves_lines_as_they_are():
+    fragments = FormattedText([("", "01:00 "), ("", "x" * 500)])
+    assert wrap_fragments(fragments, None) == fragments
