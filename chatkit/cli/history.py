@@ -14,6 +14,8 @@ import click
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click
 from chatkit.errors import ExitCode
+from chatkit.protocol import sanitize_text
+from chatkit.protocol.sanitize import sane_ts
 from chatkit.store import StoredMessage, read_history
 
 
@@ -38,17 +40,21 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
             since_ts = parse_since(since) if since else None
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
+        # streamed: one row at a time from a cursor, never the whole log in memory
         rows = read_history(db_path or paths.default_db_file(), room=room, since=since_ts,
                             grep=grep, limit=limit)
-    if not rows:  # its own status, so that a script can tell "nothing" from success
+        printed = 0
+        for row in rows:
+            row = clean_row(row)
+            click.echo(json.dumps(as_json(row), ensure_ascii=False) if json_output
+                       else format_line(row))
+            printed += 1
+    if not printed:  # its own status, so that a script can tell "nothing" from success
         asked = [f"{flag} {value!r}" for flag, value in
                  (("--room", room), ("--since", since), ("--grep", grep)) if value is not None]
         click.echo(f"chatkit: no stored message matches {' '.join(asked)}" if asked
                    else "chatkit: no message stored yet", err=True)
         sys.exit(ExitCode.NO_MATCH)
-    for row in rows:
-        click.echo(json.dumps(as_json(row), ensure_ascii=False) if json_output
-                   else format_line(row))
 
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -69,9 +75,24 @@ def parse_since(text: str, now: float | None = None) -> float:
                          "2026-11-24 or 2026-11-24T14:00") from None
 
 
+def clean_row(row: StoredMessage) -> StoredMessage:
+    """A row with every string sanitised: the database is a file, and what was written into it
+    directly (an escape sequence, a bidi override) must not reach the terminal."""
+    def clean(value: object) -> str | None:
+        return None if value is None else sanitize_text(str(value))
+    return StoredMessage(row.id, clean(row.room), row.kind, clean(row.nick) or "",
+                         clean(row.target), clean(row.text), row.ts)
+
+
+def _when(ts: object, form: str) -> str | None:
+    """Local time of a stored `ts`; None when it is not a time (`-1e20`, text)."""
+    seconds = sane_ts(ts)
+    return None if seconds is None else datetime.fromtimestamp(seconds).strftime(form)
+
+
 def format_line(message: StoredMessage) -> str:
     """One readable line for `chatkit history`."""
-    when = datetime.fromtimestamp(message.ts).strftime("%Y-%m-%d %H:%M:%S")
+    when = _when(message.ts, "%Y-%m-%d %H:%M:%S") or "????-??-?? ??:??:??"
     if message.kind == "action":
         return f"{when} [{message.room}] * {message.nick} {message.text}"
     if message.kind == "topic":
@@ -85,4 +106,4 @@ def as_json(message: StoredMessage) -> dict[str, object]:
     """One row as `chatkit history --json` prints it."""
     return {"id": message.id, "room": message.room, "kind": message.kind, "nick": message.nick,
             "to": message.target, "text": message.text, "ts": message.ts,
-            "time": datetime.fromtimestamp(message.ts).isoformat(timespec="seconds")}
+            "time": _when(message.ts, "%Y-%m-%dT%H:%M:%S")}

@@ -21,6 +21,7 @@ from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
 from chatkit.protocol import Frame, name_key, render_text, sanitize_frame
+from chatkit.protocol.sanitize import sane_ts
 
 #: Nick colours: readable on dark and light backgrounds; red is kept for errors.
 NICK_COLOURS: tuple[str, ...] = (
@@ -94,8 +95,8 @@ class Rendered:
 
 def timestamp(ts: object = None, form: str = "%H:%M") -> str:
     """Local wall-clock time of a server timestamp (or now, when it is not a number)."""
-    seconds = ts if isinstance(ts, (int, float)) and not isinstance(ts, bool) else time.time()
-    return time.strftime(form, time.localtime(seconds))
+    seconds = sane_ts(ts)  # a number localtime cannot take (-1e20): now, not a traceback
+    return time.strftime(form, time.localtime(seconds if seconds is not None else time.time()))
 
 
 def collapse_whitespace(value: object) -> object:

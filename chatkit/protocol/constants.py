@@ -13,6 +13,8 @@ MAX_TEXT = 2000  # characters of a message, action, topic or reason
 MAX_NICK = 24
 MAX_ROOM = 32
 MAX_REF = 64
+#: The latest `ts` a frame may carry: a time every platform's `localtime` can show (year 3000).
+MAX_TS = 32_503_680_000.0
 
 #: How long the server waits for a client's first byte before assuming a human (text mode).
 SNIFF_SECONDS = 0.5

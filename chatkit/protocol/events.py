@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from typing_extensions import NotRequired
 
+from chatkit.protocol.constants import MAX_TS
 from chatkit.protocol.framing import FrameError
 
 Ref = str | int
@@ -321,7 +322,7 @@ _HISTORY_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
     "topic": {"ts": _NUMBER, "nick": _STR},
 }
 #: `ts` bounds: a time every platform's `localtime` can show (1970 to the year 3000).
-_TS_MAX = 32_503_680_000.0
+_TS_MAX = MAX_TS
 #: List fields whose items must be of one shape: strings, or objects with these typed fields.
 _ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
     "members": None,

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from typing import Any
 
-from chatkit.protocol.constants import MAX_TEXT
+from chatkit.protocol.constants import MAX_TEXT, MAX_TS
 from chatkit.protocol.framing import FrameError
 
 # Zero-width and bidirectional formatting characters that can hide or reorder text.
@@ -52,6 +52,15 @@ def sanitize_text(text: str) -> str:
         else:
             out.append(char)
     return "".join(out)
+
+
+def sane_ts(value: object) -> float | None:
+    """`value` if it is a time every `localtime` can show (0 to MAX_TS); None otherwise (not a
+    number, NaN, negative, too far ahead): what a frame or a log row may hold is not trusted
+    to be one, and `time.localtime(-1e20)` raises OverflowError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 <= value <= MAX_TS else None  # NaN compares false too
 
 
 def sanitize_frame(value: Any) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chatkit.protocol.names import name_key
+from chatkit.protocol.sanitize import sane_ts
 
 _IAC, _SB, _SE = 255, 250, 240
 _WILL_WONT_DO_DONT = range(251, 255)
@@ -56,7 +57,8 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
     """The readable lines a text-mode user sees for one server frame (no line endings)."""
     kind = frame.get("type")
     if frame.get("history") and kind in ("message", "topic"):
-        when = time.strftime("%H:%M", time.localtime(frame["ts"]))
+        ts = sane_ts(frame.get("ts"))
+        when = time.strftime("%H:%M", time.localtime(ts)) if ts is not None else "??:??"
         if kind == "topic":
             return [f"[{frame['room']} {when}] *** {frame['nick']} set the topic: "
                     f"{frame.get('text') or ''}"]

@@ -179,7 +179,7 @@ def test_private_messages_are_not_stored_unless_asked(server_factory, tmp_path):
         alice.close()
         bob.close()
         server.stop()
-        rows = read_history(db)
+        rows = list(read_history(db))
         assert [r.text for r in rows if r.kind == "private"] == expected
         assert [r.text for r in rows if r.kind == "message"] == ["public"]
 

@@ -5,13 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chatkit.protocol import Frame
+from chatkit.protocol import Frame, sanitize_text
 from chatkit.protocol.events import MessageEvent, TopicEvent
+from chatkit.protocol.sanitize import sane_ts
 from chatkit.store import StoredMessage
 
 
+def _clean(value: object) -> str:
+    return sanitize_text(value) if isinstance(value, str) else ""
+
+
 def history_frame(row: StoredMessage) -> Frame:
-    """The event a row of the log was published as, marked as history."""
+    """The event a row of the log was published as, marked as history.
+
+    What the hub stores was sanitised when it was accepted, but the database is a file anyone
+    with access can write: every string is sanitised again here (an escape sequence written
+    into the log reaches neither a chatkit client nor a text-mode `nc`), and a time no client
+    can show (`-1e20`, text) becomes 0, so the frame still passes `check_server_frame`."""
+    ts = sane_ts(row.ts) or 0.0
+    row = StoredMessage(row.id, _clean(row.room), row.kind, _clean(row.nick),
+                        _clean(row.target) if row.target is not None else None,
+                        _clean(row.text) if row.text is not None else None, ts)
     if row.kind == "topic":
         topic: TopicEvent = {"type": "topic", "room": row.room or "", "text": row.text,
                              "nick": row.nick, "id": row.id, "ts": row.ts, "history": True}
