@@ -120,7 +120,11 @@ class MessageStore:
                              for r in topics])
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # A failed COMMIT (disk full) may have rolled back already: a ROLLBACK
+                    # then fails with "no transaction is active" and would hide the reason.
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
             raise describe(exc, self.path) from None

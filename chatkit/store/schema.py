@@ -120,6 +120,8 @@ def describe(exc: sqlite3.Error, path: str) -> StoreError:
     if "not a database" in text:
         return StoreError(f"message database {path} is corrupt or not a chatkit database "
                           f"({text})", remedy="move_or_choose_db")
+    if "full" in text:  # SQLITE_FULL: "database or disk is full"
+        return StoreError(f"cannot write message database {path}: the disk is full ({text})")
     if "readonly" in text or "unable to open" in text or "permission" in text.lower():
         return StoreError(f"cannot write message database {path} ({text})",
                           remedy="permissions_or_choose_db")

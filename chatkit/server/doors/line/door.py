@@ -21,8 +21,8 @@ from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.line.reader import LineReader
-from chatkit.server.doors.repeated_log import RepeatedLog
 from chatkit.server.hub.hub import Hub
+from chatkit.server.repeated_log import RepeatedLog
 
 log = logging.getLogger("chatkit.server")
 
