@@ -29,6 +29,8 @@ REMEDIES = {
     "choose_db": "choose another with --db",
     "create_dir_or_choose_db": "create the directory first or choose another path with --db",
     "move_or_choose_db": "move it away or choose another with --db",
+    "recover_or_choose_db": "move it away (`sqlite3 FILE .recover` may save its messages) "
+                            "or choose another with --db",
     "permissions_or_choose_db": "check its permissions or choose another with --db",
     "own_db": "give this server its own with --db PATH, or --no-history",
     "give_db": "start `chatkit serve` first, or give --db PATH",

@@ -14,7 +14,7 @@ import click
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click, setup_logging
 from chatkit.net.addresses import host_of
-from chatkit.net.sockets import raise_fd_limit
+from chatkit.net.sockets import clients_within, raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT
 from chatkit.store import FSYNC_POLICIES
 from chatkit.tls.certificates import fingerprint_hex
@@ -108,7 +108,10 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           max_per_address=max_per_address)
     if name:
         config.name = name
-    raise_fd_limit()
+    fd_limit = raise_fd_limit()
+    # More clients than descriptors would have accept() fail with EMFILE: fit the limit now,
+    # so the client over it is told "server full" (the banner says so).
+    config.max_clients = clients_within(fd_limit, max_clients)
     # Handlers first: a SIGTERM that arrives while the server starts or prints its banner (a
     # service manager stopping it at once) must still get the graceful stop, not the default
     # action that kills the process with nothing announced.
@@ -122,7 +125,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             responder = start_discovery(server, discovery_port) if discovery else None
         if responder is not None:
             warn_if_name_taken(server, discovery_port)
-        for line in banner(server, responder, password=bool(password)):
+        for line in banner(server, responder, password=bool(password),
+                           clients_asked=max_clients, fd_limit=fd_limit):
             click.echo(f"chatkit: {line}")
         sys.stdout.flush()
         threading.Event().wait()
@@ -137,11 +141,12 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             signal.signal(sig, handler)
 
 
-def banner(server: Server, responder: DiscoveryResponder | None, *, password: bool
-           ) -> list[str]:
+def banner(server: Server, responder: DiscoveryResponder | None, *, password: bool,
+           clients_asked: int | None = None, fd_limit: int | None = None) -> list[str]:
     """What `chatkit serve` says when it is up: where it listens, how to join, where messages
-    go, TLS, discovery and the password. Printed once, on stdout (the log does not repeat it).
-    """
+    go, TLS, discovery, the password, and the client limit when the descriptor limit
+    (`fd_limit`) lowered it below `clients_asked`. Printed once, on stdout (the log does not
+    repeat it)."""
     config = server.config
     addresses = server.addresses()
     lines = [f"server {server.name!r} listening on {', '.join(addresses)}"]
@@ -167,6 +172,10 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
                  else "discovery off (--no-discovery): clients need the address")
     if password:
         lines.append("clients need the password")
+    if clients_asked is not None and config.max_clients < clients_asked:
+        lines.append(f"at most {config.max_clients} clients at once: --max-clients "
+                     f"{clients_asked} does not fit the limit of {fd_limit} open files "
+                     "(raise it with `ulimit -n`)")
     return lines
 
 

@@ -42,6 +42,7 @@ from chatkit.protocol import (
     sanitize_text,
 )
 from chatkit.tls import KnownServers, TlsChannel, fingerprint_hex, open_client_channel
+from chatkit.tls.channel import no_answer
 
 log = logging.getLogger("chatkit.client")
 
@@ -174,7 +175,10 @@ class Connection:
             hello["client_id"] = client_id
         self.send(hello)
         while True:
-            frame = self.recv(timeout, skip_garbage=True)
+            try:
+                frame = self.recv(timeout, skip_garbage=True)
+            except TimeoutError:
+                raise UnreachableError(no_answer(self.address, timeout, "`hello`")) from None
             if frame is None:
                 if self._garbage and not self._garbage[0].startswith("chatkit server"):
                     raise ProtocolError(f"{self.address} does not speak the chatkit protocol "

@@ -32,3 +32,16 @@ def raise_fd_limit() -> int | None:
         except (ValueError, OSError):
             pass
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+#: descriptors kept for what is not a client connection: the listening and wake-up sockets,
+#: the message database and its -wal, -shm and lock files, discovery, certificates, Python's own
+RESERVED_DESCRIPTORS = 48
+
+
+def clients_within(limit: int | None, wanted: int) -> int:
+    """How many client connections (one descriptor each) fit in a descriptor limit of `limit`
+    with RESERVED_DESCRIPTORS kept aside: `wanted`, or fewer (at least 1)."""
+    if limit is None or limit < 0:  # no limit known (RLIM_INFINITY is -1)
+        return wanted
+    return max(1, min(wanted, limit - RESERVED_DESCRIPTORS))

@@ -25,7 +25,7 @@ from typing import IO, Any
 from chatkit.errors import ConfigError
 from chatkit.paths import private_file
 from chatkit.protocol.names import name_key
-from chatkit.store.schema import StoreError, connect, describe, migrate
+from chatkit.store.schema import StoreError, connect, describe, migrate, quick_check
 
 FSYNC_POLICIES = ("normal", "full")
 
@@ -69,6 +69,9 @@ class MessageStore:
                     raise StoreError(f"cannot use WAL mode for {self.path} (got {mode})")
             self._conn.execute(
                 f"PRAGMA synchronous={'FULL' if fsync == 'full' else 'NORMAL'}")
+            # A damaged page found now is a one-line error at start, not a connection
+            # dropped later by the first `/history` that reads it.
+            quick_check(self._conn, self.path)
             migrate(self._conn)
             self._conn.execute("SELECT count(*) FROM messages WHERE id < 0").fetchone()
             # Prove we can write now rather than lose the first message later.
@@ -117,7 +120,11 @@ class MessageStore:
                              for r in topics])
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # A failed COMMIT (disk full) may have rolled back already: a ROLLBACK
+                    # then fails with "no transaction is active" and would hide the reason.
+                    if self._conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            self._conn.execute("ROLLBACK")
                     raise
         except sqlite3.Error as exc:
             raise describe(exc, self.path) from None

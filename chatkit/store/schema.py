@@ -3,7 +3,9 @@ step by step), opening a connection, and turning SQLite errors into StoreErrors.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from pathlib import Path
 
 from chatkit.errors import ChatkitError
@@ -45,6 +47,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: seconds the integrity check at start may take; a larger database is opened unchecked
+QUICK_CHECK_SECONDS = 10.0
+
+log = logging.getLogger("chatkit.store")
 
 
 class StoreError(ChatkitError):
@@ -78,12 +84,44 @@ def migrate(conn: sqlite3.Connection) -> int:
     return version
 
 
+def quick_check(conn: sqlite3.Connection, path: str,
+                budget: float = QUICK_CHECK_SECONDS) -> bool:
+    """SQLite's `quick_check` of the database (every page and record readable, indexes in
+    shape; not that each index matches its table), within `budget` seconds. Raises StoreError
+    naming the first problem found; returns False when the check ran out of time (logged:
+    the database is then used unchecked), True when it is sound."""
+    deadline = time.monotonic() + budget
+    conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    try:
+        rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "interrupt" not in str(exc):
+            raise
+        log.warning("message database %s not checked for damage: the check takes more than "
+                    "%g s", path, budget)
+        return False
+    finally:
+        conn.set_progress_handler(None, 0)
+    # quick_check's report is lines, under a "*** in database main ***" heading
+    problems = [line.strip() for row in rows if row[0] != "ok"
+                for line in str(row[0]).splitlines() if line.strip() and "***" not in line]
+    if problems:
+        raise StoreError(f"message database {path} is damaged ({problems[0]})",
+                         remedy="recover_or_choose_db")
+    return True
+
+
 def describe(exc: sqlite3.Error, path: str) -> StoreError:
     """A StoreError saying what went wrong with the database at `path`."""
     text = str(exc)
-    if "not a database" in text or "malformed" in text:
+    if "malformed" in text:
+        return StoreError(f"message database {path} is damaged ({text})",
+                          remedy="recover_or_choose_db")
+    if "not a database" in text:
         return StoreError(f"message database {path} is corrupt or not a chatkit database "
                           f"({text})", remedy="move_or_choose_db")
+    if "full" in text:  # SQLITE_FULL: "database or disk is full"
+        return StoreError(f"cannot write message database {path}: the disk is full ({text})")
     if "readonly" in text or "unable to open" in text or "permission" in text.lower():
         return StoreError(f"cannot write message database {path} ({text})",
                           remedy="permissions_or_choose_db")

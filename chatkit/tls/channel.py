@@ -164,6 +164,10 @@ def open_client_channel(sock: socket.socket, host: str, timeout: float,
     except NotTlsAnswer as answer:
         raise plain_answer_error(_read_plain_line(sock, answer.data, deadline),
                                  address or host) from None
+    except TimeoutError:
+        # Not a failed handshake: nothing answered at all (a server stopped with SIGSTOP or
+        # swamped: the kernel still accepts its connections).
+        raise UnreachableError(no_answer(address or host, timeout, "the TLS handshake")) from None
     except (ssl.SSLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) \
             or (exc.args[0] if exc.args else type(exc).__name__)
@@ -171,6 +175,14 @@ def open_client_channel(sock: socket.socket, host: str, timeout: float,
     if leftover:  # servers never speak first; keep the contract simple
         raise UnreachableError(f"{host} sent data before the client spoke")
     return channel
+
+
+def no_answer(address: str, timeout: float, unanswered: str) -> str:
+    """What to say of a server that accepted a connection, then never answered `unanswered`
+    (the TLS handshake, `hello`)."""
+    return (f"no answer from {address} within {timeout:g} s: it accepted the connection but "
+            f"never answered {unanswered} (a server that is stopped or overloaded, or not a "
+            "chatkit server)")
 
 
 def plain_answer_error(line: bytes, address: str) -> ServerRefusal | ProtocolError:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from chatkit.protocol import name_key
 from chatkit.server.bus.fanout import Output, fan_out, fan_out_run
 from chatkit.server.hub.pending import Pending
+from chatkit.server.repeated_log import RepeatedLog
 from chatkit.store import MessageStore, SavedTopic, StoredMessage, StoreError
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class LocalBus:
         self.prune_every = prune_every
         self._next_prune = time.monotonic() + prune_every
         self._thread = threading.Thread(target=self._run, name="chatkit-publisher", daemon=True)
+        self._log = RepeatedLog(log)  # a full disk fails every batch: say so once per 10 s
 
     def last_id(self) -> int:
         return self.store.last_id()
@@ -105,7 +107,7 @@ class LocalBus:
         try:
             self.store.append(rows)
         except StoreError as exc:
-            log.error("%s", exc)
+            self._log.log(logging.ERROR, f"store:{exc}", "%s", exc)
             stored = False
         hub = self.hub
         assert hub is not None, "a bus publishes for a hub"
@@ -125,6 +127,8 @@ class LocalBus:
                         hub.refuse(pending.sender, "store_failed", "message not accepted: the "
                                    "server could not store it; try again later", pending.ref)
                     continue
+                if pending.apply is not None:
+                    pending.apply()
                 sender = pending.sender
                 # The room of that name now (None if it is gone): emptied and made again since
                 # the event was accepted, it is another object, and its members are the ones

@@ -12,6 +12,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, name_key
@@ -108,9 +109,11 @@ class Hub:
     def publish(self, event: Event, *, room: Room | None = None,
                 recipients: list[Member] | None = None, sender: Member | None = None,
                 ref: object = None, exclude: Member | None = None,
-                row: StoredMessage | None = None) -> None:
-        """Hand an event to the bus; the caller holds the lock, so ids stay in order."""
-        self.bus.submit(Pending(event, room, recipients, sender, ref, exclude, row))
+                row: StoredMessage | None = None,
+                apply: Callable[[], None] | None = None) -> None:
+        """Hand an event to the bus; the caller holds the lock, so ids stay in order. `apply`
+        makes the change the event announces, once it is stored (see Pending)."""
+        self.bus.submit(Pending(event, room, recipients, sender, ref, exclude, row, apply))
 
     def dispatch(self, member: Member, frame: Frame) -> None:
         """One request from a door; raises FrameError for anything refused."""

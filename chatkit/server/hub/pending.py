@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,3 +28,6 @@ class Pending:
     exclude: Member | None = None
     #: what the log keeps of it (None: not stored)
     row: StoredMessage | None = None
+    #: the change of state it announces (a topic), made by the bus under the hub's lock once
+    #: the row is stored and before anyone hears of it; never made if storing failed
+    apply: Callable[[], None] | None = None

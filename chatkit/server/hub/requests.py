@@ -219,11 +219,15 @@ class Requests:
                 raise FrameError("bad_frame", "field 'text' must be str")
             topic = clean_text(text, "topic", allow_empty=True) or None
             id_, ts = hub.stamp()
-            hub.set_topic(room, topic, _nick(member), ts)
-            event: TopicEvent = {"type": "topic", "room": room.name, "text": room.topic,
+            nick = _nick(member)
+            event: TopicEvent = {"type": "topic", "room": room.name, "text": topic,
                                  "nick": member.nick, "id": id_, "ts": ts}
+            # The room's topic changes once the change is stored (answered store_failed, it
+            # is not made), before anyone hears of it; in the room of that name then.
+            key = name_key(room.name)
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
-                        row=stored_row(event, "topic"))
+                        row=stored_row(event, "topic"),
+                        apply=lambda: hub.set_topic(hub.rooms.get(key, room), topic, nick, ts))
 
     # ------------------------------------------------------------------ rooms
 

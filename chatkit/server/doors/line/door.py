@@ -6,6 +6,7 @@ out for wrong passwords) and the set of its connections; each connection gets a 
 
 from __future__ import annotations
 
+import errno
 import logging
 import selectors
 import socket
@@ -21,10 +22,16 @@ from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.line.reader import LineReader
 from chatkit.server.hub.hub import Hub
+from chatkit.server.repeated_log import RepeatedLog
 
 log = logging.getLogger("chatkit.server")
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+#: accept() failures that mean "out of descriptors or memory": waiting helps, retrying at once
+#: only spins (the pending connection stays in the listen queue and fails again)
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+#: the longest pause between two accepts while descriptors are exhausted (seconds)
+MAX_BACKOFF = 1.0
 
 
 class LineDoor:
@@ -43,6 +50,7 @@ class LineDoor:
         self._acceptor: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
+        self._log = RepeatedLog(log)
 
     @property
     def port(self) -> int:
@@ -109,6 +117,7 @@ class LineDoor:
         with selectors.DefaultSelector() as selector:
             selector.register(self._listener, selectors.EVENT_READ)
             selector.register(self._wake_r, selectors.EVENT_READ)
+            backoff = 0.0
             while not self._stopping.is_set():
                 for key, _ in selector.select():
                     if key.fileobj is self._wake_r:
@@ -116,8 +125,14 @@ class LineDoor:
                     try:
                         sock, address = self._listener.accept()
                     except OSError as exc:
-                        log.warning("accept failed: %s", exc)
+                        self._log.warning(f"accept:{exc.errno}", "accept failed: %s", exc)
+                        if exc.errno in _EXHAUSTED:
+                            # Out of descriptors: the connection waits in the listen queue
+                            # until one is closed; pause instead of spinning on it.
+                            backoff = min(MAX_BACKOFF, max(0.05, backoff * 2))
+                            self._stopping.wait(backoff)
                         continue
+                    backoff = 0.0
                     self._admit(sock, address)
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
@@ -127,20 +142,22 @@ class LineDoor:
         ip = address[0]
         config = self.config
         with self._lock:
-            refusal = None
+            refusal = kind = None
             if len(self.connections) >= config.max_clients:
-                refusal = f"server full ({len(self.connections)} clients)"
+                refusal, kind = f"server full ({len(self.connections)} clients)", "full"
             elif config.max_per_address and \
                     self.per_address.get(ip, 0) >= config.max_per_address:
-                refusal = f"too many connections from {ip}"
+                refusal, kind = f"too many connections from {ip}", f"address:{ip}"
             elif self.hub.gate.throttled(ip):
                 refusal = f"too many wrong passwords from {ip}; wait a minute"
+                kind = f"passwords:{ip}"
             if refusal is None:
                 conn = LineConnection(sock, peer, self.flusher, config.max_backlog)
                 self.per_address[ip] = self.per_address.get(ip, 0) + 1
                 self.connections.add(conn)
         if refusal is not None:
-            log.warning("refusing %s: %s", peer, refusal)
+            # One line per reason per 10 s: a client retrying in a loop must not fill the log.
+            self._log.warning(f"refuse:{kind}", "refusing %s: %s", peer, refusal)
             try:
                 sock.send(f"!!! {refusal}\r\n".encode(), _DONTWAIT)
             except OSError:
