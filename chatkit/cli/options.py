@@ -134,29 +134,54 @@ class ServerNumber(click.ParamType[int]):
                   "or a server's name", param, ctx)
 
 
+def fingerprint_prefix(fingerprint: str | None) -> str:
+    """Enough of a fingerprint to tell two servers apart at a glance."""
+    return "no TLS" if fingerprint is None else fingerprint[:15]
+
+
 def discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
-                     *, interactive: bool) -> tuple[str, int, str | None]:
-    """Find the server to use by discovery: (host, port, announced fingerprint)."""
+                     *, interactive: bool, check_identity: bool = True
+                     ) -> tuple[str, int, str | None]:
+    """Find the server to use by discovery: (host, port, announced fingerprint).
+
+    With `check_identity` (TLS, not --insecure), a server whose name or instance id this
+    machine pinned, announcing another certificate, is refused before anything is sent to it;
+    the connection then checks the presented certificate against the announced one.
+    """
     from chatkit.discovery import find_server
+    from chatkit.paths import known_servers_file
+    from chatkit.tls import KnownNames, KnownServers, Sighting
 
     with discovery_hints():
         found = find_server(server_name, broadcast=list(broadcast) or None,
                             discovery_port=discovery_port)
+    known = KnownServers(known_servers_file())
     if len(found) > 1:
-        listing = ", ".join(f"{s.name} ({s.address})" for s in found)
+        listing = ", ".join(f"{s.name} ({s.address}, {fingerprint_prefix(s.fingerprint)})"
+                            for s in found)
         if not interactive:
             raise ConfigError(f"{len(found)} servers answered: {listing}; "
                               "choose one with --server NAME or give HOST[:PORT]")
+        pins = known.all()
         for number, candidate in enumerate(found, 1):
             needs = {True: "  needs a password", False: "", None: ""}[candidate.password]
+            pinned = ("  pinned" if candidate.fingerprint is not None
+                      and pins.get(candidate.address) == candidate.fingerprint else "")
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
-                       f"{candidate.users} users{needs}", err=True)
+                       f"{fingerprint_prefix(candidate.fingerprint)}  "
+                       f"{candidate.users} users{needs}{pinned}", err=True)
         choice = click.prompt("Which server? (number or name)", err=True, type=ServerNumber(
             len(found), [s.name for s in found], [s.address for s in found]))
         found = [found[choice - 1]]
     chosen = found[0]
+    announced = chosen.fingerprint if chosen.tls else None
+    if check_identity:
+        names = KnownNames(known)
+        sighting = Sighting(chosen.name, chosen.instance, chosen.address, announced)
+        names.check(sighting)
+        names.remember(sighting)
     click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)
-    return chosen.host, chosen.port, chosen.fingerprint if chosen.tls else None
+    return chosen.host, chosen.port, announced
 
 
 def resolve_address(address: str, port: int | None) -> tuple[str, int]:
