@@ -4,6 +4,9 @@ commands that connect as a client (including which flag fixes a discovery error)
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import stat
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
@@ -34,9 +37,29 @@ def client_security_options(command: Callable[..., None]) -> Callable[..., None]
     return command
 
 
+def warn_exposed_password(password_file: TextIO | None) -> None:
+    """One line on stderr when the password is where others can read it: on the command line
+    (visible in `ps`), or in a --password-file other users may read."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("password") if ctx is not None else None
+    if source == click.core.ParameterSource.COMMANDLINE:
+        click.echo("chatkit: warning: --password on the command line is visible to other "
+                   "users (ps); prefer CHATKIT_PASSWORD or --password-file", err=True)
+    if password_file is not None:
+        try:
+            status = os.fstat(password_file.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return
+        if stat.S_ISREG(status.st_mode) and status.st_mode & 0o004:
+            click.echo(f"chatkit: warning: --password-file {password_file.name} is readable "
+                       f"by every user (mode {status.st_mode & 0o777:04o}); run `chmod 600 "
+                       f"{password_file.name}`", err=True)
+
+
 def client_password(password: str | None, password_file: TextIO | None) -> str | None:
     """The password given by --password-file (its first line, as `chatkit serve` reads it),
-    else by --password or CHATKIT_PASSWORD."""
+    else by --password or CHATKIT_PASSWORD (warning when it is exposed)."""
+    warn_exposed_password(password_file)
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
         if not password:
