@@ -48,7 +48,8 @@ def join(address: str | None, port: int | None, nick: str | None, room: str,
         if address is None:
             host, port, expected = discover_target(
                 server_name, broadcast, discovery_port,
-                interactive=sys.stdin.isatty() and not json_output)
+                interactive=sys.stdin.isatty() and not json_output,
+                check_identity=not no_tls and not insecure)
         else:
             host, port = resolve_address(address, port)
         from chatkit.client import run_join

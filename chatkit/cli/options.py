@@ -4,6 +4,9 @@ commands that connect as a client (including which flag fixes a discovery error)
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import stat
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
@@ -34,9 +37,29 @@ def client_security_options(command: Callable[..., None]) -> Callable[..., None]
     return command
 
 
+def warn_exposed_password(password_file: TextIO | None) -> None:
+    """One line on stderr when the password is where others can read it: on the command line
+    (visible in `ps`), or in a --password-file other users may read."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("password") if ctx is not None else None
+    if source == click.core.ParameterSource.COMMANDLINE:
+        click.echo("chatkit: warning: --password on the command line is visible to other "
+                   "users (ps); prefer CHATKIT_PASSWORD or --password-file", err=True)
+    if password_file is not None:
+        try:
+            status = os.fstat(password_file.fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return
+        if stat.S_ISREG(status.st_mode) and status.st_mode & 0o004:
+            click.echo(f"chatkit: warning: --password-file {password_file.name} is readable "
+                       f"by every user (mode {status.st_mode & 0o777:04o}); run `chmod 600 "
+                       f"{password_file.name}`", err=True)
+
+
 def client_password(password: str | None, password_file: TextIO | None) -> str | None:
     """The password given by --password-file (its first line, as `chatkit serve` reads it),
-    else by --password or CHATKIT_PASSWORD."""
+    else by --password or CHATKIT_PASSWORD (warning when it is exposed)."""
+    warn_exposed_password(password_file)
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
         if not password:
@@ -134,29 +157,54 @@ class ServerNumber(click.ParamType[int]):
                   "or a server's name", param, ctx)
 
 
+def fingerprint_prefix(fingerprint: str | None) -> str:
+    """Enough of a fingerprint to tell two servers apart at a glance."""
+    return "no TLS" if fingerprint is None else fingerprint[:15]
+
+
 def discover_target(server_name: str | None, broadcast: tuple[str, ...], discovery_port: int,
-                     *, interactive: bool) -> tuple[str, int, str | None]:
-    """Find the server to use by discovery: (host, port, announced fingerprint)."""
+                     *, interactive: bool, check_identity: bool = True
+                     ) -> tuple[str, int, str | None]:
+    """Find the server to use by discovery: (host, port, announced fingerprint).
+
+    With `check_identity` (TLS, not --insecure), a server whose name or instance id this
+    machine pinned, announcing another certificate, is refused before anything is sent to it;
+    the connection then checks the presented certificate against the announced one.
+    """
     from chatkit.discovery import find_server
+    from chatkit.paths import known_servers_file
+    from chatkit.tls import KnownNames, KnownServers, Sighting
 
     with discovery_hints():
         found = find_server(server_name, broadcast=list(broadcast) or None,
                             discovery_port=discovery_port)
+    known = KnownServers(known_servers_file())
     if len(found) > 1:
-        listing = ", ".join(f"{s.name} ({s.address})" for s in found)
+        listing = ", ".join(f"{s.name} ({s.address}, {fingerprint_prefix(s.fingerprint)})"
+                            for s in found)
         if not interactive:
             raise ConfigError(f"{len(found)} servers answered: {listing}; "
                               "choose one with --server NAME or give HOST[:PORT]")
+        pins = known.all()
         for number, candidate in enumerate(found, 1):
             needs = {True: "  needs a password", False: "", None: ""}[candidate.password]
+            pinned = ("  pinned" if candidate.fingerprint is not None
+                      and pins.get(candidate.address) == candidate.fingerprint else "")
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
-                       f"{candidate.users} users{needs}", err=True)
+                       f"{fingerprint_prefix(candidate.fingerprint)}  "
+                       f"{candidate.users} users{needs}{pinned}", err=True)
         choice = click.prompt("Which server? (number or name)", err=True, type=ServerNumber(
             len(found), [s.name for s in found], [s.address for s in found]))
         found = [found[choice - 1]]
     chosen = found[0]
+    announced = chosen.fingerprint if chosen.tls else None
+    if check_identity:
+        names = KnownNames(known)
+        sighting = Sighting(chosen.name, chosen.instance, chosen.address, announced)
+        names.check(sighting)
+        names.remember(sighting)
     click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)
-    return chosen.host, chosen.port, chosen.fingerprint if chosen.tls else None
+    return chosen.host, chosen.port, announced
 
 
 def resolve_address(address: str, port: int | None) -> tuple[str, int]:

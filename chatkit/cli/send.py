@@ -50,7 +50,8 @@ def send(host: str | None, port: int, nick: str, room: str, server_name: str | N
         expected = None
         if host is None:
             host, port, expected = discover_target(server_name, broadcast, discovery_port,
-                                                    interactive=False)
+                                                    interactive=False,
+                                                    check_identity=not no_tls and not insecure)
         else:
             try:
                 host, port = parse_address(host, port)  # as `chatkit join` takes it

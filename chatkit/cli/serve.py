@@ -13,6 +13,7 @@ import click
 
 from chatkit import paths
 from chatkit.cli.boundary import errors_as_click, setup_logging
+from chatkit.cli.options import warn_exposed_password
 from chatkit.net.addresses import host_of
 from chatkit.net.sockets import clients_within, raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT
@@ -92,6 +93,7 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
         raise click.UsageError("--db and --no-history cannot be combined")
     if require_tls and not tls:
         raise click.UsageError("--require-tls and --no-tls cannot be combined")
+    warn_exposed_password(password_file)
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
     if password == "":

@@ -46,8 +46,10 @@ def _normalised(address: str) -> str:
 
 
 @click.command()
-@click.option("--forget", metavar="HOST:PORT", default=None, shell_complete=complete_pinned,
-              help="Forget the certificate pinned for HOST:PORT (after a legitimate change).")
+@click.option("--forget", metavar="HOST:PORT|NAME", default=None,
+              shell_complete=complete_pinned,
+              help="Forget the certificate pinned for HOST:PORT, or for the server NAME "
+                   "found by discovery (after a legitimate change).")
 @click.option("--add", nargs=2, metavar="HOST:PORT FINGERPRINT", default=None,
               help="Pin FINGERPRINT (SHA256:... as `chatkit serve` prints it, or the AB:CD:... "
                    "hex form of openssl) for HOST:PORT before connecting the first time.")
@@ -76,6 +78,12 @@ def trust(forget: str | None, add: tuple[str, str] | None) -> None:
             click.echo(f"pinned {address} to {value} ({fingerprint_hex(value)})")
             return
         if forget is not None:
+            from chatkit.tls import KnownNames
+
+            if KnownNames(known).forget(forget):  # a server name discovery found
+                click.echo(f"forgot the certificates pinned for the name {forget!r}; the next "
+                           "connection to a server of that name pins it anew")
+                return
             if not known.forget(forget):
                 matches = known.matching(forget)
                 hint = (f"; did you mean {' or '.join(matches)}?" if matches

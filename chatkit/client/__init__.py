@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from chatkit.client.connection import Connection, PasswordError, pinned_note, with_password
+from chatkit.client.connection import Connection, PasswordError, with_password
 from chatkit.client.session import ChatSession
 from chatkit.errors import ChatkitError, ConfigError, RefusedError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room
@@ -134,9 +134,8 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
             try:
                 _connect(session, given)
             except ChatkitError:
-                # A certificate pinned by an attempt that failed (nick taken, password
-                # needed) is said here, before the error or the password prompt: never
-                # pinned unseen.
+                # Pin notices not shown yet (the UI has not started) are said here, before
+                # the error or the password prompt: never pinned unseen.
                 for note in app.security_notes():
                     if note not in shown:
                         shown.append(note)
@@ -152,8 +151,7 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
     else:
         # Is anyone there? Before asking a person for anything (a dead server fails now).
         Connection.dial(host, port, tls=tls, insecure=insecure,
-                        expected_fingerprint=expected_fingerprint,
-                        on_pin=lambda conn: print(pinned_note(conn), file=stdout)).close()
+                        expected_fingerprint=expected_fingerprint).close()
         for _ in range(NICK_ATTEMPTS):
             if (nick := _ask_nick(stderr)) is None:
                 return 0

@@ -61,6 +61,8 @@ class Connection:
         #: the server's certificate fingerprint (TLS only), and whether it was pinned just now
         self.fingerprint: str | None = None
         self.newly_pinned = False
+        #: where a new server's certificate is pinned once it answered `welcome`
+        self._pin_to: KnownServers | None = None
         self.welcome: Frame = {}
         self._splitter = LineSplitter()
         self._pending: list[Frame] = []
@@ -83,8 +85,9 @@ class Connection:
 
         With `tls` (the default) the server's certificate is checked against the pinned one
         (trust on first use; `insecure` skips the check, the link is still encrypted).
-        `on_pin` is told as soon as a new server's certificate is pinned, even if the
-        handshake fails afterwards. `resume` is the token of this client's previous
+        A new server's certificate is pinned only once it answered with a valid `welcome`
+        (it proved to speak chatkit); `on_pin` is told then. `resume` is the token of this
+        client's previous
         connection (its `welcome`'s `resume`): if that connection still holds the nickname,
         the server ends it instead of refusing the nickname. `client_id` names this client
         process across its connections, so the lines it sends again after a reconnect (same
@@ -94,11 +97,15 @@ class Connection:
         these fields ignore them).
         """
         conn = cls.dial(host, port, timeout, tls=tls, insecure=insecure,
-                        expected_fingerprint=expected_fingerprint, known_servers=known_servers,
-                        on_pin=on_pin)
+                        expected_fingerprint=expected_fingerprint, known_servers=known_servers)
         try:
             conn.handshake(nick, room, timeout, password, resume, client_id, history=history,
                            quiet=quiet)
+            if conn._pin_to is not None and conn.fingerprint is not None:
+                conn._pin_to.pin(conn.address, conn.fingerprint)
+                conn._pin_to, conn.newly_pinned = None, True
+                if on_pin is not None:
+                    on_pin(conn)
         except BaseException:
             conn.close()
             raise
@@ -108,10 +115,10 @@ class Connection:
     @classmethod
     def dial(cls, host: str, port: int, timeout: float = CONNECT_TIMEOUT, *, tls: bool = True,
              insecure: bool = False, expected_fingerprint: str | None = None,
-             known_servers: KnownServers | None = None,
-             on_pin: Callable[[Connection], None] | None = None) -> Connection:
-        """Connect, and with `tls` complete the TLS handshake and check the certificate; no
-        `hello` yet. `open` is this and the handshake; alone, it tells whether the server is
+             known_servers: KnownServers | None = None) -> Connection:
+        """Connect, and with `tls` complete the TLS handshake and check the certificate
+        against its pin; no `hello` yet, and a new server is not pinned (`open` pins it after
+        `welcome`). `open` is this and the handshake; alone, it tells whether the server is
         there (`chatkit join` checks that before asking for a nickname)."""
         address = format_address(host, port)
         try:
@@ -129,8 +136,6 @@ class Connection:
             if tls:
                 conn.start_tls(timeout, insecure=insecure, expected=expected_fingerprint,
                                known=known_servers)
-                if conn.newly_pinned and on_pin is not None:
-                    on_pin(conn)
         except BaseException:
             conn.close()
             raise
@@ -155,7 +160,10 @@ class Connection:
         if insecure or self.fingerprint is None:
             return
         known = known or KnownServers(known_servers_file())
-        self.newly_pinned = known.verify(self.address, self.fingerprint, expected)
+        # Checked here, before any `hello` (and password) is sent; a new server is pinned
+        # only after its `welcome` (`open`), so another TLS service never gets pinned.
+        if known.check(self.address, self.fingerprint, expected):
+            self._pin_to = known
 
     def handshake(self, nick: str, room: str | None, timeout: float,
                   password: str | None = None, resume: str | None = None,

@@ -119,6 +119,21 @@ class ProbeResults:
     def servers(self) -> list[ServerFound]:
         return sorted(self.by_instance.values(), key=_sort_key)
 
+    def add(self, server: ServerFound) -> None:
+        """Fold a sighting into the server of its instance id, when it is that server (same
+        port and certificate); a reply that copies an instance id but differs is listed on
+        its own, never merged away (nor able to hide the real one)."""
+        key = server.instance
+        known = self.by_instance.get(key)
+        if known is not None and (known.port, known.fingerprint) != (server.port,
+                                                                    server.fingerprint):
+            key = f"{server.instance} {server.port} {server.fingerprint}"
+            known = self.by_instance.get(key)
+        if known is not None:
+            known.merge(server)
+        else:
+            self.by_instance[key] = server
+
 
 def probe_targets(targets: list[str], *, timeout: float, discovery_port: int, attempts: int,
                   per_target_nonce: bool = False, listener: socket.socket | None = None
@@ -180,10 +195,7 @@ def probe_targets(targets: list[str], *, timeout: float, discovery_port: int, at
                 answered = results.by_target.setdefault(nonce_target[nonce], [])
                 if server.instance not in answered:
                     answered.append(server.instance)
-                if server.instance in results.by_instance:
-                    results.by_instance[server.instance].merge(server)
-                else:
-                    results.by_instance[server.instance] = server
+                results.add(server)
     finally:
         sock.close()
     if per_target_nonce:

@@ -134,8 +134,26 @@ def why_unusable(cert_path: Path, key_path: Path, exc: Exception) -> str:
     return reason.replace("_", " ").lower() or str(exc)
 
 
+def check_key_mode(key_path: Path) -> None:
+    """Refuse a private key other users can read or write (like ssh does): whoever read it
+    can impersonate the server, so using it silently would hide that. Group access is allowed
+    (a key shared with a service group, as ssl-cert setups do)."""
+    if os.name != "posix":
+        return
+    try:
+        mode = os.stat(key_path).st_mode & 0o777
+    except OSError:
+        return  # loading it says what is wrong
+    if mode & 0o007:
+        raise ChatkitError(
+            f"server key {key_path} is accessible to other users (mode {mode:04o}): anyone "
+            f"who read it can impersonate this server; run `chmod 600 {key_path}` (and if "
+            "others may have copied it, delete the key and its certificate to make new ones)")
+
+
 def server_context(cert_path: Path, key_path: Path) -> tuple[ssl.SSLContext, str]:
-    """A server TLS context and the certificate's fingerprint."""
+    """A server TLS context and the certificate's fingerprint (the key must not be
+    accessible to other users: `check_key_mode`)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -143,5 +161,6 @@ def server_context(cert_path: Path, key_path: Path) -> tuple[ssl.SSLContext, str
     except (OSError, ssl.SSLError) as exc:
         raise ChatkitError(f"cannot use TLS certificate {cert_path} with key {key_path}: "
                            f"{why_unusable(Path(cert_path), Path(key_path), exc)}") from None
+    check_key_mode(Path(key_path))  # a usable key, but one others can read
     der = ssl.PEM_cert_to_DER_cert(Path(cert_path).read_text())
     return context, fingerprint(der)

@@ -1,5 +1,7 @@
 """Trust on first use: the fingerprints this machine has pinned per server address, like SSH's
-known_hosts, and the check of a presented certificate against them."""
+known_hosts, and the check of a presented certificate against them; and the names (and
+instance ids) discovery found those servers under, so a server found by name that presents
+another certificate gets the same warning as a changed certificate on a known address."""
 
 from __future__ import annotations
 
@@ -65,13 +67,20 @@ class KnownServers:
         Returns True when the server was new and has just been pinned; raises TrustError on a
         mismatch.
         """
+        new = self.check(address, presented, expected)
+        if new:
+            self.pin(address, presented)
+        return new
+
+    def check(self, address: str, presented: str, expected: str | None = None) -> bool:
+        """`verify` without pinning: True when `address` has no pin yet (the caller pins it
+        once the server has proved to speak chatkit); raises TrustError on a mismatch."""
         if expected is not None and expected != presented:
             raise TrustError(
                 f"{address} presented certificate {presented} but discovery announced "
                 f"{expected}; someone may be impersonating the server. Not connecting.")
         pinned = self.get(address)
         if pinned is None:
-            self.pin(address, presented)
             return True
         if pinned != presented:
             raise TrustError(

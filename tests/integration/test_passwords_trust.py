@@ -82,13 +82,14 @@ def test_join_in_a_terminal_asks_for_the_password_hidden(server_factory, chatkit
     server = server_factory(password=PASSWORD)
     terminal = spawn(chatkit_home, "join", f"127.0.0.1:{server.port}", "--nick", "dora")
     try:
-        terminal.expect("pinned its certificate")  # said before the prompt, never unseen
         terminal.expect("this server needs a password")
         terminal.expect("Password: ")
         terminal.send("a guess\r")
         terminal.expect("wrong password")
         terminal.expect("Password: ")
         terminal.send(PASSWORD + "\r")
+        # pinned once the server answered `welcome`, and said then, never unseen
+        terminal.expect("pinned its certificate")
         terminal.expect("welcome to test, dora")
         assert PASSWORD not in terminal.child.before and "a guess" not in terminal.child.before
         assert "dora" in server.hub.nicks
@@ -140,7 +141,7 @@ def test_telnet_echo_is_off_for_the_password_only(server_factory):
         person.close()
 
 
-def test_pin_notice_shown_when_the_first_attempt_fails(server, chatkit_home):
+def test_a_first_attempt_refused_before_welcome_pins_nothing(server, chatkit_home):
     taken = JsonClient(server.port, "erin")
     try:
         terminal = spawn(chatkit_home, "join", f"127.0.0.1:{server.port}", "--nick", "erin")
@@ -149,8 +150,10 @@ def test_pin_notice_shown_when_the_first_attempt_fails(server, chatkit_home):
             output = terminal.child.before
         finally:
             terminal.close()
-        assert "pinned its certificate SHA256:" in output and "openssl form" in output
+        # pinned only once a server answered `welcome` (issue 13, item 10)
+        assert "pinned its certificate" not in output
         assert "nickname erin is taken" in output
+        assert KnownServers(known_servers_file()).all() == {}
     finally:
         taken.close()
 
