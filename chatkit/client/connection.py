@@ -31,6 +31,7 @@ from chatkit.net.addresses import format_address
 from chatkit.net.sockets import tune_tcp
 from chatkit.paths import known_servers_file
 from chatkit.protocol import (
+    MAX_FRAME,
     PROTOCOL_VERSION,
     Frame,
     FrameError,
@@ -46,6 +47,9 @@ from chatkit.tls import KnownServers, TlsChannel, fingerprint_hex, open_client_c
 log = logging.getLogger("chatkit.client")
 
 CONNECT_TIMEOUT = 5.0
+#: The longest line the client reads: the protocol's MAX_FRAME (which a server keeps to) with
+#: a wide margin, for servers from before every frame was bounded. A longer line is skipped.
+READ_LIMIT = 4 * MAX_FRAME
 
 
 class Connection:
@@ -61,7 +65,12 @@ class Connection:
         self.fingerprint: str | None = None
         self.newly_pinned = False
         self.welcome: Frame = {}
-        self._splitter = LineSplitter()
+        self._splitter = LineSplitter(READ_LIMIT)
+        #: told (once) when a line the client cannot use is skipped after `welcome`
+        self.on_skipped: Callable[[str], None] | None = None
+        self.skipped = 0  # lines skipped after `welcome`: too long or not a frame
+        self._welcomed = False  # a `welcome` arrived (maybe still pending): lines may be skipped
+        self._skip_note = ""
         self._pending: list[Frame] = []
         self._send_lock = threading.Lock()
         self._refs = itertools.count(1)
@@ -237,12 +246,16 @@ class Connection:
                         self.sock.sendall(reply)
             for item in self._splitter.feed(data):
                 if isinstance(item, FrameError):
-                    raise ProtocolError(f"{self.address}: {item.message}")
+                    if not self._welcomed:
+                        raise ProtocolError(f"{self.address}: {item.message}")
+                    self._skip(item.message)
+                    continue
                 if not item.strip():
                     continue
                 frame = self._accept(item, skip_garbage)
                 if frame is not None:
                     self._pending.append(frame)
+        self._tell_skipped()
         return self._pending.pop(0)
 
     def _accept(self, item: bytes, skip_garbage: bool) -> Frame | None:
@@ -252,14 +265,20 @@ class Connection:
             # reaches a terminal, a log or a JSON consumer with control characters.
             frame: Frame = sanitize_frame(decode(item))
         except RecursionError:  # json.loads took it; copying it is deeper than Python
+            if self._welcomed:
+                self._skip("a frame nested too deeply")
+                return None
             raise ProtocolError(f"{self.address} sent a frame nested too deeply for "
                                 "the chatkit protocol") from None
         except FrameError as exc:
-            if skip_garbage and not self.welcome:
+            if skip_garbage and not self._welcomed:
                 if item.startswith(REFUSAL_PREFIX):  # the server refused the connection
                     raise refusal(item) from None
                 # a text-mode greeting sent before our hello arrived
                 self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
+                return None
+            if self._welcomed:  # one bad line is no reason to reconnect (and get it again)
+                self._skip(exc.message)
                 return None
             raise ProtocolError(
                 f"{self.address} does not speak the chatkit protocol ({exc.message})"
@@ -275,7 +294,24 @@ class Connection:
                                     f"({exc.message})") from None
             log.debug("dropped a malformed frame from %s: %s", self.address, exc.message)
             return None
+        if frame["type"] == "welcome":
+            self._welcomed = True
         return frame
+
+    def _skip(self, why: str) -> None:
+        """A line after `welcome` that cannot be used: skipped, the connection kept. Closing
+        would only reconnect into the same line (a stored message is replayed), in a loop.
+        The first is told to `on_skipped` by the next `recv` (it may be set after `open`)."""
+        self.skipped += 1
+        log.debug("skipped a line from %s: %s", self.address, why)
+        if self.skipped == 1:
+            self._skip_note = (f"skipped a line from {self.address} that is not a usable "
+                               f"frame ({why}); further ones are skipped silently")
+
+    def _tell_skipped(self) -> None:
+        if self._skip_note and self.on_skipped is not None:
+            note, self._skip_note = self._skip_note, ""
+            self.on_skipped(note)
 
     def frames(self) -> Iterator[Frame]:
         """Every frame until the server closes the connection."""

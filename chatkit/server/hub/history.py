@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from chatkit.protocol import Frame
+from chatkit.protocol import Frame, fit_text
 from chatkit.protocol.events import MessageEvent, TopicEvent
 from chatkit.store import StoredMessage
 
 
 def history_frame(row: StoredMessage) -> Frame:
-    """The event a row of the log was published as, marked as history."""
+    """The event a row of the log was published as, marked as history. A text stored before
+    the byte bound (MAX_TEXT_BYTES) existed is cut to it, so that its frame fits."""
+    if row.text is not None:
+        row = replace(row, text=fit_text(row.text))
     if row.kind == "topic":
         topic: TopicEvent = {"type": "topic", "room": row.room or "", "text": row.text,
                              "nick": row.nick, "id": row.id, "ts": row.ts, "history": True}
