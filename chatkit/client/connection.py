@@ -264,25 +264,19 @@ class Connection:
             # Sanitised once here, on arrival: nothing a server (or a peer through it) sends
             # reaches a terminal, a log or a JSON consumer with control characters.
             frame: Frame = sanitize_frame(decode(item))
-        except RecursionError:  # json.loads took it; copying it is deeper than Python
-            if self._welcomed:
-                self._skip("a frame nested too deeply")
+        except (RecursionError, FrameError) as exc:  # RecursionError: deeper than Python
+            why = exc.message if isinstance(exc, FrameError) else "a frame nested too deeply"
+            if self._welcomed:  # one bad line is no reason to reconnect (and meet it again)
+                self._skip(why)
                 return None
-            raise ProtocolError(f"{self.address} sent a frame nested too deeply for "
-                                "the chatkit protocol") from None
-        except FrameError as exc:
-            if skip_garbage and not self._welcomed:
+            if skip_garbage and isinstance(exc, FrameError):
                 if item.startswith(REFUSAL_PREFIX):  # the server refused the connection
                     raise refusal(item) from None
                 # a text-mode greeting sent before our hello arrived
                 self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
                 return None
-            if self._welcomed:  # one bad line is no reason to reconnect (and get it again)
-                self._skip(exc.message)
-                return None
-            raise ProtocolError(
-                f"{self.address} does not speak the chatkit protocol ({exc.message})"
-            ) from None
+            raise ProtocolError(f"{self.address} does not speak the chatkit protocol ({why})"
+                                ) from None
         try:
             # Checked once here: a known frame type missing a field, or with a mistyped one,
             # never reaches the session, the model or a renderer.
@@ -299,9 +293,9 @@ class Connection:
         return frame
 
     def _skip(self, why: str) -> None:
-        """A line after `welcome` that cannot be used: skipped, the connection kept. Closing
-        would only reconnect into the same line (a stored message is replayed), in a loop.
-        The first is told to `on_skipped` by the next `recv` (it may be set after `open`)."""
+        """A line after `welcome` that cannot be used: skipped, the connection kept (closing
+        would reconnect into the same line, a stored one replayed, in a loop). The first is
+        told to `on_skipped` by the next `recv` (it may be set after `open`)."""
         self.skipped += 1
         log.debug("skipped a line from %s: %s", self.address, why)
         if self.skipped == 1:
