@@ -178,3 +178,17 @@ def test_client_reads_a_frame_somewhat_over_max_frame_from_an_older_server():
         conn.close()
         thread.join(5.0)
         listener.close()
+
+
+def test_client_model_merges_joined_and_rooms_pages():
+    model = ChatModel("me")
+    model.apply({"type": "joined", "room": "big", "topic": "t", "members": ["me", "a"],
+                 "page": 0, "more": True})
+    model.apply({"type": "joined", "room": "big", "topic": "t", "members": ["b"], "page": 1,
+                 "more": False})
+    assert sorted(model.rooms["big"].members) == ["a", "b", "me"]
+    model.apply({"type": "rooms", "rooms": [{"name": "big", "members": 3, "topic": None}],
+                 "page": 0, "more": True})
+    model.apply({"type": "rooms", "rooms": [{"name": "dev", "members": 1, "topic": None}],
+                 "page": 1, "more": False})
+    assert sorted(model.known_rooms.values()) == ["big", "dev"]
