@@ -31,6 +31,7 @@ from chatkit.net.addresses import format_address
 from chatkit.net.sockets import tune_tcp
 from chatkit.paths import known_servers_file
 from chatkit.protocol import (
+    MAX_FRAME,
     PROTOCOL_VERSION,
     Frame,
     FrameError,
@@ -47,6 +48,9 @@ from chatkit.tls.channel import no_answer
 log = logging.getLogger("chatkit.client")
 
 CONNECT_TIMEOUT = 5.0
+#: The longest line the client reads: the protocol's MAX_FRAME (which a server keeps to) with
+#: a wide margin, for servers from before every frame was bounded. A longer line is skipped.
+READ_LIMIT = 4 * MAX_FRAME
 
 
 class Connection:
@@ -64,7 +68,12 @@ class Connection:
         #: where a new server's certificate is pinned once it answered `welcome`
         self._pin_to: KnownServers | None = None
         self.welcome: Frame = {}
-        self._splitter = LineSplitter()
+        self._splitter = LineSplitter(READ_LIMIT)
+        #: told (once) when a line the client cannot use is skipped after `welcome`
+        self.on_skipped: Callable[[str], None] | None = None
+        self.skipped = 0  # lines skipped after `welcome`: too long or not a frame
+        self._welcomed = False  # a `welcome` arrived (maybe still pending): lines may be skipped
+        self._skip_note = ""
         self._pending: list[Frame] = []
         self._send_lock = threading.Lock()
         self._refs = itertools.count(1)
@@ -249,12 +258,16 @@ class Connection:
                         self.sock.sendall(reply)
             for item in self._splitter.feed(data):
                 if isinstance(item, FrameError):
-                    raise ProtocolError(f"{self.address}: {item.message}")
+                    if not self._welcomed:
+                        raise ProtocolError(f"{self.address}: {item.message}")
+                    self._skip(item.message)
+                    continue
                 if not item.strip():
                     continue
                 frame = self._accept(item, skip_garbage)
                 if frame is not None:
                     self._pending.append(frame)
+        self._tell_skipped()
         return self._pending.pop(0)
 
     def _accept(self, item: bytes, skip_garbage: bool) -> Frame | None:
@@ -263,19 +276,19 @@ class Connection:
             # Sanitised once here, on arrival: nothing a server (or a peer through it) sends
             # reaches a terminal, a log or a JSON consumer with control characters.
             frame: Frame = sanitize_frame(decode(item))
-        except RecursionError:  # json.loads took it; copying it is deeper than Python
-            raise ProtocolError(f"{self.address} sent a frame nested too deeply for "
-                                "the chatkit protocol") from None
-        except FrameError as exc:
-            if skip_garbage and not self.welcome:
+        except (RecursionError, FrameError) as exc:  # RecursionError: deeper than Python
+            why = exc.message if isinstance(exc, FrameError) else "a frame nested too deeply"
+            if self._welcomed:  # one bad line is no reason to reconnect (and meet it again)
+                self._skip(why)
+                return None
+            if skip_garbage and isinstance(exc, FrameError):
                 if item.startswith(REFUSAL_PREFIX):  # the server refused the connection
                     raise refusal(item) from None
                 # a text-mode greeting sent before our hello arrived
                 self._garbage.append(sanitize_text(item.decode("utf-8", "replace"))[:200])
                 return None
-            raise ProtocolError(
-                f"{self.address} does not speak the chatkit protocol ({exc.message})"
-            ) from None
+            raise ProtocolError(f"{self.address} does not speak the chatkit protocol ({why})"
+                                ) from None
         try:
             # Checked once here: a known frame type missing a field, or with a mistyped one,
             # never reaches the session, the model or a renderer.
@@ -287,7 +300,24 @@ class Connection:
                                     f"({exc.message})") from None
             log.debug("dropped a malformed frame from %s: %s", self.address, exc.message)
             return None
+        if frame["type"] == "welcome":
+            self._welcomed = True
         return frame
+
+    def _skip(self, why: str) -> None:
+        """A line after `welcome` that cannot be used: skipped, the connection kept (closing
+        would reconnect into the same line, a stored one replayed, in a loop). The first is
+        told to `on_skipped` by the next `recv` (it may be set after `open`)."""
+        self.skipped += 1
+        log.debug("skipped a line from %s: %s", self.address, why)
+        if self.skipped == 1:
+            self._skip_note = (f"skipped a line from {self.address} that is not a usable "
+                               f"frame ({why}); further ones are skipped silently")
+
+    def _tell_skipped(self) -> None:
+        if self._skip_note and self.on_skipped is not None:
+            note, self._skip_note = self._skip_note, ""
+            self.on_skipped(note)
 
     def frames(self) -> Iterator[Frame]:
         """Every frame until the server closes the connection."""

@@ -346,6 +346,7 @@ class Link:
             on_pin=lambda c: self.status(pinned_note(c), level="security"),
             resume=self._resume_token if nick == self.hooks.nick() else None,
             client_id=self.client_id, history=options.history)
+        conn.on_skipped = lambda note: self.status(note, level="error")
         if not options.tls:
             self.tls = "plain"
         else:

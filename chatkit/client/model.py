@@ -86,6 +86,12 @@ class ChatModel:
             self.users[name_key(frame["nick"])] = frame["nick"]
 
     def _joined(self, frame: JoinedFrame, quiet: bool) -> None:
+        existing = self.rooms.get(name_key(frame["room"]))
+        if frame.get("page") and existing is not None:  # a later page: more members
+            for nick in frame["members"]:
+                existing.add(nick)
+                self.users[name_key(nick)] = nick
+            return
         room = Room(frame["room"], frame.get("topic"))
         for nick in frame["members"]:
             room.add(nick)
@@ -138,16 +144,19 @@ class ChatModel:
             room.topic = frame.get("text")
 
     def _who(self, frame: WhoReply, quiet: bool) -> None:
+        # A long list comes in pages (`page` > 0 adds to the one before; docs/protocol.md)
         users = {name_key(u["nick"]): u["nick"] for u in frame["users"]}
+        more = bool(frame.get("page"))
         if frame.get("room") is None:
-            self.users = users
+            self.users = {**self.users, **users} if more else users
             return
         room = self.rooms.get(name_key(cast(str, frame["room"])))
         if room is not None:
-            room.members = users
+            room.members = {**room.members, **users} if more else users
 
     def _rooms(self, frame: RoomsReply, quiet: bool) -> None:
-        self.known_rooms = {name_key(r["name"]): r["name"] for r in frame["rooms"]}
+        rooms = {name_key(r["name"]): r["name"] for r in frame["rooms"]}
+        self.known_rooms = {**self.known_rooms, **rooms} if frame.get("page") else rooms
 
     # ------------------------------------------------------------------ queries
 

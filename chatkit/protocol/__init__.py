@@ -22,6 +22,7 @@ from chatkit.protocol.constants import (
     MAX_REF,
     MAX_ROOM,
     MAX_TEXT,
+    MAX_TEXT_BYTES,
     PROTOCOL_VERSION,
     SNIFF_SECONDS,
     Frame,
@@ -34,16 +35,17 @@ from chatkit.protocol.framing import (
     encode,
     encode_with_ref,
     field,
+    json_size,
 )
 from chatkit.protocol.names import name_key, normalize_nick, normalize_room
-from chatkit.protocol.sanitize import clean_text, sanitize_frame, sanitize_text
+from chatkit.protocol.sanitize import clean_text, fit_text, sanitize_frame, sanitize_text
 from chatkit.protocol.text import TelnetFilter, render_text
 
 __all__ = [
     "COMMANDS", "COMMAND_NAMES", "DEFAULT_PORT", "DEFAULT_ROOM", "MAX_FRAME", "MAX_NICK",
-    "MAX_REF", "MAX_ROOM", "MAX_TEXT", "PROTOCOL_VERSION", "SNIFF_SECONDS", "CommandSpec",
-    "Frame", "FrameError", "LineSplitter", "TelnetFilter", "check_server_frame", "clean_text",
-    "command_list", "decode", "encode", "encode_with_ref", "field", "name_key",
-    "normalize_nick", "normalize_room", "parse_command", "render_text", "sanitize_frame",
-    "sanitize_text",
+    "MAX_REF", "MAX_ROOM", "MAX_TEXT", "MAX_TEXT_BYTES", "PROTOCOL_VERSION", "SNIFF_SECONDS",
+    "CommandSpec", "Frame", "FrameError", "LineSplitter", "TelnetFilter", "check_server_frame",
+    "clean_text", "command_list", "decode", "encode", "encode_with_ref", "field", "fit_text",
+    "json_size", "name_key", "normalize_nick", "normalize_room", "parse_command", "render_text",
+    "sanitize_frame", "sanitize_text",
 ]

@@ -10,6 +10,10 @@ DEFAULT_ROOM = "lobby"
 
 MAX_FRAME = 8192  # bytes, line ending included
 MAX_TEXT = 2000  # characters of a message, action, topic or reason
+#: bytes of a message, action, topic or reason as a JSON string (quotes excluded): with every
+#: other field bounded, a frame that carries one such text, or one topic and one list item,
+#: then always fits in MAX_FRAME (4-byte characters make 2,000 characters 8,000 bytes)
+MAX_TEXT_BYTES = 7168
 MAX_NICK = 24
 MAX_ROOM = 32
 MAX_REF = 64

@@ -176,6 +176,10 @@ class JoinedFrame(_Stamped):
     room: str
     topic: str | None
     members: list[str]
+    #: a list too long for one frame comes in pages (docs/protocol.md, "Pages"): `page`
+    #: counts from 0, `more` is true on every page but the last; absent when it fits in one
+    page: NotRequired[int]
+    more: NotRequired[bool]
 
 
 class MessageEvent(_Stamped):
@@ -234,11 +238,19 @@ class WhoReply(_Stamped):
     type: Literal["who"]
     room: str | None
     users: list[WhoUser]
+    #: a list too long for one frame comes in pages (docs/protocol.md, "Pages"): `page`
+    #: counts from 0, `more` is true on every page but the last; absent when it fits in one
+    page: NotRequired[int]
+    more: NotRequired[bool]
 
 
 class RoomsReply(_Stamped):
     type: Literal["rooms"]
     rooms: list[RoomInfo]
+    #: a list too long for one frame comes in pages (docs/protocol.md, "Pages"): `page`
+    #: counts from 0, `more` is true on every page but the last; absent when it fits in one
+    page: NotRequired[int]
+    more: NotRequired[bool]
 
 
 class HelpReply(_Stamped):
@@ -312,8 +324,8 @@ _REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
 _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": _INT, "ts": _NUMBER, "topic": _OPT_STR, "text": _OPT_STR, "reason": _OPT_STR,
     "nick": _OPT_STR, "room": _OPT_STR, "code": _STR, "count": _INT, "action": _BOOL,
-    "history": _BOOL, "more": _BOOL, "version": _INT, "resume": _STR, "limits": (dict,),
-    "commands": _LIST,
+    "history": _BOOL, "more": _BOOL, "page": _INT, "version": _INT, "resume": _STR,
+    "limits": (dict,), "commands": _LIST,
 }
 #: What a stored event replayed as history (`"history": true`) carries besides: its original
 #: time (shown with it) and, for a topic, who set it.

@@ -41,6 +41,13 @@ def encode(frame: Mapping[str, Any]) -> bytes:
     return ("".join(_C_ENCODE(frame, 0)) + "\n").encode()
 
 
+def json_size(value: object) -> int:
+    """Bytes `value` takes in an encoded frame (a string's quotes included)."""
+    if _C_ENCODE is None:
+        return len(_ENCODER.encode(value).encode())
+    return len("".join(_C_ENCODE(value, 0)).encode())
+
+
 def encode_with_ref(encoded: bytes, ref: object) -> bytes:
     """`encode({**frame, "ref": ref})`, given `encoded = encode(frame)` of a frame without `ref`.
 

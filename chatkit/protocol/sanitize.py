@@ -6,8 +6,8 @@ import re
 import unicodedata
 from typing import Any
 
-from chatkit.protocol.constants import MAX_TEXT, MAX_TS
-from chatkit.protocol.framing import FrameError
+from chatkit.protocol.constants import MAX_TEXT, MAX_TEXT_BYTES, MAX_TS
+from chatkit.protocol.framing import FrameError, json_size
 
 # Zero-width and bidirectional formatting characters that can hide or reorder text.
 _INVISIBLE = {
@@ -81,5 +81,25 @@ def clean_text(text: str, what: str = "text", *, allow_empty: bool = False) -> s
         raise FrameError("empty_text", f"{what} is empty")
     if len(text) > MAX_TEXT:
         raise FrameError("text_too_long", f"{what} longer than {MAX_TEXT} characters")
+    # At most 4 bytes a character once controls are gone: only long texts need measuring.
+    if len(text) * 4 > MAX_TEXT_BYTES and text_bytes(text) > MAX_TEXT_BYTES:
+        raise FrameError("text_too_long", f"{what} longer than {MAX_TEXT_BYTES} bytes "
+                                          "(wide characters take up to 4 bytes each)")
     return text
+
+
+def text_bytes(text: str) -> int:
+    """Bytes of `text` as a JSON string, quotes excluded (what MAX_TEXT_BYTES bounds)."""
+    return json_size(text) - 2
+
+
+def fit_text(text: str) -> str:
+    """`text` cut (ending in "…") so that it is at most MAX_TEXT_BYTES: for what was stored
+    before the byte bound existed, so that its frame still fits in MAX_FRAME."""
+    if len(text) * 6 <= MAX_TEXT_BYTES or text_bytes(text) <= MAX_TEXT_BYTES:
+        return text
+    keep = min(len(text), MAX_TEXT_BYTES // 2)
+    while keep > 0 and text_bytes(text[:keep]) > MAX_TEXT_BYTES - 3:  # 3 bytes for "…"
+        keep -= max(1, keep // 16)  # bounded: keep only shrinks
+    return text[:keep] + "\u2026"
 

@@ -100,20 +100,30 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         return [f"*** {frame['nick']} cleared the topic of {frame['room']}"]
     if kind == "joined":
         members = frame.get("members", [])
-        lines = [f"*** you joined {frame['room']} ({len(members)} here: {', '.join(members)})"]
+        if frame.get("page"):  # a later page of a long member list
+            return [f"*** also in {frame['room']}: {', '.join(members)}"]
+        count = f"{len(members)}{'+' if frame.get('more') else ''}"  # more pages follow
+        lines = [f"*** you joined {frame['room']} ({count} here: {', '.join(members)})"]
         if frame.get("topic"):
             lines.append(f"*** topic: {frame['topic']}")
         return lines
     if kind == "who":
         users = frame.get("users", [])
+        if frame.get("page"):  # a later page of a long list
+            return ["***   " + ", ".join(
+                f"{u['nick']} ({', '.join(u['rooms']) or 'no room'})" if not frame.get("room")
+                else u["nick"] for u in users)]
+        count = f"{len(users)}{'+' if frame.get('more') else ''}"  # more pages follow
         if frame.get("room"):
-            return [f"*** {len(users)} in {frame['room']}: "
+            return [f"*** {count} in {frame['room']}: "
                     + ", ".join(user["nick"] for user in users)]
-        return [f"*** {len(users)} connected: "
+        return [f"*** {count} connected: "
                 + ", ".join(f"{u['nick']} ({', '.join(u['rooms']) or 'no room'})" for u in users)]
     if kind == "rooms":
         rooms = frame.get("rooms", [])
-        lines = [f"*** {len(rooms)} room{'s' if len(rooms) != 1 else ''}:"]
+        lines = [] if frame.get("page") else [  # a later page: more rooms, no heading
+            f"*** {len(rooms)}{'+' if frame.get('more') else ''} room"
+            f"{'s' if len(rooms) != 1 or frame.get('more') else ''}:"]
         for room in rooms:
             topic = f" - {room['topic']}" if room.get("topic") else ""
             lines.append(f"***   {room['name']} ({room['members']}){topic}")

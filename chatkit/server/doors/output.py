@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from chatkit.tls import TlsChannel
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
     from chatkit.server.doors.flusher import Flusher
 
 log = logging.getLogger("chatkit.server")
+
+#: How long a reply may wait for the client to read any of it before the client is cut off
+REPLY_STALL_SECONDS = 30.0
+#: Most bytes of a reply queued at once (cut at a line end); the next part waits until the
+#: backlog is under half of max_backlog, so a reply never counts as a slow reader's backlog
+REPLY_PART = 64 * 1024
 
 # Not on Windows; there a send could block, so the server is supported on POSIX systems only.
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -41,11 +48,18 @@ class SocketOutput:
         #: why the connection ended, when this side ended it (slow reader, lost connection)
         self.reason: str | None = None
         self._held: list[bytes] | None = None
+        self._held_bytes = 0
+        #: notified whenever the backlog shrinks or the output dies (paced replies wait on it)
+        self.drained = threading.Condition(self.lock)
 
     def deliver(self, data: bytes) -> None:
         """Send or queue bytes without ever blocking the caller."""
         with self.lock:
             if self._held is not None:
+                self._held_bytes += len(data)
+                if self._held_bytes > self.max_backlog:  # live events while a reply is paced
+                    self._overflow()
+                    return
                 self._held.append(data)
                 return
             # inlined _send_plain_locked: this is the delivery hot path
@@ -59,11 +73,50 @@ class SocketOutput:
                 self._held = []
 
     def release(self, first: bytes) -> None:
+        """Send `first` (a joiner's history), paced, then what was held meanwhile."""
+        self.send_paced(first)  # still held: live events keep waiting behind it
         with self.lock:
             held, self._held = self._held or [], None
-            data = first + b"".join(held) if held else first
+            self._held_bytes = 0
+            data = b"".join(held)
             if data:
                 self._send_plain_locked(data)
+
+    def send_paced(self, data: bytes) -> None:
+        """Bytes the client asked for (history, long lists), whole lines at a time, each part
+        waiting until the client has read most of the last: however long the reply, only a
+        client that stops reading for REPLY_STALL_SECONDS is cut off. Blocks; called by the
+        client's own reader thread."""
+        part = max(4096, min(REPLY_PART, self.max_backlog // 4))
+        start = 0
+        while start < len(data) and not self.dead:
+            end = len(data)
+            if end - start > part:
+                end = data.rfind(b"\n", start, start + part) + 1
+                if end <= start:  # one line longer than a part: whole (MAX_FRAME bounds it)
+                    end = data.find(b"\n", start + part) + 1 or len(data)
+            with self.lock:
+                if not self._wait_drained_locked(self.max_backlog // 2):
+                    return
+                self._send_plain_locked(data[start:end])
+            start = end
+
+    def _wait_drained_locked(self, level: int) -> bool:
+        """Wait until the backlog is at most `level` bytes; False when the output died or the
+        client read nothing for REPLY_STALL_SECONDS (then it is cut off)."""
+        deadline = time.monotonic() + REPLY_STALL_SECONDS
+        last = len(self.backlog)
+        while not self.dead and len(self.backlog) > level:
+            now = time.monotonic()
+            if len(self.backlog) < last:  # the client is reading: give it time again
+                last, deadline = len(self.backlog), now + REPLY_STALL_SECONDS
+            if now >= deadline:
+                log.warning("disconnecting %s: read nothing of a reply for %.0f s",
+                            self.label, REPLY_STALL_SECONDS)
+                self.kill_locked("too slow: stopped reading a reply")
+                break
+            self.drained.wait(min(1.0, deadline - now))
+        return not self.dead
 
     def send_raw(self, data: bytes) -> None:
         """Bytes that are already on the wire's terms (a TLS handshake reply)."""
@@ -112,6 +165,7 @@ class SocketOutput:
                 self.kill_locked("connection lost")
                 return True
             del self.backlog[:sent]
+            self.drained.notify_all()
             return not self.backlog
 
     def _overflow(self) -> None:
@@ -129,6 +183,7 @@ class SocketOutput:
         self.dead = True
         self.reason = self.reason or reason
         self.backlog.clear()
+        self.drained.notify_all()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -138,6 +193,7 @@ class SocketOutput:
         """No more output: the peer reads what was sent, then end of stream."""
         with self.lock:
             self.dead = True
+            self.drained.notify_all()
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:

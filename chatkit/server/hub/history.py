@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from chatkit.protocol import Frame, sanitize_text
+from chatkit.protocol import Frame, fit_text, sanitize_text
 from chatkit.protocol.events import MessageEvent, TopicEvent
 from chatkit.protocol.sanitize import sane_ts
 from chatkit.store import StoredMessage
@@ -21,11 +21,14 @@ def history_frame(row: StoredMessage) -> Frame:
     What the hub stores was sanitised when it was accepted, but the database is a file anyone
     with access can write: every string is sanitised again here (an escape sequence written
     into the log reaches neither a chatkit client nor a text-mode `nc`), and a time no client
-    can show (`-1e20`, text) becomes 0, so the frame still passes `check_server_frame`."""
+    can show (`-1e20`, text) becomes 0, so the frame still passes `check_server_frame`. A
+    text stored before the byte bound (MAX_TEXT_BYTES) existed is cut to it, so that its frame
+    fits."""
     ts = sane_ts(row.ts) or 0.0
+    text = _clean(row.text) if row.text is not None else None
     row = StoredMessage(row.id, _clean(row.room), row.kind, _clean(row.nick),
                         _clean(row.target) if row.target is not None else None,
-                        _clean(row.text) if row.text is not None else None, ts)
+                        fit_text(text) if text is not None else None, ts)
     if row.kind == "topic":
         topic: TopicEvent = {"type": "topic", "room": row.room or "", "text": row.text,
                              "nick": row.nick, "id": row.id, "ts": row.ts, "history": True}

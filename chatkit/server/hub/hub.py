@@ -15,13 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, name_key
+from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, fit_text, name_key
 from chatkit.protocol.events import (
     ByeFrame,
     ErrorFrame,
     Event,
     HistoryEnd,
-    JoinedFrame,
     JoinEvent,
     NoticeFrame,
     QuitEvent,
@@ -30,6 +29,7 @@ from chatkit.protocol.events import (
 from chatkit.server.hub.auth import PasswordGate
 from chatkit.server.hub.history import history_frame
 from chatkit.server.hub.member import Member
+from chatkit.server.hub.pages import paged
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.ports import Bus
 from chatkit.server.hub.repeats import SentLines
@@ -38,6 +38,8 @@ from chatkit.store import SavedTopic, StoredMessage
 
 log = logging.getLogger("chatkit.server")
 
+#: characters of an error frame's message: it may quote what the client sent
+MAX_MESSAGE = 500
 MAX_HISTORY = 1000  # stored messages sent for one request; `more` says when there are others
 
 
@@ -92,7 +94,9 @@ class Hub:
     def refuse(self, member: Member, code: str, message: str, ref: object = None) -> None:
         """An error frame to `member`, caused by a request with `ref`."""
         id_, ts = self.stamp()
-        frame: ErrorFrame = {"type": "error", "code": code, "message": message, "id": id_,
+        # bounded: a message may quote what the client sent (the frame must fit in MAX_FRAME)
+        frame: ErrorFrame = {"type": "error", "code": code, "message": message[:MAX_MESSAGE],
+                             "id": id_,
                              "ts": ts}
         if isinstance(ref, (str, int)):  # decode admits nothing else
             frame["ref"] = ref
@@ -187,8 +191,8 @@ class Hub:
         """Create room `name` with its saved topic, if it had one; the caller holds the lock."""
         room = self.rooms[name_key(name)] = Room(name)
         saved = self.topics.get(name_key(name))
-        if saved is not None:
-            room.topic, room.topic_by = saved.text, saved.nick
+        if saved is not None:  # cut to the byte bound if stored before it existed
+            room.topic, room.topic_by = fit_text(saved.text), saved.nick
         return room
 
     def set_topic(self, room: Room, text: str | None, nick: str, ts: float) -> None:
@@ -235,12 +239,13 @@ class Hub:
                     self.publish(join_event, room=room, exclude=member)
                 log.info("%s joined %s", member.nick, room.name)
             member.rooms[key] = room
-            id_, ts = self.stamp()
-            joined: JoinedFrame = {"type": "joined", "room": room.name, "topic": room.topic,
-                                   "members": [m.nick or "" for m in room.members.values()
-                                               if not m.quiet or m is member],
-                                   "id": id_, "ts": ts}
-            self.reply(member, joined, request)
+            empty: Frame = {"type": "joined", "room": room.name, "topic": room.topic}
+            nicks = [m.nick or "" for m in room.members.values() if not m.quiet or m is member]
+            # A long member list comes in pages (hub/pages.py); they go out first when the
+            # output is released, before the history and anything held.
+            ref = request.get("ref") if request is not None else None
+            joined = b"".join(member.format.encode_for(page, member.nick) for page in
+                              paged(nicks, "members", empty, self.stamp, ref))
             # From here on every batch the bus publishes reaches the member live; everything
             # published before is in the log up to `up_to`. Its live output is held until the
             # history, read outside the lock, is out: nothing twice, nothing missing, in order.
@@ -248,12 +253,12 @@ class Hub:
             member.hold_output()
         if history is None:
             history = self.rules.history_on_join
-        data = b""
+        data = joined
         try:
             # Always ends with history_end (maybe count 0): the client knows the join is done.
-            data = self.history_bytes(member, room.name,
-                                      history if after is None else MAX_HISTORY, after, up_to,
-                                      request.get("ref") if request else None)
+            data += self.history_bytes(member, room.name,
+                                       history if after is None else MAX_HISTORY, after,
+                                       up_to, ref)
         finally:
             member.release_output(data)
 

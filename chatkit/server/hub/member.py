@@ -83,6 +83,12 @@ class Member:
         """Queue bytes for this member without ever blocking the caller."""
         raise NotImplementedError
 
+    def deliver_reply(self, data: bytes) -> None:
+        """Bytes the member asked for (history, a long list): sent as it reads them, never
+        counted as a slow reader's backlog; may wait (the caller is the member's own
+        reader thread)."""
+        self.deliver(data)
+
     def hold_output(self) -> None:
         """Keep what is delivered from now on until `release_output` (a joiner's history is
         read outside the hub's lock, and live events must not overtake it)."""

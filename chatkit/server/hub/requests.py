@@ -38,14 +38,13 @@ from chatkit.protocol.events import (
     PongFrame,
     PrivateEvent,
     RoomInfo,
-    RoomsReply,
     TopicEvent,
     WelcomeFrame,
-    WhoReply,
     WhoUser,
 )
 from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.member import Member
+from chatkit.server.hub.pages import paged
 from chatkit.server.hub.rooms import Room
 
 if TYPE_CHECKING:
@@ -249,8 +248,8 @@ class Requests:
             room = _member_room(member, field(frame, "room", str))
             up_to = hub.history_up_to()
         # A reply, read outside the lock: replies may overtake events (docs/protocol.md).
-        member.deliver(hub.history_bytes(member, room.name, limit, after, up_to,
-                                         frame.get("ref")))
+        member.deliver_reply(hub.history_bytes(member, room.name, limit, after, up_to,
+                                               frame.get("ref")))
 
     def on_part(self, member: Member, frame: Frame) -> None:
         hub = self.hub
@@ -303,10 +302,10 @@ class Requests:
             users: list[WhoUser] = [
                 {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members
                 if not m.quiet or m is member]
-            id_, ts = hub.stamp()
-            who: WhoReply = {"type": "who", "room": room.name if room else None,
-                             "users": users, "id": id_, "ts": ts}
-            hub.reply(member, who, frame)
+            empty: Frame = {"type": "who", "room": room.name if room else None}
+            pages = paged(users, "users", empty, hub.stamp, frame.get("ref"))
+        # A reply, paced as the client reads it (hub/pages.py: each page fits in a frame)
+        member.deliver_reply(b"".join(member.format.encode_for(p, member.nick) for p in pages))
 
     def on_rooms(self, member: Member, frame: Frame) -> None:
         hub = self.hub
@@ -314,9 +313,8 @@ class Requests:
             rooms: list[RoomInfo] = [
                 {"name": r.name, "members": len(r.members), "topic": r.topic}
                 for r in sorted(hub.rooms.values(), key=lambda r: name_key(r.name))]
-            id_, ts = hub.stamp()
-            reply: RoomsReply = {"type": "rooms", "rooms": rooms, "id": id_, "ts": ts}
-            hub.reply(member, reply, frame)
+            pages = paged(rooms, "rooms", {"type": "rooms"}, hub.stamp, frame.get("ref"))
+        member.deliver_reply(b"".join(member.format.encode_for(p, member.nick) for p in pages))
 
     # ------------------------------------------------------------------ the rest
 

@@ -50,6 +50,9 @@ class LineConnection(Member):
     def deliver(self, data: bytes) -> None:
         self.output.deliver(data)
 
+    def deliver_reply(self, data: bytes) -> None:
+        self.output.send_paced(data)
+
     def hold_output(self) -> None:
         self.output.hold()
 
