@@ -126,14 +126,22 @@ class LineReader:
         splitter = LineSplitter()
         data = first
         output = conn.output  # `output.dead`, not the property: checked once per line
+        after_text = False  # the last line had text: an empty one next may be its CRLF's LF
         while not output.dead:
             if telnet is not None:
                 data = telnet.feed(data)
             for item in splitter.feed(data):
+                # Every line and every over-long one counts against the rate (empty and
+                # blank ones too: they cost a wake-up each); only the empty line that CR LF
+                # leaves after a line with text is free, so CRLF lines are not counted twice.
+                free = item == b"" and after_text
+                after_text = isinstance(item, bytes) and item != b""
+                if not free and not self._admit_line():
+                    continue
                 if isinstance(item, FrameError):
                     self.hub.refuse(conn, item.code, item.message)
                     continue
-                if not item.strip() or not self._admit_line():
+                if not item.strip():
                     continue
                 self.handle_line(item)
                 if output.dead:
