@@ -21,7 +21,11 @@ class ServerConfig:
     max_backlog: int = 1 << 20
     #: seconds to complete TLS, password and nickname (text mode) or `hello` (JSON mode)
     handshake_timeout: float = 60.0
-    max_per_address: int = 32  # connections from one IP address; 0 = no limit
+    #: connections from one address group (an IPv4 address, an IPv6 /64); 0 = no limit
+    max_per_address: int = 32
+    #: connections at once that have not registered yet (TLS, password and nickname or
+    #: `hello` still to come); 0 = no limit. Bounds what addresses that never log in can hold.
+    max_unregistered: int = 256
     max_rooms_per_client: int = 20
     #: per-client frames per second (token bucket) and burst; rate 0 = no limit
     rate_limit: float = 5.0

@@ -144,6 +144,8 @@ class LineReader:
                 if not item.strip():
                     continue
                 self.handle_line(item)
+                if conn.registering and conn.nick is not None:
+                    self.door.registered(conn)
                 if output.dead:
                     return
             if output.dead:
