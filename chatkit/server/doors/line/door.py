@@ -125,7 +125,7 @@ class LineDoor:
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
         sock.setblocking(True)
-        tune_tcp(sock)
+        tune_tcp(sock, self.config.dead_peer_seconds)
         peer = format_address(address[0], address[1])
         ip = address[0]
         group = address_group(ip)

@@ -92,6 +92,9 @@ class LineReader:
         self.conn = conn
         self.config = door.config
         self.throttle: Throttle | None = None
+        #: the client said in its hello that it answers server pings (docs/protocol.md)
+        self.pings = False
+        self.pings_sent = 0
         self.dispatch = door.hub.requests.dispatch  # Hub.dispatch, one call less per line
 
     def run(self) -> None:
@@ -156,6 +159,8 @@ class LineReader:
                     conn.quit_reason = "handshake timeout"
                     self.hub.refuse(conn, "timeout", "no nickname/hello in time; disconnecting")
                     return
+            if self.pings and conn.nick is not None and not self._still_there():
+                return
             received = self._receive()
             if received is None:
                 conn.note_end("connection closed")
@@ -212,6 +217,11 @@ class LineReader:
             if json_mode:
                 frame = decode(line)
                 ref = frame.get("ref")
+                kind = frame.get("type")
+                if kind == "pong":
+                    return  # the answer to a server ping: arriving at all was its purpose
+                if kind == "hello" and frame.get("pings") is True:
+                    self.pings = True
             else:
                 parsed = self._text_to_frame(line)
                 if parsed is None:
@@ -261,6 +271,22 @@ class LineReader:
         if self.hub.gate.required and not self.conn.authenticated:
             return TELNET_ECHO_OFF + b"Password: "
         return b"Nickname: "
+
+    def _still_there(self) -> bool:
+        """For a client that answers pings: True as soon as it sends something. After
+        `ping_idle` seconds of silence it is sent a `ping`; when `ping_deadline` more pass
+        without a byte, it is gone (vanished, or frozen): False, and the connection ends."""
+        conn, config = self.conn, self.config
+        if config.ping_idle <= 0 or self._wait_readable(config.ping_idle):
+            return True
+        self.pings_sent += 1
+        conn.send_frame({"type": "ping", "id": f"s{self.pings_sent}"})
+        if self._wait_readable(config.ping_deadline) or conn.dead:
+            return True  # data, or an end the next read reports
+        log.info("disconnecting %s: no answer to a ping within %g s", conn.label,
+                 config.ping_deadline)
+        conn.end(f"no answer to a ping within {config.ping_deadline:g} s")
+        return False
 
     # ------------------------------------------------------------------ bytes
 
