@@ -50,13 +50,13 @@ def summary(result: BenchResult) -> str:
 
 
 #: The server flags that lift its flood protection and connection caps for a benchmark
-LIFT_LIMITS = "--rate-limit 0 --max-per-address 0"
+LIFT_LIMITS = "--rate-limit 0 --max-per-address 0 --max-unregistered 0"
 
 
 def limits_note(result: BenchResult) -> str | None:
     """When the server's own limits shaped the run (it rate-limits each client, or refused
     connections past its caps), say so and which server flags lift them."""
-    capped = any("too many connections from" in text or "server full" in text
+    capped = any("too many connections" in text or "server full" in text
                  for text in result.error_samples)
     rate = result.server_limits.get("rate", 0)
     if not (capped or rate > 0 or result.rate_limited):

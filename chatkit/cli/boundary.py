@@ -37,7 +37,8 @@ REMEDIES = {
     "choose_port": "choose another with --port",
     "drop_no_tls": "drop --no-tls",
     "lift_server_limits": "for a benchmark, start the server with --rate-limit 0 "
-                          "--max-per-address 0 (and --max-clients above --clients)",
+                          "--max-per-address 0 --max-unregistered 0 (and --max-clients above "
+                          "--clients)",
     "give_password": "give it with --password-file FILE (or CHATKIT_PASSWORD, or --password)",
 }
 

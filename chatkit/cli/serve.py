@@ -78,13 +78,17 @@ def _raise_shutdown(signum: int, _frame: object) -> None:
 @click.option("--max-clients", default=4096, show_default=True, type=click.IntRange(min=1),
               help="Connections in all.")
 @click.option("--max-per-address", default=32, show_default=True, type=click.IntRange(min=0),
-              help="Connections from one IP address; 0 = no limit.")
+              help="Connections from one IP address (IPv6: one /64); 0 = no limit.")
+@click.option("--max-unregistered", default=256, show_default=True,
+              type=click.IntRange(min=0),
+              help="Connections at once that have not logged in yet; 0 = no limit.")
 def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
           log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
           log_private: bool, fsync: str, retain_days: float | None,
           max_messages: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
           require_tls: bool, password: str | None, password_file: TextIO | None,
-          rate_limit: float, max_clients: int, max_per_address: int) -> None:
+          rate_limit: float, max_clients: int, max_per_address: int,
+          max_unregistered: int) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
 
@@ -107,7 +111,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           max_messages=max_messages, tls=tls, tls_cert=tls_cert,
                           tls_key=tls_key, require_tls=require_tls, password=password,
                           rate_limit=rate_limit, max_clients=max_clients,
-                          max_per_address=max_per_address)
+                          max_per_address=max_per_address,
+                          max_unregistered=max_unregistered)
     if name:
         config.name = name
     fd_limit = raise_fd_limit()

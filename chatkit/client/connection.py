@@ -179,7 +179,7 @@ class Connection:
                   client_id: str | None = None, *, history: int | None = None,
                   quiet: bool = False) -> Frame:
         hello: Frame = {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
-                        "room": room, "client": f"chatkit {__version__}"}
+                        "room": room, "client": f"chatkit {__version__}", "pings": True}
         if history is not None and room is not None:
             hello["history"] = history
         if quiet:
@@ -289,6 +289,11 @@ class Connection:
                 return None
             raise ProtocolError(f"{self.address} does not speak the chatkit protocol ({why})"
                                 ) from None
+        if frame["type"] == "ping":
+            # the server checking that we are still here (we said `pings` in the hello):
+            # answered at once, never shown
+            self.send({"type": "pong", "id": frame.get("id")})
+            return None
         try:
             # Checked once here: a known frame type missing a field, or with a mistyped one,
             # never reaches the session, the model or a renderer.

@@ -57,3 +57,24 @@ def host_of(address: str) -> str:
     """The host part of a formatted address ("1.2.3.4:5" or "[::1]:5")."""
     host = address.rsplit(":", 1)[0]
     return host[1:-1] if host.startswith("[") else host
+
+
+#: IPv6 addresses are handed out per /64 (SLAAC, privacy addresses): one host may use any
+#: address in its /64, so limits count the /64 as one address.
+IPV6_GROUP_PREFIX = 64
+
+
+def address_group(host: str) -> str:
+    """The group a peer address is counted in by per-address limits: an IPv4 address itself
+    (/32: on a LAN every host has its own), the /64 of an IPv6 address (an IPv4-mapped one
+    counts as its IPv4 address). Anything that is not an IP address is its own group."""
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False)
+        return str(network)
+    return str(address)

@@ -40,6 +40,9 @@ class HelloRequest(TypedDict):
     #: a random secret, the same on every connection of one client process: lines it sends
     #: again after a reconnect (same `tag`) are recognised, never stored twice
     client_id: NotRequired[str]
+    #: this client answers a server `ping` with a `pong` (same `id`); the server then pings
+    #: it after a silence and drops it when no answer comes (docs/protocol.md)
+    pings: NotRequired[bool]
     ref: NotRequired[Ref]
 
 

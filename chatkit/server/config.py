@@ -21,7 +21,11 @@ class ServerConfig:
     max_backlog: int = 1 << 20
     #: seconds to complete TLS, password and nickname (text mode) or `hello` (JSON mode)
     handshake_timeout: float = 60.0
-    max_per_address: int = 32  # connections from one IP address; 0 = no limit
+    #: connections from one address group (an IPv4 address, an IPv6 /64); 0 = no limit
+    max_per_address: int = 32
+    #: connections at once that have not registered yet (TLS, password and nickname or
+    #: `hello` still to come); 0 = no limit. Bounds what addresses that never log in can hold.
+    max_unregistered: int = 256
     max_rooms_per_client: int = 20
     #: per-client frames per second (token bucket) and burst; rate 0 = no limit
     rate_limit: float = 5.0
@@ -29,6 +33,14 @@ class ServerConfig:
     #: a client throttled without a break for this long is cut off as a flooder (a 1,000-line
     #: paste at 5 lines per second takes 200 s)
     flood_seconds: float = 600.0
+    #: a client that said it answers pings (hello `pings`) and has sent nothing for this long
+    #: is sent a `ping`; 0 = never
+    ping_idle: float = 60.0
+    #: ... and is disconnected when nothing arrives within this many seconds of the ping
+    ping_deadline: float = 30.0
+    #: data sent and not acknowledged for this long ends a connection (TCP_USER_TIMEOUT): a
+    #: peer that vanished with a message in flight to it is dropped, not kept ~15 minutes
+    dead_peer_seconds: float = 60.0
     tls: bool = True
     tls_cert: str | None = None  # default: a self-signed one made in the config directory
     tls_key: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatkit.net.addresses import format_address, parse_address
+from chatkit.net.addresses import address_group, format_address, parse_address
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -35,3 +35,22 @@ def test_malformed_addresses_are_rejected_locally(text):
 def test_format_round_trips():
     for host, port in (("127.0.0.1", 1), ("::1", 2)):
         assert parse_address(format_address(host, port), 9) == (host, port)
+
+
+@pytest.mark.parametrize("host, group", [
+    ("192.168.1.7", "192.168.1.7"),
+    ("2001:db8:1:2:a::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", "fe80::/64"),
+    ("::ffff:10.0.0.5", "10.0.0.5"),
+    ("::1", "::/64"),
+    ("not-an-ip", "not-an-ip"),
+])
+def test_address_groups_count_an_ipv6_64_as_one(host, group):
+    assert address_group(host) == group
+
+
+def test_addresses_of_one_64_share_a_group_and_others_do_not():
+    groups = {address_group(f"2001:db8:0:7::{i:x}") for i in range(1, 41)}
+    assert groups == {"2001:db8:0:7::/64"}
+    assert address_group("2001:db8:0:8::1") not in groups

@@ -143,6 +143,11 @@ class Hub:
             return
         if verdict == "missing":
             raise FrameError("bad_password", "this server needs a password")
+        if verdict == "busy":
+            self.refuse(member, "bad_password", "too many password attempts on this server "
+                        "right now; try again in a minute")
+            member.end("too many password attempts on the server")
+            raise FrameError("bad_password", "password not checked")
         if verdict == "locked_out":
             self.refuse(member, "bad_password", "wrong password; too many attempts, "
                         "disconnecting")

@@ -32,6 +32,8 @@ class LineConnection(Member):
         # frame less on the fan-out's hot path (the method below documents the seam).
         self.deliver = self.output.deliver  # type: ignore[method-assign]
         self.thread: threading.Thread | None = None
+        #: counted by the door among the connections still registering (door.unregistered)
+        self.registering = False
 
     @property
     def mode(self) -> str:

@@ -1,8 +1,8 @@
 """The line door: chatkit's own TCP port (12345). JSON mode for programs and the chatkit
 clients, text mode for nc/telnet, TLS when the client starts it. Owns the listening socket, the
-accept loop, admission (server full, too many connections from one address, an address locked
-out for wrong passwords) and the set of its connections; each connection gets a reader thread
-(reader.py)."""
+accept loop, admission (server full, too many connections still registering, too many
+connections from one address group, an address locked out for wrong passwords) and the set of
+its connections; each connection gets a reader thread (reader.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import threading
 import time
 
 from chatkit.errors import ChatkitError
-from chatkit.net.addresses import format_address, host_of
+from chatkit.net.addresses import address_group, format_address, host_of
 from chatkit.net.sockets import tune_tcp
 from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
@@ -44,8 +44,11 @@ class LineDoor:
         self.flusher = flusher
         self.tls_context = tls_context
         self.connections: set[LineConnection] = set()
+        #: connections per address group (an IPv4 address, an IPv6 /64: address_group)
         self.per_address: dict[str, int] = {}
-        self._lock = threading.Lock()  # guards connections and per_address
+        #: connections without a nickname yet (TLS, password, hello still to come)
+        self.unregistered = 0
+        self._lock = threading.Lock()  # guards connections, per_address and unregistered
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -137,23 +140,31 @@ class LineDoor:
 
     def _admit(self, sock: socket.socket, address: tuple[str, int]) -> None:
         sock.setblocking(True)
-        tune_tcp(sock)
+        tune_tcp(sock, self.config.dead_peer_seconds)
         peer = format_address(address[0], address[1])
         ip = address[0]
+        group = address_group(ip)
         config = self.config
         with self._lock:
             refusal = kind = None
             if len(self.connections) >= config.max_clients:
                 refusal, kind = f"server full ({len(self.connections)} clients)", "full"
+            elif config.max_unregistered and self.unregistered >= config.max_unregistered:
+                refusal = (f"server busy: too many connections still registering "
+                           f"({self.unregistered}, the most it takes at once); try again in "
+                           "a moment")
+                kind = "busy"
             elif config.max_per_address and \
-                    self.per_address.get(ip, 0) >= config.max_per_address:
-                refusal, kind = f"too many connections from {ip}", f"address:{ip}"
+                    self.per_address.get(group, 0) >= config.max_per_address:
+                refusal, kind = f"too many connections from {group}", f"address:{group}"
             elif self.hub.gate.throttled(ip):
                 refusal = f"too many wrong passwords from {ip}; wait a minute"
                 kind = f"passwords:{ip}"
             if refusal is None:
                 conn = LineConnection(sock, peer, self.flusher, config.max_backlog)
-                self.per_address[ip] = self.per_address.get(ip, 0) + 1
+                conn.registering = True
+                self.unregistered += 1
+                self.per_address[group] = self.per_address.get(group, 0) + 1
                 self.connections.add(conn)
         if refusal is not None:
             # One line per reason per 10 s: a client retrying in a loop must not fill the log.
@@ -168,6 +179,13 @@ class LineDoor:
                                        name=f"chatkit-{peer}", daemon=True)
         conn.thread.start()
 
+    def registered(self, conn: LineConnection) -> None:
+        """`conn` has a nickname now: it no longer counts against `max_unregistered`."""
+        with self._lock:
+            if conn.registering and conn in self.connections:
+                conn.registering = False
+                self.unregistered -= 1
+
     def disconnect(self, conn: LineConnection) -> None:
         """Forget a connection, retire its member (the people who shared a room are told),
         close the socket. Idempotent; every exit path of a reader thread ends here."""
@@ -175,10 +193,13 @@ class LineDoor:
             if conn not in self.connections:
                 return
             self.connections.discard(conn)
-            ip = host_of(conn.peer)
-            self.per_address[ip] -= 1
-            if not self.per_address[ip]:
-                del self.per_address[ip]
+            if conn.registering:
+                conn.registering = False
+                self.unregistered -= 1
+            group = address_group(host_of(conn.peer))
+            self.per_address[group] -= 1
+            if not self.per_address[group]:
+                del self.per_address[group]
         if not conn.quitting:
             conn.note_end("connection closed")
         reason = conn.quit_reason

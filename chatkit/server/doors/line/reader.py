@@ -92,6 +92,9 @@ class LineReader:
         self.conn = conn
         self.config = door.config
         self.throttle: Throttle | None = None
+        #: the client said in its hello that it answers server pings (docs/protocol.md)
+        self.pings = False
+        self.pings_sent = 0
         self.dispatch = door.hub.requests.dispatch  # Hub.dispatch, one call less per line
 
     def run(self) -> None:
@@ -126,16 +129,26 @@ class LineReader:
         splitter = LineSplitter()
         data = first
         output = conn.output  # `output.dead`, not the property: checked once per line
+        after_text = False  # the last line had text: an empty one next may be its CRLF's LF
         while not output.dead:
             if telnet is not None:
                 data = telnet.feed(data)
             for item in splitter.feed(data):
+                # Every line and every over-long one counts against the rate (empty and
+                # blank ones too: they cost a wake-up each); only the empty line that CR LF
+                # leaves after a line with text is free, so CRLF lines are not counted twice.
+                free = item == b"" and after_text
+                after_text = isinstance(item, bytes) and item != b""
+                if not free and not self._admit_line():
+                    continue
                 if isinstance(item, FrameError):
                     self.hub.refuse(conn, item.code, item.message)
                     continue
-                if not item.strip() or not self._admit_line():
+                if not item.strip():
                     continue
                 self.handle_line(item)
+                if conn.registering and conn.nick is not None:
+                    self.door.registered(conn)
                 if output.dead:
                     return
             if output.dead:
@@ -146,6 +159,8 @@ class LineReader:
                     conn.quit_reason = "handshake timeout"
                     self.hub.refuse(conn, "timeout", "no nickname/hello in time; disconnecting")
                     return
+            if self.pings and conn.nick is not None and not self._still_there():
+                return
             received = self._receive()
             if received is None:
                 conn.note_end("connection closed")
@@ -202,6 +217,11 @@ class LineReader:
             if json_mode:
                 frame = decode(line)
                 ref = frame.get("ref")
+                kind = frame.get("type")
+                if kind == "pong":
+                    return  # the answer to a server ping: arriving at all was its purpose
+                if kind == "hello" and frame.get("pings") is True:
+                    self.pings = True
             else:
                 parsed = self._text_to_frame(line)
                 if parsed is None:
@@ -251,6 +271,22 @@ class LineReader:
         if self.hub.gate.required and not self.conn.authenticated:
             return TELNET_ECHO_OFF + b"Password: "
         return b"Nickname: "
+
+    def _still_there(self) -> bool:
+        """For a client that answers pings: True as soon as it sends something. After
+        `ping_idle` seconds of silence it is sent a `ping`; when `ping_deadline` more pass
+        without a byte, it is gone (vanished, or frozen): False, and the connection ends."""
+        conn, config = self.conn, self.config
+        if config.ping_idle <= 0 or self._wait_readable(config.ping_idle):
+            return True
+        self.pings_sent += 1
+        conn.send_frame({"type": "ping", "id": f"s{self.pings_sent}"})
+        if self._wait_readable(config.ping_deadline) or conn.dead:
+            return True  # data, or an end the next read reports
+        log.info("disconnecting %s: no answer to a ping within %g s", conn.label,
+                 config.ping_deadline)
+        conn.end(f"no answer to a ping within {config.ping_deadline:g} s")
+        return False
 
     # ------------------------------------------------------------------ bytes
 
