@@ -24,8 +24,8 @@ def small_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server's sockets get a fixed 16 KiB send buffer: on loopback the kernel would
     otherwise grow it to 4 MB and take a whole reply at once, and no backlog would form."""
 
-    def tune(sock: socket.socket) -> None:
-        tune_tcp(sock)
+    def tune(sock: socket.socket, *args: float) -> None:
+        tune_tcp(sock, *args)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
 
     monkeypatch.setattr(door, "tune_tcp", tune)
