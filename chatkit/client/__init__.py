@@ -15,7 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from chatkit.client.connection import Connection, PasswordError, with_password
+from chatkit.client.connection import Connection
+from chatkit.client.passwords import PasswordError, with_password
 from chatkit.client.session import ChatSession
 from chatkit.errors import ChatkitError, ConfigError, RefusedError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room

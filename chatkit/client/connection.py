@@ -17,9 +17,9 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 from chatkit import __version__
+from chatkit.client.passwords import PasswordError
 from chatkit.errors import (
     REFUSAL_PREFIX,
     ProtocolError,
@@ -383,41 +383,6 @@ def pinned_note(conn: Connection) -> str:
     return (f"first connection to {conn.address}: pinned its certificate {value} "
             f"(openssl form {fingerprint_hex(value)}); compare with the fingerprint "
             "`chatkit serve` printed")
-
-
-class PasswordError(RefusedError):
-    """The server needs a password: none was given (`missing`), or it was wrong. Worded here,
-    by what the client sent, so an older server's "wrong password" for a missing one reads
-    right too."""
-
-    def __init__(self, missing: bool) -> None:
-        super().__init__("this server needs a password" if missing else "wrong password",
-                         "bad_password", remedy="give_password" if missing else None)
-        self.missing = missing
-
-
-#: How often a user at a terminal is asked for the password before giving up.
-PASSWORD_TRIES = 3
-
-T = TypeVar("T")
-
-
-def with_password(connect: Callable[[str | None], T], password: str | None,
-                  ask: Callable[[str], str | None] | None) -> T:
-    """`connect(password)`; when the server needs a password and `ask` is given (a terminal),
-    ask for it with the reason ("this server needs a password", "wrong password") and try
-    again, a few times. `ask` returns None when the user gives up."""
-    for attempt in range(1, PASSWORD_TRIES + 1):
-        try:
-            return connect(password)
-        except PasswordError as exc:
-            if ask is None or attempt == PASSWORD_TRIES:
-                raise
-            answer = ask(str(exc))
-            if answer is None:
-                raise
-            password = answer
-    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def refusal(line: bytes) -> ServerRefusal:

@@ -21,10 +21,9 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from chatkit.client.connection import Connection, pinned_note
+from chatkit.client.link_options import LinkHooks, LinkOptions, backoff_delay
 from chatkit.client.outbox import Outbox, Refused, SessionEnded
 from chatkit.client.pacing import Pacer
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
@@ -38,44 +37,6 @@ __all__ = ["QUIET", "Link", "LinkHooks", "LinkOptions", "Refused", "SessionEnded
 QUIET = "q:"  # prefix of refs for frames whose answers the user did not ask to see
 #: frames that carry a `tag`: lines the server must store once, however often they are sent
 TAGGED = frozenset({"msg", "me", "privmsg"})
-
-
-def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
-    """Seconds to wait before reconnecting attempt `attempt` (1, 2, ...): a ceiling doubling
-    from `initial` up to `maximum`, with "equal jitter" (half fixed, half random)."""
-    ceiling: float = min(maximum, initial * 2.0 ** min(attempt - 1, 30))
-    return ceiling / 2 + rng.uniform(0, ceiling / 2)
-
-
-@dataclass(frozen=True)
-class LinkOptions:
-    """Where and how to connect, and how hard to try again."""
-
-    host: str
-    port: int
-    tls: bool = True
-    insecure: bool = False
-    password: str | None = None
-    expected_fingerprint: str | None = None
-    connect_timeout: float = 5.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    max_attempts: int = 2000
-    queue_limit: int = 1000
-    history: int | None = None  # stored messages the first room's join asks for
-
-
-@dataclass
-class LinkHooks:
-    """What the link asks of its owner. `welcomed`, `frame` and `rejoin_frames` are called
-    with the link's lock held (so the owner's model changes atomically with the link's state);
-    `emit` is called without it, from the reader thread or the caller's."""
-
-    nick: Callable[[], str]  # the nick to (re)connect as
-    welcomed: Callable[[Connection], None]
-    frame: Callable[[Frame, bool], None]  # every server frame, and whether it was quiet
-    rejoin_frames: Callable[[], list[Frame]]  # one join per room we are in
-    emit: Callable[[Frame], None]  # events and local status for the UI
 
 
 class Link:
