@@ -33,6 +33,13 @@ class TokenBucket:
         self.tokens -= 1
         return True
 
+    def delay(self, now: float) -> float:
+        """0 when a token was spent now, else the seconds until one will be there (then ask
+        again): what a sender that waits instead of dropping needs."""
+        if self.take(now):
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
 
 class KeyedLimiter:
     """A token bucket per key (a source address) plus one global bucket; bounded memory.

@@ -100,3 +100,8 @@ def send_frame(line: str, room: str) -> Frame | None:
             raise ConfigError(exc.message) from None
     raise ConfigError(f"/{parsed.name} is not something `chatkit send` does (it posts messages "
                       "and /me actions); start the line with // to post it as text")
+
+
+def quote_line(text: str, width: int = 40) -> str:
+    """A refused line as the user recognises it: quoted, and shortened if long."""
+    return repr(text if len(text) <= width else text[: width - 1] + "…")

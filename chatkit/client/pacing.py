@@ -22,7 +22,4 @@ class Pacer:
 
     def delay(self) -> float:
         """0 when a line may go now (it is counted), else the seconds until one may."""
-        now = time.monotonic()
-        if self.bucket.take(now):
-            return 0.0
-        return (1.0 - self.bucket.tokens) / self.bucket.rate
+        return self.bucket.delay(time.monotonic())

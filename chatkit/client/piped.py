@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from typing import TextIO
 
-from chatkit.client.lines import LEAVE_COMMANDS, classify, history_marker
+from chatkit.client.lines import LEAVE_COMMANDS, classify, history_marker, quote_line
 from chatkit.client.session import ChatSession, Refused, SessionEnded
 from chatkit.errors import OutputClosed, RefusedError, UnreachableError
 from chatkit.protocol import Frame, render_text
@@ -198,11 +198,6 @@ class PipedClient:
         with self._wake:
             self._eof = True
             self._wake.notify_all()
-
-
-def quote_line(text: str, width: int = 40) -> str:
-    """A refused line as the user recognises it: quoted, and shortened if long."""
-    return repr(text if len(text) <= width else text[: width - 1] + "…")
 
 
 def output_gone(stream: TextIO) -> bool:

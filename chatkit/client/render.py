@@ -20,6 +20,7 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.styles import Style
 from prompt_toolkit.utils import get_cwidth
 
+from chatkit.client.lines import quote_line
 from chatkit.protocol import Frame, name_key, render_text, sanitize_frame
 from chatkit.protocol.sanitize import sane_ts
 
@@ -215,8 +216,7 @@ def render_event(frame: Frame, view: View) -> Rendered | None:
         message = frame.get("message", frame.get("code", "error"))
         line = frame.get("line")  # the user's line the server refused (the link adds it)
         if isinstance(line, str):
-            short = line if len(line) <= 40 else line[:39] + "…"
-            message = f"not sent: {short!r}: {message}"
+            message = f"not sent: {quote_line(line)}: {message}"
         out.append(("class:error", f"!!! {message}"))
         return Rendered(FormattedText(out), kinds={"error"})
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note
-from chatkit.client.lines import send_frame
+from chatkit.client.lines import quote_line, send_frame
 from chatkit.client.passwords import with_password
-from chatkit.client.piped import quote_line
 from chatkit.errors import RefusedError, UnreachableError
 from chatkit.protocol.events import JoinRequest
 

@@ -34,18 +34,18 @@ _C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(
     None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, True)
 
 
+def _dumps(value: object) -> str:
+    return _ENCODER.encode(value) if _C_ENCODE is None else "".join(_C_ENCODE(value, 0))
+
+
 def encode(frame: Mapping[str, Any]) -> bytes:
     """One frame as one UTF-8 JSON line. Non-ASCII stays readable (`ensure_ascii=False`)."""
-    if _C_ENCODE is None:
-        return (_ENCODER.encode(frame) + "\n").encode()
-    return ("".join(_C_ENCODE(frame, 0)) + "\n").encode()
+    return (_dumps(frame) + "\n").encode()
 
 
 def json_size(value: object) -> int:
     """Bytes `value` takes in an encoded frame (a string's quotes included)."""
-    if _C_ENCODE is None:
-        return len(_ENCODER.encode(value).encode())
-    return len("".join(_C_ENCODE(value, 0)).encode())
+    return len(_dumps(value).encode())
 
 
 def encode_with_ref(encoded: bytes, ref: object) -> bytes:

@@ -267,10 +267,6 @@ class Hub:
         finally:
             member.release_output(data)
 
-    def history_up_to(self) -> int:
-        """The id a history read stops at (take it under the lock, read outside it)."""
-        return self.bus.published_id
-
     def history_bytes(self, member: Member, room: str, limit: int, after: int | None,
                       up_to: int, ref: object) -> bytes:
         """Stored events of `room` up to `up_to`, then `history_end`, encoded for `member`."""

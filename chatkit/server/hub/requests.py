@@ -246,7 +246,7 @@ class Requests:
             raise FrameError("bad_frame", "'limit' must be at least 1")
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
-            up_to = hub.history_up_to()
+            up_to = hub.bus.published_id  # read outside the lock, up to here
         # A reply, read outside the lock: replies may overtake events (docs/protocol.md).
         member.deliver_reply(hub.history_bytes(member, room.name, limit, after, up_to,
                                                frame.get("ref")))

@@ -62,9 +62,7 @@ class Throttle:
 
     def wait(self, now: float) -> float:
         """Seconds until the next line may be handled; 0 means now (and it is counted)."""
-        if self.bucket.take(now):
-            return 0.0
-        return (1.0 - self.bucket.tokens) / self.bucket.rate
+        return self.bucket.delay(now)
 
     def behind_for(self, now: float) -> float:
         """How long this client has been sending faster than its rate, without a break."""
