@@ -21,6 +21,7 @@ from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.line.reader import LineReader
+from chatkit.server.doors.reader import SocketReader
 from chatkit.server.hub.hub import Hub
 from chatkit.server.repeated_log import RepeatedLog
 
@@ -34,26 +35,49 @@ _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 MAX_BACKOFF = 1.0
 
 
+class _Counts:
+    """What doors sharing their admission count together (see LineDoor's `share`)."""
+
+    def __init__(self) -> None:
+        #: connections without a nickname yet (TLS, password, hello still to come)
+        self.unregistered = 0
+
+
 class LineDoor:
-    """See the module docstring. `start()` binds and returns; `stop()` ends every connection."""
+    """See the module docstring. `start()` binds and returns; `stop()` ends every connection.
+
+    Another door (the IRC door, chatkit/server/doors/irc/door.py) is this class with its own
+    connection and reader (`new_connection`, `reader_for`) on its own port (`port`); with
+    `share` it admits against the same counts as that door, so the server's limits (clients
+    in all, per address, still registering) hold whichever door a client comes in by."""
+
+    #: the name of the acceptor thread
+    ACCEPTOR = "chatkit-acceptor"
 
     def __init__(self, hub: Hub, config: ServerConfig, flusher: Flusher,
-                 tls_context: ssl.SSLContext | None) -> None:
+                 tls_context: ssl.SSLContext | None, *, port: int | None = None,
+                 share: LineDoor | None = None) -> None:
         self.hub = hub
         self.config = config
         self.flusher = flusher
         self.tls_context = tls_context
-        self.connections: set[LineConnection] = set()
+        self.wanted_port = config.port if port is None else port
+        self.connections: set[LineConnection] = set() if share is None else share.connections
         #: connections per address group (an IPv4 address, an IPv6 /64: address_group)
-        self.per_address: dict[str, int] = {}
-        #: connections without a nickname yet (TLS, password, hello still to come)
-        self.unregistered = 0
-        self._lock = threading.Lock()  # guards connections, per_address and unregistered
+        self.per_address: dict[str, int] = {} if share is None else share.per_address
+        self._counts: _Counts = _Counts() if share is None else share._counts
+        # guards connections, per_address and unregistered
+        self._lock: threading.Lock = threading.Lock() if share is None else share._lock
         self._listener: socket.socket | None = None
         self._acceptor: threading.Thread | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._log = RepeatedLog(log)
+
+    @property
+    def unregistered(self) -> int:
+        """Connections without a nickname yet (TLS, password, hello still to come)."""
+        return self._counts.unregistered
 
     @property
     def port(self) -> int:
@@ -67,12 +91,12 @@ class LineDoor:
 
     def start(self) -> None:
         try:
-            self._listener = listen(self.config.host, self.config.port)
+            self._listener = listen(self.config.host, self.wanted_port)
         except BaseException:
             self._wake_r.close()
             self._wake_w.close()
             raise
-        self._acceptor = threading.Thread(target=self._accept_loop, name="chatkit-acceptor",
+        self._acceptor = threading.Thread(target=self._accept_loop, name=self.ACCEPTOR,
                                           daemon=True)
         self._acceptor.start()
 
@@ -149,7 +173,8 @@ class LineDoor:
             refusal = kind = None
             if len(self.connections) >= config.max_clients:
                 refusal, kind = f"server full ({len(self.connections)} clients)", "full"
-            elif config.max_unregistered and self.unregistered >= config.max_unregistered:
+            elif config.max_unregistered and \
+                    self._counts.unregistered >= config.max_unregistered:
                 refusal = (f"server busy: too many connections still registering "
                            f"({self.unregistered}, the most it takes at once); try again in "
                            "a moment")
@@ -161,30 +186,42 @@ class LineDoor:
                 refusal = f"too many wrong passwords from {ip}; wait a minute"
                 kind = f"passwords:{ip}"
             if refusal is None:
-                conn = LineConnection(sock, peer, self.flusher, config.max_backlog)
+                conn = self.new_connection(sock, peer)
                 conn.registering = True
-                self.unregistered += 1
+                self._counts.unregistered += 1
                 self.per_address[group] = self.per_address.get(group, 0) + 1
                 self.connections.add(conn)
         if refusal is not None:
             # One line per reason per 10 s: a client retrying in a loop must not fill the log.
             self._log.warning(f"refuse:{kind}", "refusing %s: %s", peer, refusal)
             try:
-                sock.send(f"!!! {refusal}\r\n".encode(), _DONTWAIT)
+                sock.send(self.refusal(refusal), _DONTWAIT)
             except OSError:
                 pass
             sock.close()
             return
-        conn.thread = threading.Thread(target=LineReader(self, conn).run,
+        conn.thread = threading.Thread(target=self.reader_for(conn).run,
                                        name=f"chatkit-{peer}", daemon=True)
         conn.thread.start()
+
+    def new_connection(self, sock: socket.socket, peer: str) -> LineConnection:
+        """The Member for an admitted connection (called under the door's lock)."""
+        return LineConnection(sock, peer, self.flusher, self.config.max_backlog)
+
+    def reader_for(self, conn: LineConnection) -> SocketReader:
+        """What runs `conn`'s reader thread."""
+        return LineReader(self, conn)
+
+    def refusal(self, reason: str) -> bytes:
+        """The one line a refused connection gets before it is closed."""
+        return f"!!! {reason}\r\n".encode()
 
     def registered(self, conn: LineConnection) -> None:
         """`conn` has a nickname now: it no longer counts against `max_unregistered`."""
         with self._lock:
             if conn.registering and conn in self.connections:
                 conn.registering = False
-                self.unregistered -= 1
+                self._counts.unregistered -= 1
 
     def disconnect(self, conn: LineConnection) -> None:
         """Forget a connection, retire its member (the people who shared a room are told),
@@ -195,7 +232,7 @@ class LineDoor:
             self.connections.discard(conn)
             if conn.registering:
                 conn.registering = False
-                self.unregistered -= 1
+                self._counts.unregistered -= 1
             group = address_group(host_of(conn.peer))
             self.per_address[group] -= 1
             if not self.per_address[group]:
