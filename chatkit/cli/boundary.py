@@ -35,6 +35,8 @@ REMEDIES = {
     "own_db": "give this server its own with --db PATH, or --no-history",
     "give_db": "start `chatkit serve` first, or give --db PATH",
     "choose_port": "choose another with --port",
+    "choose_irc_port": "choose another with --irc-port",
+    "choose_irc_tls_port": "choose another with --irc-tls-port",
     "drop_no_tls": "drop --no-tls",
     "lift_server_limits": "for a benchmark, start the server with --rate-limit 0 "
                           "--max-per-address 0 --max-unregistered 0 (and --max-clients above "

@@ -30,13 +30,25 @@ def password_cell(password: bool | None) -> str:
     return "?" if password is None else "yes" if password else "no"
 
 
+def irc_cell(server: ServerFound) -> str:
+    """The IRC door's ports: `6667`, `6697 (TLS)`, both, or `-`."""
+    ports = [str(server.irc_port)] if server.irc_port else []
+    if server.irc_tls_port:
+        ports.append(f"{server.irc_tls_port} (TLS)")
+    return ", ".join(ports) or "-"
+
+
 def format_table(servers: list[ServerFound]) -> str:
     """A plain-text table: name, address:port, users, rooms, TLS, password (? for a server
     too old to say), round-trip time."""
-    rows = [("NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "PASSWORD", "RTT")]
+    rows: list[tuple[str, ...]] = [("NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "PASSWORD",
+                                    "RTT")]
     for s in servers:
         rows.append((s.name, s.address, str(s.users), str(s.rooms), "yes" if s.tls else "no",
                      password_cell(s.password), format_rtt(s.rtt)))
+    if any(s.irc_port or s.irc_tls_port for s in servers):  # a column only when it says more
+        rows = [(*rows[0], "IRC"), *((*row, irc_cell(s)) for row, s in
+                                      zip(rows[1:], servers, strict=True))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {2, 3, 6}
     lines = []

@@ -89,13 +89,19 @@ class _StopSignal:
 @click.option("--max-unregistered", default=256, show_default=True,
               type=click.IntRange(min=0),
               help="Connections at once that have not logged in yet; 0 = no limit.")
+@click.option("--irc-port", type=click.IntRange(0, 65535), default=None,
+              help="Also speak IRC on this TCP port (6667 is IRC's; 0 picks a free one) "
+                   "[default: off].")
+@click.option("--irc-tls-port", type=click.IntRange(0, 65535), default=None,
+              help="Also speak IRC over TLS on this port, with the server's certificate "
+                   "(6697 is IRC's) [default: off].")
 def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
           log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
           log_private: bool, fsync: str, retain_days: float | None,
           max_messages: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
           require_tls: bool, password: str | None, password_file: TextIO | None,
           rate_limit: float, max_clients: int, max_per_address: int,
-          max_unregistered: int) -> None:
+          max_unregistered: int, irc_port: int | None, irc_tls_port: int | None) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
 
@@ -104,6 +110,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
         raise click.UsageError("--db and --no-history cannot be combined")
     if require_tls and not tls:
         raise click.UsageError("--require-tls and --no-tls cannot be combined")
+    if irc_tls_port is not None and not tls:
+        raise click.UsageError("--irc-tls-port and --no-tls cannot be combined")
     warn_exposed_password(password_file)
     if password_file is not None:
         password = password_file.readline().rstrip("\r\n")
@@ -119,7 +127,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           tls_key=tls_key, require_tls=require_tls, password=password,
                           rate_limit=rate_limit, max_clients=max_clients,
                           max_per_address=max_per_address,
-                          max_unregistered=max_unregistered)
+                          max_unregistered=max_unregistered, irc_port=irc_port,
+                          irc_tls_port=irc_tls_port)
     if name:
         config.name = name
     fd_limit = raise_fd_limit()
@@ -176,6 +185,7 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append(f"messages stored in {config.db}")
     else:
         lines.append("messages kept in memory only (--no-history): lost when the server stops")
+    lines += irc_lines(server, host)
     if server.fingerprint:
         lines.append(f"TLS certificate fingerprint {server.fingerprint}")
         lines.append("  as openssl shows it: SHA256 Fingerprint="
@@ -190,6 +200,19 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append(f"at most {config.max_clients} clients at once: --max-clients "
                      f"{clients_asked} does not fit the limit of {fd_limit} open files "
                      "(raise it with `ulimit -n`)")
+    return lines
+
+
+def irc_lines(server: Server, host: str) -> list[str]:
+    """The banner's word on the IRC door, when it is on."""
+    lines = []
+    if server.irc_port is not None:
+        plain = "TLS only: --require-tls" if server.config.require_tls else "plain text"
+        lines.append(f"IRC clients: {host}/{server.irc_port} ({plain}), "
+                     "e.g. `irssi -c {host} -p {port}`".format(host=host, port=server.irc_port))
+    if server.irc_tls_port is not None:
+        lines.append(f"IRC clients over TLS: {host}/{server.irc_tls_port} (accept the "
+                     "certificate by its fingerprint below; docs/irc.md)")
     return lines
 
 

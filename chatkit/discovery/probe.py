@@ -50,6 +50,8 @@ class ServerFound:
     via: list[str] = field(default_factory=list)  # source addresses it was heard from
     interval: float = DEFAULT_ANNOUNCE_INTERVAL
     password: bool | None = None  # whether it needs a password; None: an older server
+    irc_port: int | None = None  # the IRC door's ports, when on
+    irc_tls_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -61,6 +63,7 @@ class ServerFound:
             "port": self.port, "address": self.address, "addresses": self.addresses,
             "version": self.version, "tls": self.tls, "fingerprint": self.fingerprint,
             "password": self.password,
+            "irc_port": self.irc_port, "irc_tls_port": self.irc_tls_port,
             "users": self.users, "rooms": self.rooms,
             "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 3),
             "via": self.via,
@@ -74,7 +77,8 @@ class ServerFound:
             host=connect_host(source, info["addresses"]), port=info["port"],
             addresses=info["addresses"], version=info["version"], tls=info["tls"],
             fingerprint=info["fingerprint"], users=info["users"], rooms=info["rooms"],
-            rtt=rtt, via=[source], interval=info["interval"], password=info["password"])
+            rtt=rtt, via=[source], interval=info["interval"], password=info["password"],
+            irc_port=info.get("irc_port"), irc_tls_port=info.get("irc_tls_port"))
 
     def merge(self, new: ServerFound) -> None:
         """Fold another sighting of the same instance into this one (keep the best address)."""

@@ -54,6 +54,10 @@ class ServerInfo(TypedDict):
     users: int
     rooms: int
     interval: float
+    #: the IRC door's plain and TLS ports; None when off or not said (added without a
+    #: version change, like `password`)
+    irc_port: int | None
+    irc_tls_port: int | None
 
 
 class DatagramError(ValueError):
@@ -158,7 +162,13 @@ def parse_server_info(body: dict[str, Any]) -> ServerInfo:
         "users": _int_field(body, "users", 0, 10**9),
         "rooms": _int_field(body, "rooms", 0, 10**9),
         "interval": float(interval),
+        "irc_port": _optional_port(body, "irc_port"),
+        "irc_tls_port": _optional_port(body, "irc_tls_port"),
     }
+
+
+def _optional_port(body: dict[str, Any], name: str) -> int | None:
+    return None if body.get(name) is None else _int_field(body, name, 1, 65535)
 
 
 def fit_datagram(body: dict[str, Any], limit: int) -> bytes | None:

@@ -56,3 +56,7 @@ class ServerConfig:
     max_messages: int | None = None
     #: seconds between two retention passes of the publisher
     prune_every: float = 60.0
+    #: the IRC door's plain port (TLS also accepted when the client starts it) and its
+    #: TLS-only port; None: off (docs/irc.md)
+    irc_port: int | None = None
+    irc_tls_port: int | None = None

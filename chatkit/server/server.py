@@ -28,6 +28,7 @@ from chatkit.protocol import PROTOCOL_VERSION
 from chatkit.server.bus.local import LocalBus
 from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
+from chatkit.server.doors.irc.door import IrcDoor
 from chatkit.server.doors.line.door import LineDoor
 from chatkit.server.hub.hub import Hub, HubRules
 from chatkit.store import MessageStore
@@ -61,6 +62,8 @@ class Server:
         self.tls_context: ssl.SSLContext | None = None
         self.fingerprint: str | None = None
         self.door: LineDoor | None = None
+        self.irc_door: IrcDoor | None = None  # --irc-port
+        self.irc_tls_door: IrcDoor | None = None  # --irc-tls-port
         self._services: list[Service] = []
         self._stopped = False
 
@@ -84,10 +87,44 @@ class Server:
             self.bus.close()
             raise
         self.door = door
+        try:
+            self._start_irc(door)
+        except ChatkitError:
+            for started in self.doors():
+                started.stop_accepting()
+            self.bus.close()
+            self.door = None
+            raise
         self.flusher.start()
         self.bus.start()
         # debug: `chatkit serve` prints this in its banner; the log must not say it twice
         log.debug("server %s listening on %s", self.name, ", ".join(self.addresses()))
+
+    def _start_irc(self, door: LineDoor) -> None:
+        """The IRC door's ports, when asked for: admitting against the line door's counts."""
+        config = self.config
+        if config.irc_port is not None:
+            self.irc_door = IrcDoor(self.hub, config, self.flusher, self.tls_context,
+                                    port=config.irc_port, tls_only=False, share=door)
+            self.irc_door.start()
+        if config.irc_tls_port is not None:
+            if self.tls_context is None:
+                raise ChatkitError("the IRC TLS port needs TLS", remedy="drop_no_tls")
+            self.irc_tls_door = IrcDoor(self.hub, config, self.flusher, self.tls_context,
+                                        port=config.irc_tls_port, tls_only=True, share=door)
+            self.irc_tls_door.start()
+
+    def doors(self) -> list[LineDoor]:
+        """Every started door, the line door first."""
+        return [d for d in (self.door, self.irc_door, self.irc_tls_door) if d is not None]
+
+    @property
+    def irc_port(self) -> int | None:
+        return self.irc_door.port if self.irc_door is not None else None
+
+    @property
+    def irc_tls_port(self) -> int | None:
+        return self.irc_tls_door.port if self.irc_tls_door is not None else None
 
     def attach(self, service: Service) -> None:
         """A service that runs beside this server (discovery): stopped before the server."""
@@ -113,7 +150,10 @@ class Server:
         return {"name": self.name, "instance": self.instance, "port": self.port,
                 "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
                 "tls": self.tls_context is not None, "fingerprint": self.fingerprint,
-                "password": self.hub.gate.required, "users": users, "rooms": rooms}
+                "password": self.hub.gate.required, "users": users, "rooms": rooms,
+                **{name: port for name, port in (("irc_port", self.irc_port),
+                                                 ("irc_tls_port", self.irc_tls_port))
+                   if port is not None}}
 
     def addresses(self, with_port: bool = True) -> list[str]:
         """Every address a client can use to reach this server."""
@@ -133,11 +173,11 @@ class Server:
         for service in reversed(self._services):
             service.stop()
         self.hub.stopping = True
-        if self.door is not None:
-            self.door.stop_accepting()
+        for door in self.doors():
+            door.stop_accepting()
         self.bus.stop()  # everything accepted is stored and delivered before the notice
-        if self.door is not None:
-            self.door.close(reason)
+        for door in self.doors():  # the doors share one set of connections: the first
+            door.close(reason)     # closes them all
         self.flusher.stop()
         self.bus.close()  # last: a reader thread may have been answering /history until now
         log.info("server %s stopped", self.name)

@@ -242,11 +242,14 @@ class Requests:
         hub = self.hub
         limit = field(frame, "limit", int, required=False, default=50)
         after = field(frame, "after", int, required=False)
+        before = field(frame, "before", int, required=False)  # older pages (IRC CHATHISTORY)
         if limit < 1:
             raise FrameError("bad_frame", "'limit' must be at least 1")
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
             up_to = hub.bus.published_id  # read outside the lock, up to here
+        if before is not None:
+            up_to = min(up_to, before - 1)
         # A reply, read outside the lock: replies may overtake events (docs/protocol.md).
         member.deliver_reply(hub.history_bytes(member, room.name, limit, after, up_to,
                                                frame.get("ref")))

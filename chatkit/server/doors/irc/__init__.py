@@ -1,0 +1,1 @@
+"""The IRC door: IRC clients (weechat, irssi, HexChat, bots) in the same rooms as chatkit's."""
