@@ -215,6 +215,8 @@ def _error(fmt: IrcFormat, frame: Mapping[str, Any], me: str) -> list[str]:
     if command == "NOTICE":
         return []  # RFC 2812: nothing is ever sent back for a NOTICE, errors included
     text = irc.fit_bytes(message, 300)
+    if command == "NAMES" and code in ("no_such_room", "bad_room"):
+        return [fmt.numeric(irc.RPL_ENDOFNAMES, me, argument or "*", "End of /NAMES list.")]
     numeric = {
         "nick_taken": (irc.ERR_NICKNAMEINUSE, [argument, "Nickname is already in use"]),
         "bad_nick": (irc.ERR_ERRONEUSNICKNAME, [argument, f"Erroneous nickname: {text}"]),
