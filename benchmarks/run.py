@@ -117,21 +117,32 @@ class RunningServer:
                 stream.close()
 
 
-def start_chatkit(home: Path, serve_args: list[str]) -> RunningServer:
+def start_chatkit(home: Path, serve_args: list[str], *, irc: bool = False) -> RunningServer:
+    """`chatkit serve`; with `irc`, also on an IRC port, which is the one measured."""
     env = dict(os.environ, CHATKIT_HOME=str(home))
     proc = subprocess.Popen(
         [sys.executable, "-m", "chatkit", "serve", "--host", "127.0.0.1", "--port", "0",
-         "--no-discovery", "--name", "bench", "--log-level", "warning", *serve_args],
+         "--no-discovery", "--name", "bench", "--log-level", "warning", *serve_args,
+         *(["--irc-port", "0"] if irc else [])],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(CHATKIT_ROOT))
     assert proc.stdout is not None
+    pattern = r"IRC clients: 127\.0\.0\.1/(\d+)" if irc else r"127\.0\.0\.1:(\d+)"
+    banner = ""
+    match = None
     ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT)
-    banner = proc.stdout.readline().decode(errors="replace") if ready else ""
-    match = re.search(r"127\.0\.0\.1:(\d+)", banner)
+    # The banner is printed (and flushed) whole: once its first line is there, the rest
+    # follows; a bounded number of lines, and a server that died ends it with EOF.
+    for _ in range(20 if ready else 0):
+        line = proc.stdout.readline().decode(errors="replace")
+        banner += line
+        match = re.search(pattern, line)
+        if match or not line:
+            break
     if not match:
         proc.kill()
         proc.wait(5)
         raise RuntimeError(f"chatkit serve did not start: {banner!r}")
-    return RunningServer("chatkit", proc, int(match.group(1)))
+    return RunningServer("irc" if irc else "chatkit", proc, int(match.group(1)))
 
 
 def start_redis(workdir: Path) -> RunningServer:
@@ -152,7 +163,8 @@ def start_redis(workdir: Path) -> RunningServer:
 
 @contextmanager
 def server(target: str, workdir: Path, serve_args: list[str]) -> Iterator[RunningServer]:
-    running = start_redis(workdir) if target == "redis" else start_chatkit(workdir, serve_args)
+    running = start_redis(workdir) if target == "redis" else \
+        start_chatkit(workdir, serve_args, irc=target == "irc")
     try:
         yield running
     finally:
@@ -192,8 +204,8 @@ def run_cell(target: str, workdir: Path, serve_args: list[str], *, label: str,
         # Up to the last delivery: the disconnect storm of the teardown is not the benchmark.
         cpu1 = idle.get("end_cpu_s", _cpu_seconds(running.pid))
         record = {
-            "label": label, "target": target, "serve_args": serve_args if target == "chatkit"
-            else [], **result.to_dict(),
+            "label": label, "target": target,
+            "serve_args": serve_args if target in ("chatkit", "irc") else [], **result.to_dict(),
             "server_cpu_s": cpu1 - cpu0,
             "server_send_cpu_s": cpu1 - idle.get("cpu_s", cpu0),
             "server_rss_base_kib": base_rss,
@@ -269,6 +281,13 @@ def machine_info() -> dict[str, Any]:
             "load_before": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
+def irc_cell(plan: Plan, clients: int, senders: int, rate: float | None) -> bool:
+    """Whether a cell also measures the IRC door: the key cell (about 100 clients, the most
+    senders, full speed), beside the line door's, so both see the same machine load."""
+    key = min(plan.clients, key=lambda n: abs(n - 100))
+    return clients == key and senders == max(plan.senders) and rate is None
+
+
 def run_suite(plan: Plan, targets: list[str], serve_args: list[str],
               log: Callable[[str], None], processes: int | str = "auto") -> dict[str, Any]:
     started = time.monotonic()
@@ -305,6 +324,9 @@ def run_suite(plan: Plan, targets: list[str], serve_args: list[str],
                     for target in targets:
                         cell(target, label, clients=clients, senders=senders, rate=rate,
                              **limits)
+                    if irc_cell(plan, clients, senders, rate):  # the IRC door, same run
+                        cell("irc", label, clients=clients, senders=senders, rate=rate,
+                             **limits)
         # Repeats of the two cells the targets are about, interleaved, to show the noise.
         key = min(plan.clients, key=lambda n: abs(n - 100))
         key_senders = max(plan.senders)
@@ -313,6 +335,9 @@ def run_suite(plan: Plan, targets: list[str], serve_args: list[str],
                 mode = "max" if rate is None else f"{rate:g}/s"
                 for target in targets:
                     cell(target, f"{key}c x {key_senders}s {mode}", clients=key,
+                         senders=key_senders, rate=rate, **limits)
+                if irc_cell(plan, key, key_senders, rate):
+                    cell("irc", f"{key}c x {key_senders}s {mode}", clients=key,
                          senders=key_senders, rate=rate, **limits)
         if plan.extras:
             # Memory per idle client: connect, read RSS, send nothing.
@@ -501,6 +526,16 @@ def targets_report(data: dict[str, Any]) -> list[str]:
                           for r in cells)
             row(f"the generator is not the bottleneck ({n} clients max): every process "
                 "< 90% of a core", f"busiest process {busiest:.0%}", busiest < 0.9)
+    irc = _find(records, "irc", f"{key}c x {s}s max")
+    if ck and irc:
+        i_dps, c_us, i_us = _median(irc, _dps) or 0, _median(ck, _us), _median(irc, _us)
+        clean = all(not (r["lost"] or r["duplicated"] or r["reordered"]) for r in irc)
+        if c_us and i_us:
+            row(f"IRC door, {key} clients × {s} senders max: server CPU per delivery ≤ 1.2 × "
+                "the line door's",
+                f"{i_us:.3f} / {c_us:.3f} µs = {i_us / c_us:.2f}×; {i_dps:,.0f} vs "
+                f"{c_dps or 0:,.0f} deliveries/s{_spread(irc, _dps)}; "
+                f"{'clean' if clean else 'LOSS/DUP/REORDER'}", i_us / c_us <= 1.2 and clean)
     big_max = _find(records, "chatkit", f"{big}c x {s}s max")
     if c_dps and big_max:
         b = _median(big_max, _dps) or 0

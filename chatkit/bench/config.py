@@ -15,7 +15,7 @@ from chatkit.errors import ConfigError
 from chatkit.net.sockets import raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT, MAX_TEXT
 
-TARGETS = ("chatkit", "redis")
+TARGETS = ("chatkit", "redis", "irc")
 
 #: Messages per second over all senders that a run may ask for (also keeps inf and nan out)
 MAX_RATE = 10_000_000.0

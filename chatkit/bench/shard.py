@@ -25,15 +25,7 @@ from chatkit.bench.config import BenchConfig, room_for
 from chatkit.bench.connect import open_connection
 from chatkit.bench.merge import ShardReport
 from chatkit.bench.sender import Sender, SendState
-from chatkit.bench.wire import (
-    ERROR_TAG,
-    JOINED_TAG,
-    LINE_END,
-    QUIT_TAG,
-    RATE_LIMITED_TAG,
-    SUBSCRIBED_TAG,
-    WELCOME_TAG,
-)
+from chatkit.bench.wire import LINE_END, RATE_LIMITED_TAG, SUBSCRIBED_TAG, WELCOME_TAG
 from chatkit.errors import REFUSAL_PREFIX, RefusedError, ServerRefusal, UnreachableError
 from chatkit.tls import client_context
 
@@ -99,17 +91,18 @@ class Conn(asyncio.Protocol):
                     return
                 if WELCOME_TAG in data and not shard.limits:
                     shard.limits = wire.announced_limits(data)
-            if ERROR_TAG in data:
-                for line in wire.error_lines(data):
+            error_tag, joined_tag, quit_tag = shard.tags
+            if error_tag in data:
+                for line in wire.error_lines(data, error_tag):
                     if RATE_LIMITED_TAG in line:
                         shard.rate_limited += 1
                     if self.ready.done():
                         shard.error(wire.describe_error(line))
                     else:  # refused while joining: counted once, as a connect error
                         self.ready.set_exception(RefusedError(wire.describe_error(line)))
-            if not self.ready.done() and JOINED_TAG in data:
+            if not self.ready.done() and joined_tag in data:
                 self.ready.set_result(None)
-            if shard.stalled and QUIT_TAG in data:
+            if shard.stalled and quit_tag in data:
                 shard.note_quits(data)
         marks = shard.marker.findall(data)
         if marks:
@@ -125,6 +118,7 @@ class Shard:
         self.shard = shard
         self.shards = shards
         self.redis = config.target == "redis"
+        self.tags = wire.tags(config.target)  # chatkit's or IRC's error, joined, quit
         self.run_id = run_id
         self.room = room_for(config, run_id)
         self.marker = wire.marker(run_id)
@@ -225,7 +219,7 @@ class Shard:
 
     def note_quits(self, data: bytes) -> None:
         """Receivers see the server's `quit` event when it disconnects a stalled client."""
-        for nick in wire.quit_nicks(data):
+        for nick in wire.quit_nicks(data, self.config.target):
             if nick in self.stalled_nicks:
                 self.stalled_gone.add(nick)
 
@@ -236,6 +230,8 @@ class Shard:
             handshake = None
         elif self.redis:
             handshake = wire.subscribe(self.room)
+        elif self.config.target == "irc":
+            handshake = wire.irc_hello(self.room, self.nick(index))
         else:
             handshake = wire.hello(self.room, self.nick(index))
         async with gate:

@@ -1,4 +1,5 @@
-"""The bytes the load generator writes and looks for: chatkit's JSON lines and Redis RESP.
+"""The bytes the load generator writes and looks for: chatkit's JSON lines, Redis RESP and IRC
+(the server's IRC door: PRIVMSG lines, echo-message for the sender's acks).
 
 Nothing else in chatkit/bench spells out a frame. Sending: `MessageEncoder` builds batches of
 messages, `hello` and `subscribe` the handshakes. Receiving is the generator's hot loop, so it
@@ -29,6 +30,17 @@ WELCOME_TAG = b'"type":"welcome"'
 RATE_LIMITED_TAG = b'"rate_limited"'
 #: Redis: the SUBSCRIBE reply holds it
 SUBSCRIBED_TAG = b"subscribe"
+#: IRC: an ERROR line (refused, cut off), the end of the NAMES that answer JOIN, a QUIT
+IRC_ERROR_TAG = b"ERROR :"
+IRC_JOINED_TAG = b" 366 "
+IRC_QUIT_TAG = b" QUIT :"
+
+
+def tags(target: str) -> tuple[bytes, bytes, bytes]:
+    """(error, joined, quit) tags of a line-based target: chatkit's JSON or IRC."""
+    if target == "irc":
+        return IRC_ERROR_TAG, IRC_JOINED_TAG, IRC_QUIT_TAG
+    return ERROR_TAG, JOINED_TAG, QUIT_TAG
 
 
 def marker(run_id: str) -> re.Pattern[bytes]:
@@ -42,9 +54,12 @@ class MessageEncoder:
     def __init__(self, target: str, run_id: str, room: str, size: int) -> None:
         self.size = size
         self.chatkit = target == "chatkit"
+        self.irc = target == "irc"
         self._mark = b"@@" + run_id.encode() + b":%d:%d:%d@@"
         if self.chatkit:
             self._head = b'{"type":"msg","room":' + json.dumps(room).encode() + b',"ref":'
+        elif self.irc:
+            self._head = b"PRIVMSG #%s :" % room.encode()
         else:
             raw = room.encode()
             self._head = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(raw), raw)
@@ -55,6 +70,7 @@ class MessageEncoder:
         mark = self._mark
         head = self._head
         chatkit = self.chatkit
+        irc = self.irc
         out = []
         for seq in range(first, first + count):
             text = mark % (sid, seq, time.monotonic_ns())
@@ -62,6 +78,8 @@ class MessageEncoder:
                 text += b"x" * (size - len(text))
             if chatkit:
                 out.append(b'%s%d,"text":"%s"}\n' % (head, seq, text))
+            elif irc:
+                out.append(b"%s%s\r\n" % (head, text))
             else:
                 out.append(b"%s$%d\r\n%s\r\n" % (head, len(text), text))
         return b"".join(out)
@@ -72,6 +90,13 @@ def hello(room: str, nick: str) -> bytes:
     frame = {"type": "hello", "version": PROTOCOL_VERSION, "room": room, "nick": nick,
              "client": "chatkit bench"}
     return json.dumps(frame).encode() + b"\n"
+
+
+def irc_hello(room: str, nick: str) -> bytes:
+    """IRC: register `nick` (asking for echo-message: a sender's own copy is its ack, as on
+    chatkit's wire) and join `#room`."""
+    return (b"CAP REQ :echo-message\r\nNICK %s\r\nUSER bench 0 * :chatkit bench\r\n"
+            b"CAP END\r\nJOIN #%s\r\n" % (nick.encode(), room.encode()))
 
 
 def subscribe(room: str) -> bytes:
@@ -90,9 +115,10 @@ def describe_error(line: bytes) -> str:
     return sanitize_text(text)[:200]
 
 
-def error_lines(data: bytes) -> list[bytes]:
-    """chatkit: the error frames among complete lines (call when ERROR_TAG is in `data`)."""
-    return [line for line in data.splitlines() if ERROR_TAG in line]
+def error_lines(data: bytes, tag: bytes = ERROR_TAG) -> list[bytes]:
+    """The error frames (chatkit) or ERROR lines (IRC, with its `tag`) among complete
+    lines."""
+    return [line for line in data.splitlines() if tag in line]
 
 
 def redis_error(data: bytes) -> str | None:
@@ -102,9 +128,13 @@ def redis_error(data: bytes) -> str | None:
     return None
 
 
-def quit_nicks(data: bytes) -> list[str]:
-    """chatkit: the nicknames of the quit events among complete lines."""
+def quit_nicks(data: bytes, target: str = "chatkit") -> list[str]:
+    """The nicknames of the quit events (chatkit) or QUIT lines (IRC) among complete lines."""
     nicks = []
+    if target == "irc":
+        return [line[1:line.index(b"!")].decode(errors="replace")
+                for line in data.splitlines()
+                if IRC_QUIT_TAG in line and line.startswith(b":") and b"!" in line]
     for line in data.splitlines():
         if QUIT_TAG in line:
             try:

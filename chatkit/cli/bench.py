@@ -36,9 +36,10 @@ FLAGS = {name: f"--{name}" for name in ("clients", "senders", "rate", "duration"
 @click.option("--room", default=None, help="Room to use [default: a fresh bench-XXXXXX].")
 @click.option("--stalled", default=0, show_default=True, type=click.IntRange(0, 10000),
               help="Extra clients that join the room and never read.")
-@click.option("--target", type=click.Choice(["chatkit", "redis"]), default="chatkit",
-              show_default=True, help="What the address is: a chatkit server, or Redis pub/sub "
-              "(the reference of the benchmark suite).")
+@click.option("--target", type=click.Choice(["chatkit", "redis", "irc"]), default="chatkit",
+              show_default=True, help="What the address is: a chatkit server, Redis pub/sub "
+              "(the reference of the benchmark suite), or a chatkit server's IRC port "
+              "(`serve --irc-port`).")
 @click.option("--tls/--no-tls", "use_tls", default=None,
               help="Connect with TLS [default: on for chatkit, off for redis]; the certificate "
                    "is not checked (bench measures speed, it sends nothing secret).")
@@ -75,7 +76,7 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
             raise ConfigError("--rate and --max exclude each other")
         try:
             host, port = parse_address(address or "127.0.0.1",
-                                       6379 if target == "redis" else DEFAULT_PORT)
+                                       {"redis": 6379, "irc": 6667}.get(target, DEFAULT_PORT))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         progress = not json_output and stderr_is_tty()
