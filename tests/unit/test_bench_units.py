@@ -18,7 +18,7 @@ from chatkit.errors import ConfigError
 
 
 @pytest.mark.parametrize("changes", [{"senders": 3, "clients": 2}, {"rate": 0.0},
-                                     {"size": 5000}, {"target": "irc"}, {"window": 0},
+                                     {"size": 5000}, {"target": "xmpp"}, {"window": 0},
                                      {"processes": 0}, {"processes": 3, "clients": 2}])
 def test_bad_settings_are_config_errors(changes):
     with pytest.raises(ConfigError):
