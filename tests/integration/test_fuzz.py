@@ -274,3 +274,75 @@ def test_live_server_survives_random_bytes(server_factory):
         bob.close()
     started = time.monotonic()
     assert time.monotonic() - started < 1
+
+
+# --------------------------------------------------------------------------- the IRC door
+
+irc_pieces = st.sampled_from([b"\r\n", b"\n", b" :", b":", b"@", b";", b"=", b"\\", b"\x01",
+                              b"\x01ACTION ", b"\x03", b"\xff", b"\xc3", b"#", b",", b"!",
+                              b"NICK ", b"USER u 0 * :", b"JOIN ", b"PRIVMSG ", b"CAP REQ :",
+                              b"CAP END", b"CHATHISTORY LATEST #", b"MODE ", b"x" * 600])
+
+
+@BUDGET
+@given(st.lists(st.one_of(st.binary(max_size=120), irc_pieces), max_size=20))
+def test_irc_parser_only_raises_irc_error(parts):
+    from chatkit.protocol import irc
+
+    splitter = LineSplitter(irc.MAX_CLIENT_LINE)
+    for item in splitter.feed(b"".join(parts)):
+        if isinstance(item, FrameError):
+            continue
+        try:
+            message = irc.parse(item)
+        except irc.IrcError as exc:
+            assert exc.code in ("bad_utf8", "empty", "too_long")
+            continue
+        written = irc.line(message.command or "X", *message.params, tags=message.tags)
+        assert "\r" not in written and "\n" not in written and "\0" not in written
+
+
+def test_live_irc_door_survives_random_bytes(server_factory):
+    server = server_factory(handshake_timeout=2.0, irc_port=0)
+    rng = random.Random(4321)
+    prefixes = [b"", b"CAP LS 302\r\n", b"NICK fz\r\nUSER u 0 * :u\r\n",
+                b"CAP REQ :batch echo-message\r\nNICK fy\r\nUSER u 0 * :u\r\nCAP END\r\n"
+                b"JOIN #lobby\r\n", b"\x16\x03\x01", b"@a=b;c :src PRIVMSG #lobby :\x01"]
+    pieces = [b"\r\n", b"\n", b" :", b"@", b"\x01ACTION ", b"\xff", b"JOIN #fz\r\n",
+              b"PRIVMSG #lobby :", b"NICK \xc3\r\n", b"\0", b"CHATHISTORY BEFORE #lobby msgid=",
+              b"MODE #lobby +b\r\n", b"TOPIC #lobby :", b"PART #lobby\r\n", b"WHO *\r\n"]
+    sent = 0
+    for connection in range(6):
+        sock = socket.create_connection(("127.0.0.1", server.irc_port), timeout=5)
+        try:
+            sock.sendall(prefixes[connection % len(prefixes)])
+            for _ in range(60):
+                blob = bytearray(rng.randbytes(rng.randrange(0, 300)))
+                for _ in range(rng.randrange(0, 4)):
+                    blob[rng.randrange(0, len(blob) + 1):0] = rng.choice(pieces)
+                try:
+                    sock.sendall(bytes(blob))
+                except OSError:
+                    break  # the server may close a connection that broke the rules
+                sent += 1
+        finally:
+            sock.close()
+    assert sent >= 60
+    alice = JsonClient(server.port, "alice")
+    irc_client = socket.create_connection(("127.0.0.1", server.irc_port), timeout=5)
+    try:
+        irc_client.sendall(b"NICK watcher\r\nUSER u 0 * :u\r\nJOIN #lobby\r\n")
+        received = b""
+        deadline = time.monotonic() + 5
+        while b" 366 watcher #lobby " not in received and time.monotonic() < deadline:
+            received += irc_client.recv(65536)
+        answer = alice.request({"type": "msg", "room": "lobby", "text": "still alive"})
+        assert answer["type"] == "message"
+        while b"PRIVMSG #lobby :still alive" not in received and time.monotonic() < deadline:
+            received += irc_client.recv(65536)
+        assert b":alice!alice@chatkit PRIVMSG #lobby :still alive" in received
+        wait_for(lambda: len(server.door.connections) == 2, timeout=8,
+                 message="fuzz connections cleaned out")
+    finally:
+        alice.close()
+        irc_client.close()
