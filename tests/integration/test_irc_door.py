@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -15,7 +16,15 @@ import pytest
 from chatkit.bench import BenchConfig, run_bench
 from chatkit.protocol import irc
 
-from helpers import DEFAULT_TIMEOUT, JsonClient, LineClient, wait_for
+from helpers import (
+    DEFAULT_TIMEOUT,
+    JsonClient,
+    LineClient,
+    ServeProcess,
+    chatkit_cmd,
+    cli_env,
+    wait_for,
+)
 
 
 class IrcClient(LineClient):
@@ -279,3 +288,47 @@ def test_bench_measures_the_irc_door(server_factory):
     assert result.deliveries == result.expected_deliveries == 5 * 40
     assert (result.lost, result.duplicated, result.reordered, result.errors) == (0, 0, 0, 0)
     wait_for(lambda: not server.door.connections, message="bench clients gone")
+
+
+def test_serve_flags_banner_and_discovery_advertise_the_irc_ports(tmp_path):
+    proc = ServeProcess.start(["--no-discovery", "--irc-port", "0", "--irc-tls-port", "0"],
+                              env_home=str(tmp_path / "home"))
+    try:
+        assert proc.proc.stdout is not None
+        banner = [proc.proc.stdout.readline() for _ in range(4)]  # printed whole, at once
+        plain = next(line for line in banner if "IRC clients: 127.0.0.1/" in line)
+        port = int(re.search(r"127\.0\.0\.1/(\d+)", plain).group(1))  # type: ignore[union-attr]
+        assert any("IRC clients over TLS: 127.0.0.1/" in line for line in banner)
+        client = IrcClient(port, "fromcli")
+        client.close()
+    finally:
+        assert proc.stop() == 0
+
+
+def test_server_info_carries_the_irc_ports(server_factory):
+    server = server_factory(irc_port=0, irc_tls_port=0)
+    info = server.info()
+    assert info["irc_port"] == server.irc_port and info["irc_tls_port"] == server.irc_tls_port
+    assert "irc_port" not in server_factory().info()  # off: not said at all
+
+
+def test_irc_tls_port_needs_tls(tmp_path):
+    done = subprocess.run(chatkit_cmd("serve", "--host", "127.0.0.1", "--port", "0",
+                                      "--no-discovery", "--no-tls", "--irc-tls-port", "0"),
+                          capture_output=True, text=True, timeout=20,
+                          env=cli_env(str(tmp_path / "home")))
+    assert done.returncode != 0
+    assert "--irc-tls-port and --no-tls cannot be combined" in done.stderr
+
+
+def test_an_irc_port_in_use_names_the_flag(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(chatkit_cmd("serve", "--host", "127.0.0.1", "--port", "0",
+                                          "--no-discovery", "--irc-port", str(port)),
+                              capture_output=True, text=True, timeout=20,
+                              env=cli_env(str(tmp_path / "home")))
+    assert done.returncode != 0
+    assert "choose another with --irc-port" in done.stderr
