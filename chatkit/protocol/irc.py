@@ -240,7 +240,9 @@ _FORMATTING = re.compile(
 
 def strip_formatting(text: str) -> str:
     """Text without IRC formatting codes (they would show as stray digits in chatkit)."""
-    return _FORMATTING.sub("", text) if any(c < " " for c in text) else text
+    if text.isprintable():  # no control characters at all: the common case, in C
+        return text
+    return _FORMATTING.sub("", text)
 
 
 ACTION_START = "\x01ACTION "

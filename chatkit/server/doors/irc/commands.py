@@ -199,8 +199,10 @@ def privmsg(reader: IrcReader, message: Message) -> None:
         is_action, text = True, parsed[1]
     text = irc.strip_formatting(text)
     if irc.is_channel(target):
-        reader.request({"type": "me" if is_action else "msg", "room": target, "text": text,
-                        "ref": ref(command, target)})
+        # the room's name without `#`: exactly the hub's key when it is a checked name, so
+        # the hub finds the room without normalising the name again (the hot path)
+        reader.request({"type": "me" if is_action else "msg", "room": target[1:],
+                        "text": text, "ref": ref(command, target)})
         return
     if is_action:  # chatkit has no private actions: the words say it
         text = f"* {conn.me} {text}"

@@ -125,6 +125,12 @@ def _privmsg(fmt: IrcFormat, frame: Mapping[str, Any], nick: str, target: str, t
     source = prefix(nick)
     text = fmt.stamp_old(frame, text)
     head = f":{source} PRIVMSG {target} :"
+    if not is_action:  # the fan-out's hot path: one line, built directly
+        whole = f"{head}{text}\r\n".encode()
+        if len(whole) <= LINE_LIMIT:  # texts are sanitised: no CR, LF or NUL inside
+            tags = fmt.tags(frame)
+            return [irc.format_tags(tags) + whole[:-2].decode() if tags else
+                    whole[:-2].decode()]
     budget = LINE_LIMIT - 2 - len(head.encode()) - (len(irc.ACTION_START) + 1 if is_action
                                                     else 0)
     return [line("PRIVMSG", target, irc.action(piece) if is_action else piece,
