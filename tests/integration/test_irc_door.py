@@ -332,3 +332,25 @@ def test_an_irc_port_in_use_names_the_flag(tmp_path):
                               env=cli_env(str(tmp_path / "home")))
     assert done.returncode != 0
     assert "choose another with --irc-port" in done.stderr
+
+
+def test_a_crowd_on_irc_names_some_and_says_how_many(server_factory, opened):
+    # crowd_size 3: a room of 4 or more is a crowd (the crowd rule, issue 14)
+    server = server_factory(irc_port=0, crowd_size=3)
+    for nick in ("ann", "ben", "cy", "dee"):
+        opened.append(JsonClient(server.port, nick))
+    watcher = IrcClient(server.irc_port, "watcher")
+    opened.append(watcher)
+    watcher.say("JOIN #lobby")
+    names = watcher.expect(r" 353 watcher = #lobby :")
+    assert len(names.split(" :", 1)[1].split()) == 3  # crowd_size names, itself among them
+    watcher.expect(r" 366 watcher #lobby ")
+    watcher.expect(r"NOTICE #lobby :5 people are in #lobby; the names above are some of them:"
+                   r" /who #lobby lists them all")
+    # arrivals come in the next presence summary, as JOIN lines
+    opened.append(JsonClient(server.port, "eve"))
+    watcher.expect(r":eve!eve@chatkit JOIN #lobby", timeout=8)
+    watcher.say("WHO #lobby")  # the whole list, as /who gives it
+    listed = {watcher.expect(r" 352 watcher #lobby ").split()[7] for _ in range(6)}
+    assert listed == {"ann", "ben", "cy", "dee", "eve", "watcher"}
+    watcher.expect(r" 315 watcher #lobby ")
