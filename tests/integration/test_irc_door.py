@@ -354,3 +354,16 @@ def test_a_crowd_on_irc_names_some_and_says_how_many(server_factory, opened):
     listed = {watcher.expect(r" 352 watcher #lobby ").split()[7] for _ in range(6)}
     assert listed == {"ann", "ben", "cy", "dee", "eve", "watcher"}
     watcher.expect(r" 315 watcher #lobby ")
+
+
+def test_a_silent_irc_client_is_pinged_and_dropped_when_it_does_not_answer(server_factory,
+                                                                            opened):
+    server = server_factory(irc_port=0, ping_idle=0.3, ping_deadline=0.5)
+    watcher = JsonClient(server.port, "watcher")
+    opened.append(watcher)
+    silent = IrcClient(server.irc_port, "silent")
+    opened.append(silent)
+    silent.join("#lobby")
+    silent.expect(r"^PING :s1$")  # chatkit's ping, in IRC's words
+    quit_ = watcher.expect("quit", nick="silent", timeout=5)
+    assert "no answer to a ping" in quit_["reason"]
