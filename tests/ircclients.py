@@ -86,7 +86,9 @@ class Weechat:
 class Irssi:
     """irssi in a detached tmux session on a tmux server of its own."""
 
-    def __init__(self, home: Path, port: int, nick: str) -> None:
+    def __init__(self, home: Path, port: int | None, nick: str) -> None:
+        """Connected to 127.0.0.1:`port` from the start; with None, to nothing (type a
+        /connect, e.g. with TLS options irssi's command line does not have)."""
         self.home = home
         self.logs = home / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,9 @@ class Irssi:
             '  };\n'
             '};\n', encoding="utf-8")
         self.socket = f"chatkit-irc-{os.getpid()}-{next(_sockets)}"
-        command = ["irssi", f"--home={home}", "-c", "127.0.0.1", "-p", str(port), "-n", nick]
+        command = ["irssi", f"--home={home}", "-n", nick]
+        if port is not None:
+            command += ["-c", "127.0.0.1", "-p", str(port)]
         script = f"{shlex.join(command)}; echo \"EXITED $?\"; sleep 60"
         self._tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", "sh", "-c",
                    script, env={**os.environ, "TERM": "screen"})

@@ -163,3 +163,22 @@ def wait_registered(client: JsonClient, nick: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{nick} never connected")
+
+
+@needs_irssi
+def test_irssi_over_tls_with_the_pinned_certificate(server_factory, tmp_path, clients):
+    server = server_factory(irc_tls_port=0)
+    assert server.fingerprint is not None
+    alice = JsonClient(server.port, "alice")
+    clients.append(alice)
+    irssi = Irssi(tmp_path / "irssi", None, "sec")
+    try:
+        irssi.type(f"/connect -tls -tls_pinned_cert {fingerprint_hex(server.fingerprint)} "
+                   f"127.0.0.1 {server.irc_tls_port}")
+        wait_registered(alice, "sec")
+        irssi.type("/join #lobby")
+        alice.expect("join", room="lobby", nick="sec", timeout=15)
+        irssi.type("pinned and private")
+        alice.expect("message", nick="sec", text="pinned and private")
+    finally:
+        irssi.close()
