@@ -77,8 +77,9 @@ def test_registration_with_cap_negotiation(irc_server, opened):
     opened.append(client)
     client.say("CAP LS 302", "NICK ann", "USER ann 0 * :Ann")
     ls = client.expect(r"CAP \* LS :")
-    assert set(ls.split(" :", 1)[1].split()) == {"batch", "draft/chathistory", "echo-message",
-                                                  "message-tags", "server-time"}
+    assert set(ls.split(" :", 1)[1].split()) == {"away-notify", "batch", "draft/chathistory",
+                                                  "echo-message", "message-tags",
+                                                  "server-time"}
     assert "sasl" not in ls  # accounts are not there: not advertised
     client.say("CAP REQ :server-time bogus-cap")
     client.expect(r"CAP \* NAK :server-time bogus-cap")
@@ -367,3 +368,22 @@ def test_a_silent_irc_client_is_pinged_and_dropped_when_it_does_not_answer(serve
     silent.expect(r"^PING :s1$")  # chatkit's ping, in IRC's words
     quit_ = watcher.expect("quit", nick="silent", timeout=5)
     assert "no answer to a ping" in quit_["reason"]
+
+
+def test_away_notify_tells_the_others_who_asked(irc_server, opened):
+    ann = IrcClient(irc_server.irc_port, "ann")
+    opened.append(ann)
+    ann.join("#lobby")
+    told = IrcClient(irc_server.irc_port, "told", caps="away-notify")
+    opened.append(told)
+    told.join("#lobby")
+    untold = IrcClient(irc_server.irc_port, "untold")
+    opened.append(untold)
+    untold.join("#lobby")
+    ann.say("AWAY :back soon")
+    told.expect(r"^:ann!ann@chatkit AWAY :back soon$")
+    ann.say("AWAY")
+    told.expect(r"^:ann!ann@chatkit AWAY$")
+    untold.say("PING :sync")
+    untold.expect("PONG")
+    assert not any("@chatkit AWAY" in line for line in untold.lines)

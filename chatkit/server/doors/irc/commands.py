@@ -224,6 +224,15 @@ def away(reader: IrcReader, message: Message) -> None:
     else:
         conn.away = None
         conn.numeric(irc.RPL_UNAWAY, "You are no longer marked as being away")
+    # away-notify: the IRC clients that share a room and asked for it hear of it at once.
+    # Away is the IRC door's own state (chatkit has none), so it goes straight to them, not
+    # through the bus; and not to crowds, whose arrivals and departures are summaries too.
+    params = [conn.away] if conn.away else []
+    data = irc.wire(irc.line("AWAY", *params, source=_me_prefix(conn.me), trailing=bool(params)))
+    with reader.hub.lock:
+        for other in reader.hub.co_members(conn, crowds=False):
+            if "away-notify" in getattr(other, "caps", ()):
+                other.deliver(data)
 
 
 # ---------------------------------------------------------------------------- the server

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 #: the capabilities the door offers (CAP LS): only what it implements is advertised. `sasl` is
 #: not among them: accounts (issue 16) would add it at the door's registration seam.
-CAPABILITIES = ("batch", "draft/chathistory", "echo-message", "message-tags", "server-time")
+CAPABILITIES = ("away-notify", "batch", "draft/chathistory", "echo-message", "message-tags",
+                "server-time")
 #: messages one CHATHISTORY request may ask for (the hub's MAX_HISTORY)
 CHATHISTORY_MAX = 1000
 
