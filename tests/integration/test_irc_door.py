@@ -387,3 +387,20 @@ def test_away_notify_tells_the_others_who_asked(irc_server, opened):
     untold.say("PING :sync")
     untold.expect("PONG")
     assert not any("@chatkit AWAY" in line for line in untold.lines)
+
+
+def test_whois_of_someone_in_many_rooms_stays_within_512_bytes(server_factory, opened):
+    server = server_factory(irc_port=0, max_rooms_per_client=25)
+    busy = JsonClient(server.port, "busy")
+    opened.append(busy)
+    for n in range(25):
+        busy.request({"type": "join", "room": f"room-with-a-long-name-{n:03d}"})
+    asker = IrcClient(server.irc_port, "asker")
+    opened.append(asker)
+    asker.say("WHOIS busy", "ISON busy asker nobody")
+    asker.expect(r" 318 asker busy ")
+    listed = [line for line in asker.lines if " 319 " in line]
+    assert len(listed) == 3
+    assert all(len(line.encode()) + 2 <= irc.LINE_LIMIT for line in listed)
+    assert sum(len(line.split(" :", 1)[1].split()) for line in listed) == 25  # lobby + 24
+    asker.expect(r" 303 asker :busy asker$")

@@ -121,8 +121,9 @@ def whois(reader: IrcReader, message: Message) -> None:
         kind = "an IRC client" if found is not None and found.format.name == "irc" else \
             f"a {found.format.description}" if found is not None else ""
         lines = [fmt.numeric(irc.RPL_WHOISUSER, me, real, real, "chatkit", "*", real)]
-        if rooms:
-            lines.append(fmt.numeric(irc.RPL_WHOISCHANNELS, me, real, " ".join(rooms)))
+        for start in range(0, len(rooms), 10):  # 10 names of <= 33 bytes: within 512
+            lines.append(fmt.numeric(irc.RPL_WHOISCHANNELS, me, real,
+                                     " ".join(rooms[start:start + 10])))
         lines.append(fmt.numeric(irc.RPL_WHOISSERVER, me, real, fmt.server,
                                  f"chatkit, connected with {kind}"))
         if away is not None:
@@ -292,7 +293,14 @@ def ison(reader: IrcReader, message: Message) -> None:
     with reader.hub.lock:
         here = [found.nick for name in asked
                 if (found := reader.hub.nicks.get(_nick_key(name))) is not None and found.nick]
-    conn.numeric("303", " ".join(here))
+    reply: list[str] = []
+    size = 0
+    for nick in here:  # one line: as many as fit in it
+        size += len(nick.encode()) + 1
+        if size > 400:
+            break
+        reply.append(nick)
+    conn.numeric("303", " ".join(reply))
 
 
 def userhost(reader: IrcReader, message: Message) -> None:
