@@ -204,3 +204,23 @@ def test_welcome_advertises_the_rules() -> None:
                   "LINELEN=512", "UTF8ONLY"):
         assert token in tokens
     assert out[-1] == ":box 376 me :End of /MOTD command."
+
+
+def test_an_event_is_rendered_once_and_shared_by_every_irc_member() -> None:
+    from chatkit.server.bus.fanout import fan_out
+    from chatkit.server.hub.member import Member
+
+    class Fake(Member):
+        def __init__(self, nick: str, caps: set[str]) -> None:
+            super().__init__("127.0.0.1:1")
+            self.nick = nick
+            self.format = irc_format("box", caps)
+
+    plain = [Fake(f"p{n}", set()) for n in range(5)]
+    tagged = [Fake(f"t{n}", {"server-time", "message-tags", "away-notify"}) for n in range(5)]
+    out: dict = {}
+    fan_out(message(), [*plain, *tagged], None, None, out)  # type: ignore[arg-type]
+    plain_bytes = {id(out[m][0]) for m in plain}
+    tagged_bytes = {id(out[m][0]) for m in tagged}
+    assert len(plain_bytes) == 1 and len(tagged_bytes) == 1  # one object per format
+    assert plain_bytes != tagged_bytes
