@@ -400,7 +400,7 @@ def test_whois_of_someone_in_many_rooms_stays_within_512_bytes(server_factory, o
     asker.say("WHOIS busy", "ISON busy asker nobody")
     asker.expect(r" 318 asker busy ")
     listed = [line for line in asker.lines if " 319 " in line]
-    assert len(listed) == 3
+    assert len(listed) >= 2  # 25 names of 26 bytes do not fit in one
     assert all(len(line.encode()) + 2 <= irc.LINE_LIMIT for line in listed)
     assert sum(len(line.split(" :", 1)[1].split()) for line in listed) == 25  # lobby + 24
     asker.expect(r" 303 asker :busy asker$")

@@ -17,10 +17,11 @@ from chatkit.protocol import Frame, FrameError, irc, name_key, normalize_room
 from chatkit.protocol.irc import Message
 from chatkit.server.doors.irc.history import chathistory
 from chatkit.server.doors.irc.registration import cap, registering
-from chatkit.server.doors.irc.replies import isupport, motd_lines, who_line
+from chatkit.server.doors.irc.replies import isupport, list_lines, motd_lines, who_line
 
 if TYPE_CHECKING:
     from chatkit.server.doors.irc.connection import IrcReader
+    from chatkit.server.hub.member import Member
 
 __all__ = ["registered", "registering"]
 
@@ -98,7 +99,7 @@ def who(reader: IrcReader, message: Message) -> None:
         reader.request({"type": "who", "room": mask, "ref": ref("WHO", mask)})
         return
     with reader.hub.lock:
-        found = reader.hub.nicks.get(_nick_key(mask))
+        found = _visible(reader, mask)
         line = None if found is None or found.nick is None else who_line(
             conn.fmt, conn.me, "*", found.nick, getattr(found, "away", None) is not None)
     if line is not None:
@@ -111,7 +112,7 @@ def whois(reader: IrcReader, message: Message) -> None:
     nick = message.params[-1].split(",")[0]
     fmt, me = conn.fmt, conn.me
     with reader.hub.lock:
-        found = reader.hub.nicks.get(_nick_key(nick))
+        found = _visible(reader, nick)
         rooms = [irc.channel(room.name) for room in found.rooms.values()] if found else []
         away = getattr(found, "away", None)
         real = found.nick if found is not None else None
@@ -121,9 +122,7 @@ def whois(reader: IrcReader, message: Message) -> None:
         kind = "an IRC client" if found is not None and found.format.name == "irc" else \
             f"a {found.format.description}" if found is not None else ""
         lines = [fmt.numeric(irc.RPL_WHOISUSER, me, real, real, "chatkit", "*", real)]
-        for start in range(0, len(rooms), 10):  # 10 names of <= 33 bytes: within 512
-            lines.append(fmt.numeric(irc.RPL_WHOISCHANNELS, me, real,
-                                     " ".join(rooms[start:start + 10])))
+        lines += list_lines(fmt, irc.RPL_WHOISCHANNELS, me, [real], rooms)
         lines.append(fmt.numeric(irc.RPL_WHOISSERVER, me, real, fmt.server,
                                  f"chatkit, connected with {kind}"))
         if away is not None:
@@ -292,7 +291,7 @@ def ison(reader: IrcReader, message: Message) -> None:
     asked = " ".join(message.params).split()
     with reader.hub.lock:
         here = [found.nick for name in asked
-                if (found := reader.hub.nicks.get(_nick_key(name))) is not None and found.nick]
+                if (found := _visible(reader, name)) is not None and found.nick]
     reply: list[str] = []
     size = 0
     for nick in here:  # one line: as many as fit in it
@@ -307,7 +306,7 @@ def userhost(reader: IrcReader, message: Message) -> None:
     conn = reader.irc
     with reader.hub.lock:
         found = [member for name in message.params[:5]
-                 if (member := reader.hub.nicks.get(_nick_key(name))) is not None]
+                 if (member := _visible(reader, name)) is not None]
         replies = [f"{m.nick}={'-' if getattr(m, 'away', None) else '+'}{m.nick}@chatkit"
                    for m in found if m.nick]
     conn.numeric("302", " ".join(replies))
@@ -319,6 +318,13 @@ def help_(reader: IrcReader, message: Message) -> None:
 
 def _nick_key(name: str) -> str:
     return name_key(unicodedata.normalize("NFKC", name.strip()))
+
+
+def _visible(reader: IrcReader, name: str) -> Member | None:
+    """The member called `name`, unless it is a quiet script sender (left out of every
+    member list, docs/protocol.md); the caller holds the hub's lock."""
+    found = reader.hub.nicks.get(_nick_key(name))
+    return None if found is None or found.quiet or found.nick is None else found
 
 
 def _me_prefix(nick: str) -> str:

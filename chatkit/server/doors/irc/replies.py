@@ -85,21 +85,29 @@ def motd_lines(fmt: IrcFormat, me: str, name: str) -> list[str]:
 
 def names_lines(fmt: IrcFormat, me: str, target: str, nicks: list[str]) -> list[str]:
     """353 lines holding `nicks`, each within 512 bytes."""
-    head = f":{fmt.server} {irc.RPL_NAMREPLY} {me} = {target} :"
+    return list_lines(fmt, irc.RPL_NAMREPLY, me, ["=", target], nicks)
+
+
+def list_lines(fmt: IrcFormat, number: str, me: str, params: list[str], words: list[str]
+               ) -> list[str]:
+    """Numeric `number` with `params` and then `words` in its last parameter, in as many
+    lines as it takes to keep each within 512 bytes (names are UTF-8: bytes, not
+    characters, are counted)."""
+    head = f":{fmt.server} {number} {me} {' '.join(params)} :"
     budget = LINE_LIMIT - 2 - len(head.encode())
     lines: list[str] = []
     current: list[str] = []
     size = 0
-    for nick in nicks:
-        cost = len(nick.encode()) + (1 if current else 0)
+    for word in words:
+        cost = len(word.encode()) + (1 if current else 0)
         if current and size + cost > budget:
-            lines.append(fmt.numeric(irc.RPL_NAMREPLY, me, "=", target, " ".join(current)))
+            lines.append(fmt.numeric(number, me, *params, " ".join(current)))
             current, size = [], 0
-            cost = len(nick.encode())
-        current.append(nick)
+            cost = len(word.encode())
+        current.append(word)
         size += cost
     if current:
-        lines.append(fmt.numeric(irc.RPL_NAMREPLY, me, "=", target, " ".join(current)))
+        lines.append(fmt.numeric(number, me, *params, " ".join(current)))
     return lines
 
 
