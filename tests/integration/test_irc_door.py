@@ -404,3 +404,20 @@ def test_whois_of_someone_in_many_rooms_stays_within_512_bytes(server_factory, o
     assert all(len(line.encode()) + 2 <= irc.LINE_LIMIT for line in listed)
     assert sum(len(line.split(" :", 1)[1].split()) for line in listed) == 25  # lobby + 24
     asker.expect(r" 303 asker :busy asker$")
+
+
+def test_a_stopping_server_says_so_to_irc_clients(server_factory, opened):
+    server = server_factory(irc_port=0)
+    client = IrcClient(server.irc_port, "leaving")
+    opened.append(client)
+    server.stop()
+    client.expect(r"^ERROR :Closing link: server shutting down$")
+    assert client.read_line() is None
+
+
+def test_require_tls_also_closes_the_plain_irc_port_to_plaintext(server_factory, opened):
+    server = server_factory(irc_port=0, require_tls=True)
+    client = IrcClient(server.irc_port)
+    opened.append(client)
+    client.say("NICK plain")
+    client.expect(r"^ERROR :Closing link: this port speaks TLS only")
