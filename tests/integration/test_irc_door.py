@@ -421,3 +421,19 @@ def test_require_tls_also_closes_the_plain_irc_port_to_plaintext(server_factory,
     opened.append(client)
     client.say("NICK plain")
     client.expect(r"^ERROR :Closing link: this port speaks TLS only")
+
+
+def test_wrong_passwords_on_irc_lock_the_address_out_of_both_doors(server_factory, opened):
+    # The same gate and the same budget as the line door's (5 wrong ones a minute).
+    server = server_factory(irc_port=0, password="right")
+    for attempt in range(5):
+        guesser = IrcClient(server.irc_port)
+        opened.append(guesser)
+        guesser.say(f"PASS wrong{attempt}", f"NICK g{attempt}", "USER u 0 * :u")
+        guesser.expect(r" 464 ")
+    locked = IrcClient(server.irc_port)
+    opened.append(locked)
+    locked.expect(r"^ERROR :Closing link: too many wrong passwords from 127\.0\.0\.1")
+    line_door = LineClient(server.port)
+    opened.append(line_door)
+    assert "too many wrong passwords" in line_door.read_until(lambda line: "!!!" in line)
