@@ -15,6 +15,7 @@ import pytest
 
 from chatkit.bench import BenchConfig, run_bench
 from chatkit.protocol import irc
+from chatkit.store import MessageStore, StoredMessage
 
 from helpers import (
     DEFAULT_TIMEOUT,
@@ -182,6 +183,7 @@ def test_chathistory_in_a_batch(irc_server, opened):
                        caps="batch server-time message-tags draft/chathistory")
     opened.append(client)
     client.join("#lobby")  # with draft/chathistory nothing is replayed on join
+    client.expect(r"BATCH -")  # (an empty batch)
     client.say(f"CHATHISTORY BEFORE #lobby msgid={ids[3]} 2")
     start = client.expect(r"BATCH \+\S+ chathistory #lobby")
     ref = start.split("BATCH +")[1].split()[0]
@@ -199,8 +201,42 @@ def test_chathistory_in_a_batch(irc_server, opened):
     client.expect(r"BATCH -")
     client.say("CHATHISTORY AROUND #lobby msgid=1 10")
     client.expect(r"FAIL CHATHISTORY UNKNOWN_COMMAND AROUND")
-    client.say("CHATHISTORY LATEST #lobby timestamp=2026-01-01T00:00:00.000Z 10")
+    client.say("CHATHISTORY LATEST #lobby junk=1 10")
     client.expect(r"FAIL CHATHISTORY INVALID_PARAMS")
+
+
+def test_chathistory_by_timestamp(server_factory, opened, tmp_path):
+    db = tmp_path / "m.db"
+    store = MessageStore(db)
+    day = 1_790_000_000.0  # messages a minute apart
+    store.append([StoredMessage(n, "lobby", "message", "alice", None, f"t{n}", day + 60 * n)
+                  for n in range(1, 2501)])  # more than one page of the log
+    store.close()
+    server = server_factory(irc_port=0, db=str(db))
+    client = IrcClient(server.irc_port, "hist", caps="batch draft/chathistory server-time")
+    opened.append(client)
+    client.join("#lobby")
+    client.expect(r"BATCH -")  # the join's batch: empty, the client asks for history itself
+
+    def ask(line: str) -> list[str]:
+        client.say(line)
+        start = client.expect(r"BATCH \+\S+ chathistory #lobby")
+        ref = start.split("BATCH +")[1].split()[0]
+        texts = []
+        while True:
+            got = client.expect(rf"PRIVMSG #lobby :|BATCH -{ref}")
+            if "BATCH -" in got:
+                return texts
+            texts.append(irc.parse(got).params[1])
+
+    def stamp(n: int) -> str:
+        return irc.server_time(day + 60 * n)
+
+    assert ask(f"CHATHISTORY BEFORE #lobby timestamp={stamp(100)} 3") == ["t97", "t98", "t99"]
+    assert ask(f"CHATHISTORY AFTER #lobby timestamp={stamp(100)} 2") == ["t101", "t102"]
+    assert ask(f"CHATHISTORY LATEST #lobby timestamp={stamp(2498)} 10") == ["t2499", "t2500"]
+    assert ask("CHATHISTORY BEFORE #lobby timestamp=2001-01-01T00:00:00.000Z 5") == []
+    assert ask("CHATHISTORY AFTER #lobby timestamp=2090-01-01T00:00:00Z 5") == []
 
 
 def test_the_server_password_is_pass(server_factory, opened):

@@ -2,13 +2,16 @@
 `chathistory` batch. Turned into the hub's `history` request (with `after` or `before` a
 chatkit id: msgids are chatkit ids), so history is read and sanitised in one place.
 
-Supported: LATEST with `*` or a msgid, BEFORE and AFTER a msgid, on a channel the client is
-in. Not supported, and answered with FAIL: timestamps as selectors, AROUND, BETWEEN, TARGETS,
-and private-message targets (an empty batch: chatkit keeps no private history by default).
+Supported: LATEST with `*`, a msgid or a timestamp; BEFORE and AFTER a msgid or a timestamp;
+on a channel the client is in. A timestamp becomes the id of the first message at (BEFORE) or
+after (AFTER, LATEST) it, found in the log a page at a time outside the hub's lock. Not
+supported, and answered with FAIL: AROUND, BETWEEN, TARGETS; private-message targets get an
+empty batch (chatkit keeps no private history by default).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from chatkit.protocol import Frame, FrameError, irc, name_key, normalize_room
@@ -41,15 +44,18 @@ def chathistory(reader: IrcReader, message: Message) -> None:
         fail("INVALID_PARAMS", "the limit must be a number")
         return
     anchor: int | None = None
+    when: float | None = None
     if selector != "*" or sub != "LATEST":
         key, _, value = selector.partition("=")
-        try:
-            anchor = int(value.split(".")[0]) if key == "msgid" else None
-        except ValueError:
-            anchor = None
-        if anchor is None:
-            fail("INVALID_PARAMS", "chatkit finds history by msgid (timestamps are not "
-                                   "supported)")
+        if key == "timestamp":
+            when = parse_time(value)
+        else:
+            try:
+                anchor = int(value.split(".")[0]) if key == "msgid" else None
+            except ValueError:
+                anchor = None
+        if anchor is None and when is None:
+            fail("INVALID_PARAMS", "give msgid=ID or timestamp=YYYY-MM-DDThh:mm:ss.sssZ")
             return
     if not irc.is_channel(target):
         _empty_batch(reader, target)
@@ -62,6 +68,13 @@ def chathistory(reader: IrcReader, message: Message) -> None:
     if name_key(room) not in conn.rooms:
         fail("INVALID_TARGET", "you are not on that channel")
         return
+    if when is not None:  # a time, as the id of the first message at or after it
+        first = first_id_from(reader, room, when, strict=sub != "BEFORE")
+        published = reader.hub.bus.published_id
+        if sub == "BEFORE":
+            anchor = first if first is not None else published + 1
+        else:  # AFTER and LATEST: the messages after that time
+            anchor = first - 1 if first is not None else published
     frame: Frame = {"type": "history", "room": room, "limit": limit,
                     "ref": f"CHATHISTORY {target[:40]}"}
     if anchor is not None:
@@ -80,3 +93,36 @@ def _empty_batch(reader: IrcReader, target: str) -> None:
     ref = "p" + batch_ref(target)[1:]
     conn.send_lines(irc.line("BATCH", f"+{ref}", "chathistory", target, source=conn.server),
                     irc.line("BATCH", f"-{ref}", source=conn.server))
+
+
+#: pages of the log read to turn a timestamp into an id (1000 messages each): 50,000 back
+TIME_PAGES = 50
+
+
+def parse_time(value: str) -> float | None:
+    """An IRCv3 timestamp (`2026-12-06T14:02:03.120Z`, the fraction optional) as Unix time."""
+    for layout in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ"):
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def first_id_from(reader: IrcReader, room: str, when: float, *, strict: bool) -> int | None:
+    """The id of the first stored message of `room` at `when` or later (after it, if
+    `strict`); None when every message is older. Reads the log backwards a page at a time
+    (ids and times rise together), outside the hub's lock, like every history read."""
+    bus = reader.hub.bus
+    up_to = bus.published_id
+    found: int | None = None
+    for _ in range(TIME_PAGES):
+        rows = bus.room_history(room, limit=CHATHISTORY_MAX, after=None, up_to=up_to)
+        if not rows:
+            return found
+        later = [row.id for row in rows if (row.ts > when if strict else row.ts >= when)]
+        if len(later) < len(rows):  # the boundary is on this page
+            return later[0] if later else found
+        found = rows[0].id
+        up_to = rows[0].id - 1
+    return found
