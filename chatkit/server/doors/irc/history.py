@@ -95,8 +95,9 @@ def _empty_batch(reader: IrcReader, target: str) -> None:
                     irc.line("BATCH", f"-{ref}", source=conn.server))
 
 
-#: pages of the log read to turn a timestamp into an id (1000 messages each): 50,000 back
-TIME_PAGES = 50
+#: pages of the log read to turn a timestamp into an id (1000 messages each): 10,000 back,
+#: a few milliseconds; bounded, since every client may ask (at its rate) as often as it likes
+TIME_PAGES = 10
 
 
 def parse_time(value: str) -> float | None:
