@@ -102,8 +102,9 @@ class MessageDelegate(QStyledItemDelegate):
         self._layouts.clear()
         self._formats.clear()
 
-    def _layout(self, line: ChatLine, font: QFont, width: int, dark: bool
-                ) -> tuple[QTextLayout, float]:
+    def text_layout(self, line: ChatLine, font: QFont, width: int, dark: bool
+                    ) -> tuple[QTextLayout, float]:
+        """The layout `line` is drawn with at `width` pixels, and its height."""
         key = (id(line), width)
         cached = self._layouts.get(key)
         if cached is not None and cached[0] is line:
@@ -154,7 +155,7 @@ class MessageDelegate(QStyledItemDelegate):
         if not isinstance(line, ChatLine):
             return super().sizeHint(option, index)
         width = self._width(option)
-        _layout, height = self._layout(line, option.font, width, is_dark(option.palette))
+        _layout, height = self.text_layout(line, option.font, width, is_dark(option.palette))
         return QSize(width, int(height) + self.PADDING)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
@@ -166,7 +167,7 @@ class MessageDelegate(QStyledItemDelegate):
         if option.state & QStyle.StateFlag.State_Selected:
             painter.fillRect(option.rect, option.palette.highlight())
         painter.setPen(option.palette.text().color())
-        layout, _height = self._layout(line, option.font, self._width(option),
+        layout, _height = self.text_layout(line, option.font, self._width(option),
                                        is_dark(option.palette))
         layout.draw(painter, QPointF(option.rect.left() + self.PADDING,
                                      option.rect.top() + self.PADDING / 2))

@@ -14,8 +14,6 @@ from chatkit.gui.controller import Controller  # noqa: E402
 from chatkit.gui.options import GuiOptions  # noqa: E402
 
 
-
-
 @pytest.fixture(scope="session")
 def qapp_args() -> list[str]:
     return ["chatkit-tests", "-platform", "offscreen"]

@@ -4,12 +4,13 @@ client."""
 
 from __future__ import annotations
 
-from gui_helpers import GUI_TIMEOUT_MS, connected_window, dialog_of, wait_shown
 from PySide6.QtWidgets import QLineEdit
 
 from chatkit.gui.dialogs import ChangedIdentityBox, FirstTrustBox
 from chatkit.paths import known_servers_file
 from chatkit.tls import KnownServers, ensure_certificate, fingerprint_hex
+
+from gui_helpers import GUI_TIMEOUT_MS, connected_window, dialog_of, wait_shown
 from helpers import JsonClient
 
 OTHER = "SHA256:" + "A" * 43  # a pin no server presents
