@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
@@ -89,10 +88,12 @@ class MemberPanel(QWidget):
         self.list.clear()
         for nick in names:
             item = QListWidgetItem(nick)
-            if name_key(nick) != name_key(me):
+            if name_key(nick) != name_key(me):  # ours: the palette's text colour, bold
                 item.setForeground(colour(nick_colour(nick), dark))
             else:
-                item.setForeground(QColor(self.palette().text().color()))
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
             self.list.addItem(item)
 
     def names(self) -> list[str]:

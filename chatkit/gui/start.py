@@ -143,6 +143,8 @@ class StartWindow(QWidget):
             self.list.addTopLevelItem(item)
             if server.instance == selected:
                 self.list.setCurrentItem(item)
+        for column in range(self.list.columnCount()):
+            self.list.resizeColumnToContents(column)
         count = len(self.servers)
         self.searching.setText(f"{count} server{'s' if count != 1 else ''} found; still "
                                "listening" if count else "looking for servers on the network…")

@@ -284,6 +284,8 @@ class MainWindow(QMainWindow):
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             self.delegate.clear()  # light/dark followed live
             self.members.refresh_colours()
+            if hasattr(self, "router"):  # not during construction
+                self.refresh_room()
         elif event.type() == QEvent.Type.ActivationChange:
             self.conversations.active = self.isActiveWindow()
         super().changeEvent(event)
