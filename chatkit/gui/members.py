@@ -8,8 +8,6 @@ whole list (`who ROOM`). A private conversation shows its correspondent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QLabel,
@@ -29,13 +27,7 @@ from chatkit.protocol import name_key
 def member_facts(session: ChatSession, room: str) -> tuple[list[str], int, bool]:
     """(the names we know, how many people are in the room, whether the names are all)."""
     names = session.members(room)
-    model = session.model
-    count_of: Callable[[str], int] | None = getattr(model, "member_count", None)
-    complete_of: Callable[[str], bool] | None = getattr(model, "members_complete", None)
-    with session.link.lock:
-        count = count_of(room) if count_of is not None else len(names)
-        complete = complete_of(room) if complete_of is not None else True
-    return names, max(count, len(names)), complete
+    return names, max(session.member_count(room), len(names)), session.members_complete(room)
 
 
 class MemberPanel(QWidget):

@@ -208,7 +208,8 @@ class MainWindow(QMainWindow):
             server=session.server_name, address=session.address, tls=session.tls, room=room,
             members=session.members(room) if room else [], state=session.state,
             retry_at=session.retry_at, queued=session.queued(),
-            topic=known.topic if known else None)
+            topic=known.topic if known else None,
+            count=session.member_count(room) if room else None)
         text = "".join(text for _style, text, *_ in render_toolbar(facts)).strip()
         if room and self.gui_settings.is_muted(room):
             text += " | muted"

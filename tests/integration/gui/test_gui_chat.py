@@ -200,3 +200,27 @@ def test_reconnects_after_restart_and_shows_missed_lines_once(server_factory, gu
         assert "connected" in window.status.text()
     finally:
         carol.close()
+
+
+def test_a_crowd_shows_the_count_and_loads_the_whole_list(server_factory, gui, qtbot):
+    server = server_factory(crowd_size=3)  # a room of 4 or more is a crowd
+    others = [JsonClient(server.port, nick) for nick in ("bob", "carol", "dan", "eve")]
+    try:
+        controller = gui(host="127.0.0.1", port=server.port, nick="alice", insecure=True)
+        controller.start()
+        window = connected_window(qtbot, controller)
+        wait_shown(qtbot, window, "you joined lobby")
+        header = window.members.header
+        qtbot.waitUntil(lambda: header.text() == "5 people, 3 shown", timeout=GUI_TIMEOUT_MS)
+        assert window.members.load_button.isVisible()
+        assert "lobby (5)" in window.status.text()
+        window.members.load_button.click()  # `who lobby`: the whole list
+        qtbot.waitUntil(lambda: header.text() == "5 people", timeout=GUI_TIMEOUT_MS)
+        assert window.members.names() == ["alice", "bob", "carol", "dan", "eve"]
+        assert not window.members.load_button.isVisible()
+        others.append(JsonClient(server.port, "frank"))  # arrivals come as a summary
+        wait_shown(qtbot, window, "frank")
+        qtbot.waitUntil(lambda: header.text().startswith("6 people"), timeout=GUI_TIMEOUT_MS)
+    finally:
+        for client in others:
+            client.close()
