@@ -27,6 +27,9 @@ def qt_missing() -> bool:
 
 def run_gui(options: GuiOptions, argv: list[str] | None = None) -> int:
     """Run the desktop client until its windows are closed; returns the exit status."""
+    import signal
+
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     from chatkit.gui.controller import Controller
@@ -37,9 +40,20 @@ def run_gui(options: GuiOptions, argv: list[str] | None = None) -> int:
     app.setApplicationDisplayName("chatkit")
     app.setDesktopFileName("chatkit")
     controller = Controller(options)
+    # Ctrl-C in the terminal that started it, or a SIGTERM, closes the windows and leaves the
+    # server politely. Python runs signal handlers only between bytecodes, so a timer wakes
+    # the interpreter now and then while Qt's loop runs.
+    previous = {sig: signal.signal(sig, lambda _sig, _frame: app.quit())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
     controller.start()
     try:
         status = app.exec()
     finally:
+        wake.stop()
         controller.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return int(status)

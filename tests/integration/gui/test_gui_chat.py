@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from chatkit.gui.dialogs import JoinRoomDialog, SwitchDialog
+from chatkit.gui.settings import GuiSettings
 
 from gui_helpers import GUI_TIMEOUT_MS, connected_window, shown, wait_shown
 from helpers import JsonClient
@@ -54,6 +55,14 @@ def test_rooms_unread_counts_and_mentions(server, alice, qtbot):
         bob.send({"type": "topic", "room": "lobby", "text": "release day"})
         qtbot.waitUntil(lambda: "release day" in window.topic.text(), timeout=GUI_TIMEOUT_MS)
         assert window.members.names() == ["alice", "bob"]
+        window.toggle_mute()  # lobby muted: still marked, no notification
+        assert "muted" in window.status.text()
+        raised = len(window.notifier.notified)
+        window.select("#dev")
+        bob.send({"type": "msg", "room": "lobby", "text": "alice: muted?"})
+        qtbot.waitUntil(lambda: window.conversations.items["#lobby"].mention,
+                        timeout=GUI_TIMEOUT_MS)
+        assert len(window.notifier.notified) == raised
         type_line(qtbot, window, "/part dev")
         qtbot.waitUntil(lambda: "#dev" not in window.conversations.items,
                         timeout=GUI_TIMEOUT_MS)
@@ -166,6 +175,8 @@ def test_every_command_the_terminal_client_knows(server, alice, qtbot):
     assert window.view.font().pointSize() == size + 2
     type_line(qtbot, window, "/quit bye")
     qtbot.waitUntil(lambda: window.session.state == "closed", timeout=GUI_TIMEOUT_MS)
+    remembered = GuiSettings.load()  # font size and window geometry, for next time
+    assert remembered.font_size == size + 2 and remembered.geometry
 
 
 def test_reconnects_after_restart_and_shows_missed_lines_once(server_factory, gui, qtbot,

@@ -120,3 +120,26 @@ def test_a_taken_nickname_asks_for_another(server, gui, qtbot):
         assert window.session.nick == "alice2"
     finally:
         bob.close()
+
+
+def test_the_chatkit_gui_command_joins_and_leaves_on_sigterm(server, tmp_path):
+    import signal
+    import subprocess
+
+    from helpers import chatkit_cmd, cli_env
+
+    watcher = JsonClient(server.port, "watcher")
+    env = cli_env(str(tmp_path / "gui-home"), QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen(chatkit_cmd("gui", f"127.0.0.1:{server.port}", "--nick", "zed",
+                                        "--insecure"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        watcher.expect("join", nick="zed", timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        watcher.expect("quit", nick="zed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=5)
+        watcher.close()
