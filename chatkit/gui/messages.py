@@ -1,8 +1,9 @@
 """A conversation's lines as a Qt model/view: scales to tens of thousands of lines.
 
-Owns: `MessageModel` (one conversation's `ChatLine`s, appended in batches, bounded) and
-`MessageDelegate` (draws one line with a `QTextLayout`: plain text with format ranges, word
-wrapped, continuation lines indented under the time). Nothing here ever parses markup: a
+Owns: `MessageModel` (one conversation's `ChatLine`s, appended in batches, bounded),
+`ConversationView` (the list showing it) and `MessageDelegate` (draws one line with a
+`QTextLayout`: plain text with format ranges, word wrapped, continuation lines indented
+under the time). Nothing here ever parses markup: a
 `<b>` a peer sends is drawn as the four characters it is, because no widget is given text
 that could be read as rich text.
 """
@@ -28,7 +29,13 @@ from PySide6.QtGui import (
     QTextLayout,
     QTextOption,
 )
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtWidgets import (
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from chatkit.gui.lines import ChatLine
 from chatkit.gui.style import char_format, is_dark
@@ -172,3 +179,21 @@ class MessageDelegate(QStyledItemDelegate):
         layout.draw(painter, QPointF(option.rect.left() + self.PADDING,
                                      option.rect.top() + self.PADDING / 2))
         painter.restore()
+
+
+class ConversationView(QListView):
+    """The list a conversation is shown in: lines of different heights, laid out in batches
+    (a 10,000-line room stays responsive), scrolled by pixel, wrapped, never scrolled
+    sideways."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.delegate = MessageDelegate(self)
+        self.setItemDelegate(self.delegate)
+        self.setUniformItemSizes(False)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(200)
+        self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSelectionMode(QListView.SelectionMode.ExtendedSelection)

@@ -11,10 +11,9 @@ attention by `Notifier`; the session and its model are the terminal client's own
 from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QLabel,
-    QListView,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -37,7 +36,8 @@ from chatkit.gui.dialogs import JoinRoomDialog, SwitchDialog
 from chatkit.gui.inputline import ChatInput
 from chatkit.gui.lines import Destination
 from chatkit.gui.members import MemberPanel
-from chatkit.gui.messages import MessageDelegate
+from chatkit.gui.menus import add_menus
+from chatkit.gui.messages import ConversationView
 from chatkit.gui.settings import MAX_FONT_SIZE, MIN_FONT_SIZE, GuiSettings
 from chatkit.gui.window_events import EventRouter
 from chatkit.protocol import name_key
@@ -95,16 +95,8 @@ class MainWindow(QMainWindow):
         self.topic = QLabel(self)
         self.topic.setTextFormat(Qt.TextFormat.PlainText)
         self.topic.setWordWrap(True)
-        self.view = QListView(self)
-        self.delegate = MessageDelegate(self.view)
-        self.view.setItemDelegate(self.delegate)
-        self.view.setUniformItemSizes(False)
-        self.view.setResizeMode(QListView.ResizeMode.Adjust)
-        self.view.setLayoutMode(QListView.LayoutMode.Batched)
-        self.view.setBatchSize(200)
-        self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
-        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.view.setSelectionMode(QListView.SelectionMode.ExtendedSelection)
+        self.view = ConversationView(self)
+        self.delegate = self.view.delegate
         session = self.session
         self.input = ChatInput(ChatCompleter(
             commands=lambda: merged_commands(session.commands), nicks=session.nicks,
@@ -133,35 +125,8 @@ class MainWindow(QMainWindow):
         self.status = QLabel(self)
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         self.statusBar().addWidget(self.status, 1)
-        self._menus()
+        add_menus(self)
         self.input.setFocus()
-
-    def _menus(self) -> None:
-        chat = self.menuBar().addMenu("&Chat")
-        view = self.menuBar().addMenu("&View")
-        for menu, text, keys, slot in (
-            (chat, "Join room…", "Ctrl+J", self.open_join_dialog),
-            (chat, "Switch to…", "Ctrl+K", self.open_switch_dialog),
-            (chat, "Mute this room", "Ctrl+M", self.toggle_mute),
-            (chat, "Reconnect now", "Ctrl+R", lambda: self.handler.handle("/reconnect")),
-            (chat, "Quit", "Ctrl+Q", lambda: self.leave(None)),
-            (view, "Clear this conversation", "Ctrl+L", lambda: self.handler.handle("/clear")),
-            (view, "Bigger text", "Ctrl++", lambda: self.change_font(1)),
-            (view, "Smaller text", "Ctrl+-", lambda: self.change_font(-1)),
-            (view, "Sound on mentions", "", self.toggle_sound),
-        ):
-            action = QAction(text, self)
-            if keys:
-                action.setShortcut(QKeySequence(keys))
-            action.triggered.connect(slot)
-            menu.addAction(action)
-            if text == "Sound on mentions":
-                action.setCheckable(True)
-                action.setChecked(self.gui_settings.sound)
-        bigger = QAction(self)  # Ctrl+= too: the + key without Shift on most keyboards
-        bigger.setShortcut(QKeySequence("Ctrl+="))
-        bigger.triggered.connect(lambda: self.change_font(1))
-        self.addAction(bigger)
 
     # ------------------------------------------------------------------ showing
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from chatkit.gui.controller import Controller
 from chatkit.gui.window import MainWindow
 
-GUI_TIMEOUT_MS = 10_000
+GUI_TIMEOUT_MS = 20_000  # a bound, not a wait: generous for a loaded machine
 
 
 def dialog_of(qtbot, controller: Controller, kind: type) -> object:
