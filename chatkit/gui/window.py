@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from chatkit.client.app import merged_commands
 from chatkit.client.completer import ChatCompleter
 from chatkit.client.render import ToolbarFacts, render_toolbar
-from chatkit.client.session import ChatSession
+from chatkit.client.session import ChatSession, Refused
 from chatkit.client.settings import BELL_MODES, Settings
 from chatkit.gui.attention import Notifier
 from chatkit.gui.bridge import EventBridge
@@ -113,8 +113,7 @@ class MainWindow(QMainWindow):
         middle_layout.addWidget(self.input)
 
         self.members = MemberPanel(self)
-        self.members.load_all.connect(
-            lambda room: self.session.submit({"type": "who", "room": room}))
+        self.members.load_all.connect(lambda room: self.request({"type": "who", "room": room}))
         self.members.chosen.connect(self.open_private)
         splitter = QSplitter(self)
         for widget, stretch in ((left, 0), (middle, 1), (self.members, 0)):
@@ -201,7 +200,15 @@ class MainWindow(QMainWindow):
         self.join_dialog = JoinRoomDialog(self)
         self.join_dialog.accepted.connect(self._join_chosen)
         self.join_dialog.open()
-        self.session.submit({"type": "rooms"})  # the answer fills the dialog (EventRouter)
+        self.request({"type": "rooms"})  # the answer fills the dialog (EventRouter)
+
+    def request(self, frame: dict[str, object]) -> None:
+        """Ask the server something; said in the conversation when it cannot go now."""
+        try:
+            if self.session.submit(frame) == "queued":
+                self.handler.say("not connected: will ask after reconnecting")
+        except Refused as exc:
+            self.handler.error(str(exc))
 
     def _join_chosen(self) -> None:
         if self.join_dialog is not None and self.join_dialog.room():
