@@ -69,6 +69,12 @@ def client_settings_file() -> Path:
     return config_dir() / "client.json"
 
 
+def gui_settings_file() -> Path:
+    """The desktop client's remembered choices: last server and nick, window geometry, font
+    size, muted rooms."""
+    return config_dir() / "gui.json"
+
+
 def input_history_file() -> Path:
     """The interactive client's input history (what the user typed, `/msg` text included:
     created 0600 by `private_file`)."""

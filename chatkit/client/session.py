@@ -196,6 +196,16 @@ class ChatSession:
     def last_message_ids(self) -> dict[str, int]:
         return self.model.last_message_ids
 
+    def set_current_room(self, room: str) -> bool:
+        """Make `room`, one we are in, the current room (where plain lines go) without asking
+        the server anything: a GUI's room list. False when we are not in it."""
+        with self.link.lock:
+            state = self.model.rooms.get(name_key(room))
+            if state is None:
+                return False
+            self.model.current_room = state.name
+            return True
+
     def members(self, room: str | None = None) -> list[str]:
         with self.link.lock:
             return self.model.members(room)
