@@ -112,6 +112,9 @@ class Irssi:
         script = f"{shlex.join(command)}; echo \"EXITED $?\"; sleep 60"
         self._tmux("new-session", "-d", "-s", "t", "-x", "120", "-y", "30", "sh", "-c",
                    script, env={**os.environ, "TERM": "screen"})
+        # keys typed before irssi draws its window would be lost
+        wait_for(lambda: "[(status)]" in self.screen() or "EXITED" in self.screen(),
+                 timeout=15, message="irssi's status window")
 
     def _tmux(self, *args: str, env: dict[str, str] | None = None) -> str:
         result = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True,

@@ -95,8 +95,9 @@ class Server:
         except ChatkitError:
             for started in self.doors():
                 started.stop_accepting()
+                started.close("the server could not start")  # its reader threads too
             self.bus.close()
-            self.door = None
+            self.door = self.irc_door = self.irc_tls_door = None
             raise
         self.flusher.start()
         self.bus.start()

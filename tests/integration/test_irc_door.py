@@ -473,3 +473,18 @@ def test_wrong_passwords_on_irc_lock_the_address_out_of_both_doors(server_factor
     line_door = LineClient(server.port)
     opened.append(line_door)
     assert "too many wrong passwords" in line_door.read_until(lambda line: "!!!" in line)
+
+
+def test_a_busy_irc_port_stops_the_whole_server_cleanly():
+    from chatkit.errors import ChatkitError
+    from chatkit.server import Server, ServerConfig
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        server = Server(ServerConfig(host="127.0.0.1", port=0, irc_port=busy.getsockname()[1],
+                                     tls=False))
+        with pytest.raises(ChatkitError) as exc:
+            server.start()
+    assert exc.value.remedy == "choose_irc_port"
+    server.stop()  # nothing left running (the fixtures check for leaked threads)

@@ -22,6 +22,7 @@ from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.line.reader import LineReader
 from chatkit.server.doors.reader import SocketReader
+from chatkit.server.doors.threads import ReaderPool
 from chatkit.server.hub.hub import Hub
 from chatkit.server.repeated_log import RepeatedLog
 
@@ -33,6 +34,9 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 #: the longest pause between two accepts while descriptors are exhausted (seconds)
 MAX_BACKOFF = 1.0
+#: connections the kernel may hold for the accept loop (capped by net.core.somaxconn): a join
+#: storm overflowing it has clients wait a second for a SYN retransmission
+LISTEN_BACKLOG = 4096
 
 
 class _Counts:
@@ -73,6 +77,7 @@ class LineDoor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._log = RepeatedLog(log)
+        self._readers = ReaderPool()
 
     @property
     def unregistered(self) -> int:
@@ -96,6 +101,7 @@ class LineDoor:
             self._wake_r.close()
             self._wake_w.close()
             raise
+        self._readers.start()
         self._acceptor = threading.Thread(target=self._accept_loop, name=self.ACCEPTOR,
                                           daemon=True)
         self._acceptor.start()
@@ -127,9 +133,10 @@ class LineDoor:
             time.sleep(0.01)  # bounded: give the flusher a moment to deliver the notice
         for conn in connections:
             conn.output.kill(reason)
+        deadline = time.monotonic() + 5.0
         for conn in connections:
-            if conn.thread is not None:
-                conn.thread.join(5)
+            conn.finished.wait(max(0.0, deadline - time.monotonic()))
+        self._readers.stop()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -200,9 +207,19 @@ class LineDoor:
                 pass
             sock.close()
             return
-        conn.thread = threading.Thread(target=self.reader_for(conn).run,
-                                       name=f"chatkit-{peer}", daemon=True)
-        conn.thread.start()
+        self._readers.run(self.reader_for(conn).run, f"chatkit-{peer}",
+                          lambda reason: self._not_started(conn, reason))
+
+    def _not_started(self, conn: LineConnection, reason: str) -> None:
+        """`conn`'s reader thread could not be started: say why and forget it."""
+        self._log.warning("refuse:threads", "refusing %s: %s", conn.peer, reason)
+        try:
+            conn.sock.send(self.refusal(f"{reason}; try again later"), _DONTWAIT)
+        except OSError:
+            pass
+        conn.quit_reason = reason
+        self.disconnect(conn)
+        conn.finished.set()
 
     def new_connection(self, sock: socket.socket, peer: str) -> LineConnection:
         """The Member for an admitted connection (called under the door's lock)."""
@@ -257,7 +274,7 @@ def listen(host: str, port: int) -> socket.socket:
     dualstack = family == socket.AF_INET6 and address[0] == "::" \
         and socket.has_dualstack_ipv6()
     try:
-        return socket.create_server(address, family=family, backlog=1024,
+        return socket.create_server(address, family=family, backlog=LISTEN_BACKLOG,
                                     dualstack_ipv6=dualstack)
     except OSError as exc:
         where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
