@@ -87,6 +87,7 @@ class Server:
             door = LineDoor(self.hub, self.config, self.flusher, self.tls_context)
             door.start()
         except ChatkitError:
+            self.flusher.stop()  # its wake-up sockets
             self.bus.close()
             raise
         self.door = door
@@ -96,6 +97,7 @@ class Server:
             for started in self.doors():
                 started.stop_accepting()
                 started.close("the server could not start")  # its reader threads too
+            self.flusher.stop()
             self.bus.close()
             self.door = self.irc_door = self.irc_tls_door = None
             raise
@@ -173,6 +175,7 @@ class Server:
             return
         self._stopped = True
         if self.door is None:  # never started, or its start failed
+            self.flusher.stop()  # its wake-up sockets (idempotent)
             self.bus.close()
             return
         for service in reversed(self._services):

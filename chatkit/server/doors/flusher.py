@@ -38,9 +38,11 @@ class Flusher:
             pass  # already a wake-up pending
 
     def stop(self) -> None:
+        """Stop the thread, if it was started, and close what it owns."""
         self._stopping = True
         self.watch_nothing()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # a server that failed to start never started it
+            self._thread.join(5)
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
