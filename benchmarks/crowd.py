@@ -157,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
                              "256 unregistered by default].")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="Also write the records here.")
+    parser.add_argument("--chatkit-root", type=Path, default=None, metavar="DIR",
+                        help="Run the `chatkit` package in DIR (an older version, as in "
+                             "benchmarks/ab.py) instead of this tree's.")
     args = parser.parse_args(argv)
+    if args.chatkit_root is not None:
+        run.CHATKIT_ROOT = args.chatkit_root.resolve()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     targets = ["chatkit"] if args.no_redis else ["chatkit", "redis"]
