@@ -134,6 +134,8 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         return ["*** commands:"] + [f"***   {c['usage']:<{width}}  {c['help']}" for c in commands]
     if kind == "notice":
         return [f"*** {frame['text']}"]
+    if kind in ("account", "bans"):
+        return _account_lines(frame)
     if kind == "error":
         return [f"!!! {frame['message']}"]
     if kind == "bye":
@@ -142,3 +144,33 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         return [f"*** welcome to {frame['server']}, {frame['nick']}! "
                 "Type to talk, /help for commands."]
     return []
+
+
+_ACCOUNT_EVENTS = {
+    "registered": "you registered the account {} and are logged in to it",
+    "identified": "you are logged in as {}",
+    "unregistered": "your account is no more: you are a guest now",
+    "password_changed": "password changed",
+    "roles": "your roles changed (logged in as {}): /help lists your commands",
+}
+
+
+def _account_lines(frame: Mapping[str, Any]) -> list[str]:
+    """An `account` reply, or a `bans` list."""
+    if frame.get("type") == "account":
+        line = _ACCOUNT_EVENTS.get(str(frame.get("event")), "account: {}")
+        admin = " (server admin)" if frame.get("admin") and frame.get("event") in (
+            "registered", "identified") else ""
+        return [f"*** {line.format(frame.get('account'))}{admin}"]
+    where = frame.get("room") or "the server"
+    bans = frame.get("bans", [])
+    if not bans:
+        return [f"*** no bans or mutes in {where}"]
+    lines = [f"*** bans and mutes in {where}:"]
+    for ban in bans:
+        until = "" if ban.get("expires") is None else time.strftime(
+            " until %Y-%m-%d %H:%M", time.localtime(sane_ts(ban["expires"]) or 0))
+        reason = f" ({ban['reason']})" if ban.get("reason") else ""
+        lines.append(f"***   #{ban['id']} {ban.get('what', 'ban')} {ban['kind']} "
+                     f"{ban['value']} by {ban.get('by')}{until}{reason}")
+    return lines
