@@ -91,8 +91,11 @@ class AccountBook:
 
     def __init__(self, records: Records, admins: frozenset[str] = frozenset()) -> None:
         self.records = records
-        #: account keys named by `serve --admin` (admins for as long as the server runs)
+        #: account keys named by `serve --admin` ...
         self.admins = admins
+        #: ... that were registered accounts when last (re)loaded: only these are admins, so
+        #: whoever registers a name on the list later is not (until the next SIGHUP)
+        self.active_admins: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self._limiter = KeyedLimiter(rate=ATTEMPT_RATE, burst=ATTEMPT_BURST,
                                      global_rate=GLOBAL_RATE, global_burst=GLOBAL_BURST,
@@ -107,13 +110,10 @@ class AccountBook:
         names = {name_key(a.name) for a in self.records.accounts()}
         with self._lock:
             self.registered = names
+            self.active_admins = frozenset(self.admins & names)
 
     def is_registered(self, nick: str) -> bool:
         return name_key(nick) in self.registered
-
-    def is_admin(self, name: str) -> bool:
-        account = self.records.account(name)
-        return account is not None and (account.admin or name_key(name) in self.admins)
 
     def missing_admins(self) -> list[str]:
         """`--admin` names that are not registered accounts (they are not admins)."""
@@ -153,7 +153,7 @@ class AccountBook:
             time.sleep(WRONG_DELAY)  # only this client's thread waits
             # the same answer whether or not the account exists
             raise FrameError("bad_login", f"wrong password for {name}")
-        return Login(account.name, account.admin or name_key(account.name) in self.admins)
+        return Login(account.name, account.admin or name_key(account.name) in self.active_admins)
 
     def register(self, name: str, password: object) -> Login:
         """Make nickname `name` an account with `password`."""
@@ -165,7 +165,7 @@ class AccountBook:
         with self._lock:
             self.registered.add(name_key(name))
         log.info("account %s registered", name)
-        return Login(name, name_key(name) in self.admins)
+        return Login(name, False)  # a new account is nobody's admin (see active_admins)
 
     def change_password(self, name: str, password: object) -> None:
         password = check_new_password(password)

@@ -243,8 +243,10 @@ class Moderation:
     # ------------------------------------------------------------------ the checks
 
     def may_join(self, member: Member, room: str) -> None:
-        """Raise FrameError when `member` may not join `room` (banned, not invited)."""
-        if member.admin:
+        """Raise FrameError when `member` may not join `room` (banned, not invited). Its
+        operators are never kept out (an address ban must not lock out the founder sitting
+        behind the same address)."""
+        if self.is_op(member, room):
             return
         ban = self.matching("ban", member, room)
         if ban is not None:

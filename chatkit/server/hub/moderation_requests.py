@@ -203,8 +203,9 @@ class ModerationRequests:
                       frame=frame)
         if what == "ban":  # everyone the ban covers goes, whatever nickname they use
             for other in list(hub.nicks.values()):
-                if other.admin or hub.moderation.matching("ban", other, room.name if room
-                                                          else None) is None:
+                scope = room.name if room else None
+                if other.admin or (room is not None and hub.moderation.is_op(other, room.name)) \
+                        or hub.moderation.matching("ban", other, scope) is None:
                     continue
                 if room is None:
                     hub.retire(other, f"banned from the server by {member.nick}")
