@@ -64,6 +64,9 @@ def admit(hub: Hub, member: Member, nick: str, login: Login | None) -> None:
         member.account, member.admin = None, False
         log.info("%s refused: banned from the server", member.peer)
         raise
+    if login is not None:
+        log.info("%s logged in to account %s%s", member.peer, login.name,
+                 " (admin)" if login.admin else "")
 
 
 def welcome_notices(hub: Hub, member: Member) -> None:
