@@ -68,7 +68,8 @@ ACCOUNT_COMMAND_NAMES = frozenset(spec.name for spec in ACCOUNT_COMMANDS)
 #: the requests that carry a password the user is asked for
 PASSWORD_REQUESTS = frozenset({"register", "identify", "passwd", "unregister"})
 
-_DURATION = re.compile(r"^\d{1,6}[smhdw]$", re.IGNORECASE)
+_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SWITCHES = {"on": True, "off": False}
 _MODES = {"moderated": "moderated", "invite-only": "invite_only", "topic-lock": "topic_lock"}
 
@@ -116,8 +117,9 @@ def parse_account_command(name: str, rest: str, usage: str, current_room: str | 
                     "room": None if server else room(), "target": target}
     if action in ("ban", "mute"):
         first, _, after = tail.partition(" ")
-        if first and _DURATION.match(first):
-            frame["duration"] = _seconds(first)
+        seconds = parse_duration(first)
+        if seconds is not None:
+            frame["duration"] = seconds
             tail = after.strip()
         frame["reason"] = tail or None
     elif action == "kick":
@@ -127,6 +129,7 @@ def parse_account_command(name: str, rest: str, usage: str, current_room: str | 
     return frame
 
 
-def _seconds(text: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return int(text[:-1]) * units[text[-1].lower()]
+def parse_duration(text: str) -> int | None:
+    """`30s`, `10m`, `2h`, `7d`, `1w` as seconds; None when `text` is not a duration."""
+    match = _DURATION.match(text.strip().lower())
+    return int(match.group(1)) * _UNITS[match.group(2)] if match else None

@@ -15,7 +15,6 @@ address can and cannot stop on a LAN).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -31,16 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatkit.server")
 
-_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 #: bans and mutes in force at once (server-wide and in every room together): bounded memory
 MAX_SANCTIONS = 10_000
-
-
-def parse_duration(text: str) -> int | None:
-    """`30s`, `10m`, `2h`, `7d`, `1w` as seconds; None when `text` is not a duration."""
-    match = _DURATION.match(text.strip().lower())
-    return int(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
 def address_of(member: Member) -> str:
