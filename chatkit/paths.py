@@ -69,6 +69,12 @@ def client_settings_file() -> Path:
     return config_dir() / "client.json"
 
 
+def credentials_file() -> Path:
+    """Account passwords `chatkit join` logs in with by itself, per server, saved only when
+    the user says `/remember` (created 0600 by `private_file`; docs/accounts.md)."""
+    return config_dir() / "accounts.json"
+
+
 def input_history_file() -> Path:
     """The interactive client's input history (what the user typed, `/msg` text included:
     created 0600 by `private_file`)."""

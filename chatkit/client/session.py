@@ -95,6 +95,16 @@ class ChatSession:
         """The password for the next connection (after the server asked for one)."""
         self.link.options = dataclasses.replace(self.link.options, password=password)
 
+    def use_account(self, account: tuple[str, str] | None) -> None:
+        """The account (name, password) to log in with from the next connection on."""
+        self.link.options = dataclasses.replace(self.link.options, account=account)
+
+    def use_commands(self, commands: list[CommandSpec]) -> None:
+        """The server's command list changed (a login, a role: `account`, `help` frames)."""
+        if commands:
+            with self.link.lock:
+                self.model.commands = commands
+
     def reconnect_now(self) -> str:
         """Try again now (/reconnect): "reconnecting", "retrying" or "connected"."""
         return self.link.reconnect_now()

@@ -108,7 +108,7 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
             lines.append(f"*** topic: {frame['topic']}")
         return lines
     if kind == "who":
-        users = frame.get("users", [])
+        users = [{**u, "nick": marked(u)} for u in frame.get("users", [])]
         if frame.get("page"):  # a later page of a long list
             return ["***   " + ", ".join(
                 f"{u['nick']} ({', '.join(u['rooms']) or 'no room'})" if not frame.get("room")
@@ -174,3 +174,14 @@ def _account_lines(frame: Mapping[str, Any]) -> list[str]:
         lines.append(f"***   #{ban['id']} {ban.get('what', 'ban')} {ban['kind']} "
                      f"{ban['value']} by {ban.get('by')}{until}{reason}")
     return lines
+
+
+def marked(user: Mapping[str, Any]) -> str:
+    """A `who` user's nick as listed: `@` for the room's founder and operators, `+` for
+    voiced people, ` (admin)` after a server admin."""
+    roles = user.get("roles")
+    nick = str(user.get("nick", ""))
+    if not isinstance(roles, list) or not roles:
+        return nick
+    prefix = "@" if "founder" in roles or "op" in roles else "+" if "voice" in roles else ""
+    return prefix + nick + (" (admin)" if "admin" in roles else "")

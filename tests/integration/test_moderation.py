@@ -164,6 +164,7 @@ def test_text_mode_operator_commands(server) -> None:
     nc.say("hello?")
     nc.expect("!!! you are muted in dev for")
     nc.say("/who dev")
+    assert nc.expect(" in dev: ") == "*** 2 in dev: @alice, dan"
     nc.close()
     alice.close()
 

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 from chatkit import protocol
 from chatkit.protocol import Frame, FrameError, field, name_key
-from chatkit.protocol.events import AccountReply, CommandInfo, NoticeFrame
+from chatkit.protocol.events import AccountReply, CommandInfo, NoticeFrame, WhoUser
 from chatkit.server.hub.accounts import Login
 from chatkit.server.hub.member import Member
 
 if TYPE_CHECKING:
     from chatkit.server.hub.hub import Hub
+    from chatkit.server.hub.rooms import Room
 
 log = logging.getLogger("chatkit.server")
 
@@ -86,6 +87,15 @@ def guest_allowed(hub: Hub, member: Member, kind: str) -> None:
     if hub.rules.require_account and member.account is None and kind not in GUEST_REQUESTS:
         raise FrameError("account_required", "this server needs an account: /register or "
                          "/identify first")
+
+
+def mark_who(hub: Hub, users: list[WhoUser], room: Room | None) -> None:
+    """/who marks admins, founders, operators, voiced people (`roles`); under the lock."""
+    for user in users:
+        member = hub.nicks.get(name_key(user["nick"]))
+        marks = hub.moderation.marks(member, room.name if room else None) if member else []
+        if marks:
+            user["roles"] = marks
 
 
 class AccountRequests:

@@ -26,6 +26,7 @@ from chatkit.protocol.events import (
     QuitEvent,
     ServerFrame,
 )
+from chatkit.server.hub.account_requests import account_reply
 from chatkit.server.hub.accounts import AccountBook
 from chatkit.server.hub.auth import PasswordGate
 from chatkit.server.hub.history import history_frame
@@ -244,6 +245,8 @@ class Hub:
             if key not in member.rooms:
                 self.moderation.may_join(member, room.name if room else name)
             founding = self.moderation.found(name, member) if room is None else None
+            if founding is not None:  # now an operator: its command list grows
+                member.send_frame(account_reply(self, member, "roles"))
             if room is None:
                 room = self.new_room(name)
             if key in member.rooms:

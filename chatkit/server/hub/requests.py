@@ -48,6 +48,7 @@ from chatkit.server.hub.account_requests import (
     commands_for,
     guest_allowed,
     hello_login,
+    mark_who,
     welcome_notices,
 )
 from chatkit.server.hub.history import stored_row
@@ -329,7 +330,7 @@ class Requests:
             users: list[WhoUser] = [
                 {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members
                 if not m.quiet or m is member]
-            _mark(hub, users, room)
+            mark_who(hub, users, room)  # admins, founders, operators, voiced people
             empty: Frame = {"type": "who", "room": room.name if room else None}
             pages = paged(users, "users", empty, hub.stamp, frame.get("ref"))
         # A reply, paced as the client reads it (hub/pages.py: each page fits in a frame)
@@ -379,15 +380,6 @@ def _same_client(holder: Member, resume: object, client_id: str | None) -> bool:
         return True
     return client_id is not None and holder.client_id is not None and \
         hmac.compare_digest(client_id.encode(), holder.client_id.encode())
-
-
-def _mark(hub: Hub, users: list[WhoUser], room: Room | None) -> None:
-    """/who marks admins, founders, operators, voiced people (`roles`); under the lock."""
-    for user in users:
-        member = hub.nicks.get(name_key(user["nick"]))
-        marks = hub.moderation.marks(member, room.name if room else None) if member else []
-        if marks:
-            user["roles"] = marks
 
 
 def _tag(frame: Frame) -> str | int | None:
