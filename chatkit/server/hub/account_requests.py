@@ -118,6 +118,13 @@ class AccountRequests:
         with hub.lock:
             hub.check_current(member)
             member.account, member.admin = (login.name, login.admin) if login else (None, False)
+            try:  # an account banned from the server goes the moment it logs in
+                hub.moderation.server_ban(member, member.nick or "")
+            except FrameError as exc:
+                hub.refuse(member, exc.code, exc.message, frame.get("ref"))
+                hub.retire(member, "banned from the server")
+                member.end("banned from the server")
+                return
             hub.reply(member, account_reply(hub, member, event), frame)
 
     def on_register(self, member: Member, frame: Frame) -> None:

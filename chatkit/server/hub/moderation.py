@@ -52,6 +52,9 @@ class Moderation:
         self.settings: dict[str, RoomSettings] = {}  # by room key
         self.roles: dict[tuple[str, str], set[str]] = {}  # (room key, account key) -> roles
         self.sanctions: dict[int, Sanction] = {}  # by id
+        #: the same by (what, room key, kind, value): a check is three look-ups, however
+        #: many bans there are (it runs for every message)
+        self._index: dict[tuple[str, str | None, str, str], Sanction] = {}
         self.invites: dict[str, set[str]] = {}  # room key -> invited nick keys
         self._next_id = 1
         self.load()
@@ -67,6 +70,7 @@ class Moderation:
         last = self.records.last_sanction_id()
         with lock or nullcontext():
             self.settings, self.roles, self.sanctions = settings, roles, sanctions
+            self._index = {_key(s): s for s in sanctions.values()}
             self._next_id = max([*sanctions, last, self._next_id - 1]) + 1
 
     @staticmethod
@@ -165,15 +169,16 @@ class Moderation:
     def matching(self, what: str, member: Member, room: str | None, *,
                  nick: str | None = None, now: float | None = None) -> Sanction | None:
         """The ban or mute in force on `member` in `room` (None: server-wide), if any."""
+        if not self._index:
+            return None
         now = time.time() if now is None else now
         room_key = name_key(room) if room is not None else None
-        wanted = {("nick", name_key(nick or member.nick or "")), ("address", address_of(member))}
+        wanted = [("nick", name_key(nick or member.nick or "")), ("address", address_of(member))]
         if member.account:
-            wanted.add(("account", name_key(member.account)))
-        for sanction in self.sanctions.values():
-            if sanction.what == what and (name_key(sanction.room) if sanction.room else None) \
-                    == room_key and (sanction.kind, sanction.value) in wanted \
-                    and sanction.active(now):
+            wanted.append(("account", name_key(member.account)))
+        for kind, value in wanted:
+            sanction = self._index.get((what, room_key, kind, value))
+            if sanction is not None and sanction.active(now):
                 return sanction
         return None
 
@@ -188,14 +193,14 @@ class Moderation:
                              "some first")
         added: list[Sanction] = []
         for kind, value in targets:
-            for old in [s for s in self.sanctions.values() if s.what == what
-                        and (name_key(s.room) if s.room else None) == room_key
-                        and (s.kind, s.value) == (kind, value)]:
-                del self.sanctions[old.id]
+            old = self._index.pop((what, room_key, kind, value), None)
+            if old is not None:
+                self.sanctions.pop(old.id, None)
             sanction = Sanction(self._next_id, what, room, kind, value, label, by, reason,
                                 time.time(), expires)
             self._next_id += 1
             self.sanctions[sanction.id] = sanction
+            self._index[_key(sanction)] = sanction
             added.append(sanction)
 
         def write() -> None:
@@ -218,6 +223,7 @@ class Moderation:
                     sanction.value in (name_key(target), target) or \
                     (sanction.label is not None and sanction.label == name_key(target)):
                 lifted.append(self.sanctions.pop(sanction.id))
+                self._index.pop(_key(sanction), None)
         ids = [s.id for s in lifted]
 
         def write() -> None:
@@ -272,6 +278,10 @@ class Moderation:
         if ban is not None and not member.admin:
             raise FrameError("banned", f"you are banned from this server{until(ban)}"
                              f"{': ' + ban.reason if ban.reason else ''}")
+
+
+def _key(s: Sanction) -> tuple[str, str | None, str, str]:
+    return s.what, name_key(s.room) if s.room else None, s.kind, s.value
 
 
 def until(sanction: Sanction) -> str:
