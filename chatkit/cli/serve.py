@@ -17,6 +17,7 @@ from chatkit.cli.options import warn_exposed_password
 from chatkit.net.addresses import host_of
 from chatkit.net.sockets import clients_within, raise_fd_limit
 from chatkit.protocol import DEFAULT_PORT
+from chatkit.protocol.constants import DEFAULT_CROWD_SIZE
 from chatkit.store import FSYNC_POLICIES
 from chatkit.tls.certificates import fingerprint_hex
 
@@ -97,8 +98,12 @@ class _ReloadSignal:
               help="Read the password from the first line of this file.")
 @click.option("--rate-limit", default=5.0, show_default=True, type=click.FloatRange(min=0),
               help="Lines per second each client may send (bursts of 20); 0 = no limit.")
-@click.option("--max-clients", default=4096, show_default=True, type=click.IntRange(min=1),
-              help="Connections in all.")
+@click.option("--max-clients", default=16384, show_default=True, type=click.IntRange(min=1),
+              help="Connections in all (lowered to fit the open-file limit).")
+@click.option("--crowd-size", default=DEFAULT_CROWD_SIZE, show_default=True,
+              type=click.IntRange(min=0),
+              help="Above this many people a room announces arrivals and departures as a "
+                   "summary every 2 s instead of one by one; 0 = never.")
 @click.option("--max-per-address", default=32, show_default=True, type=click.IntRange(min=0),
               help="Connections from one IP address (IPv6: one /64); 0 = no limit.")
 @click.option("--max-unregistered", default=256, show_default=True,
@@ -115,7 +120,7 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           log_private: bool, fsync: str, retain_days: float | None,
           max_messages: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
           require_tls: bool, password: str | None, password_file: TextIO | None,
-          rate_limit: float, max_clients: int, max_per_address: int,
+          rate_limit: float, max_clients: int, crowd_size: int, max_per_address: int,
           max_unregistered: int, admins: tuple[str, ...], require_account: bool,
           motd_file: str | None) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
@@ -141,8 +146,9 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           tls_key=tls_key, require_tls=require_tls, password=password,
                           rate_limit=rate_limit, max_clients=max_clients,
                           max_per_address=max_per_address,
-                          max_unregistered=max_unregistered, admins=admins,
-                          require_account=require_account, motd_file=motd_file)
+                          max_unregistered=max_unregistered, crowd_size=crowd_size,
+                          admins=admins, require_account=require_account,
+                          motd_file=motd_file)
     if name:
         config.name = name
     fd_limit = raise_fd_limit()
@@ -221,6 +227,8 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append(f"at most {config.max_clients} clients at once: --max-clients "
                      f"{clients_asked} does not fit the limit of {fd_limit} open files "
                      "(raise it with `ulimit -n`)")
+    elif fd_limit is not None:
+        lines.append(f"up to {config.max_clients} clients at once (open-file limit {fd_limit})")
     return lines
 
 

@@ -238,7 +238,8 @@ class ChatApp:
             server=session.server_name, address=session.address, tls=session.tls, room=room,
             members=session.members(room) if room else [], state=session.state,
             retry_at=session.retry_at, queued=session.queued(),
-            topic=known.topic if known else None, width=self._columns()))
+            topic=known.topic if known else None, width=self._columns(),
+            count=session.member_count(room) if room else None))
 
     def _columns(self) -> int | None:
         try:

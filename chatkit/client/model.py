@@ -22,6 +22,7 @@ from chatkit.protocol.events import (
     MessageEvent,
     NickEvent,
     PartEvent,
+    PresenceEvent,
     QuitEvent,
     RoomsReply,
     TopicEvent,
@@ -35,12 +36,24 @@ class Room:
     name: str
     topic: str | None = None
     members: dict[str, str] = field(default_factory=dict)  # name_key -> nick as spelled
+    #: people in the room as the server last counted them (None: a server that does not say)
+    count: int | None = None
+    #: False in a crowd (docs/protocol.md, "Crowds"): `members` names only some of them,
+    #: until a `who` for the room lists them all
+    complete: bool = True
 
     def add(self, nick: str) -> None:
         self.members[name_key(nick)] = nick
 
     def remove(self, nick: str) -> None:
-        self.members.pop(name_key(nick), None)
+        if self.members.pop(name_key(nick), None) is not None and self.count:
+            self.count -= 1
+
+    def arrive(self, nick: str) -> None:
+        """`nick` joined (a `join` event): one more, unless already known."""
+        if self.count is not None and name_key(nick) not in self.members:
+            self.count += 1
+        self.add(nick)
 
 
 class ChatModel:
@@ -58,7 +71,7 @@ class ChatModel:
         self._updates: dict[str, Callable[[Any, bool], None]] = {
             "message": self._message, "joined": self._joined, "join": self._join,
             "part": self._part, "quit": self._quit, "nick": self._nick, "topic": self._topic,
-            "who": self._who, "rooms": self._rooms,
+            "who": self._who, "rooms": self._rooms, "presence": self._presence,
         }
 
     # ------------------------------------------------------------------ updates
@@ -92,7 +105,8 @@ class ChatModel:
                 existing.add(nick)
                 self.users[name_key(nick)] = nick
             return
-        room = Room(frame["room"], frame.get("topic"))
+        room = Room(frame["room"], frame.get("topic"), count=frame.get("count"),
+                    complete=not frame.get("partial"))
         for nick in frame["members"]:
             room.add(nick)
             self.users[name_key(nick)] = nick
@@ -104,8 +118,21 @@ class ChatModel:
     def _join(self, frame: JoinEvent, quiet: bool) -> None:
         room = self.rooms.get(name_key(frame["room"]))
         if room is not None:
-            room.add(frame["nick"])
+            room.arrive(frame["nick"])
         self.users[name_key(frame["nick"])] = frame["nick"]
+
+    def _presence(self, frame: PresenceEvent, quiet: bool) -> None:
+        room = self.rooms.get(name_key(frame["room"]))
+        if room is None:
+            return
+        for nick in frame["joined"]:
+            room.add(nick)
+            self.users[name_key(nick)] = nick
+        for nick in frame["left"]:
+            room.remove(nick)
+        room.count = frame["count"]  # after the removals: the server's word is final
+        if frame["joined_count"] > len(frame["joined"]):
+            room.complete = False  # some arrivals were not named
 
     def _part(self, frame: PartEvent, quiet: bool) -> None:
         key = name_key(frame["room"])
@@ -126,7 +153,7 @@ class ChatModel:
         old, new = frame["old"], frame["new"]
         for room in self.rooms.values():
             if name_key(old) in room.members:
-                room.remove(old)
+                room.members.pop(name_key(old))
                 room.add(new)
         self.users.pop(name_key(old), None)
         self.users[name_key(new)] = new
@@ -153,6 +180,9 @@ class ChatModel:
         room = self.rooms.get(name_key(cast(str, frame["room"])))
         if room is not None:
             room.members = {**room.members, **users} if more else users
+            room.complete = True
+            if not frame.get("more"):  # the last (or only) page: the whole list is in
+                room.count = len(room.members)
 
     def _rooms(self, frame: RoomsReply, quiet: bool) -> None:
         rooms = {name_key(r["name"]): r["name"] for r in frame["rooms"]}
@@ -176,6 +206,21 @@ class ChatModel:
         room = room if room is not None else self.current_room
         state = self.rooms.get(name_key(room)) if room else None
         return sorted(state.members.values(), key=name_key) if state else []
+
+    def member_count(self, room: str | None = None) -> int:
+        """People in `room` (default: the current one): the server's count, which in a crowd
+        is more than the names `members` knows."""
+        room = room if room is not None else self.current_room
+        state = self.rooms.get(name_key(room)) if room else None
+        if state is None:
+            return 0
+        return state.count if state.count is not None else len(state.members)
+
+    def members_complete(self, room: str | None = None) -> bool:
+        """Whether `members(room)` names everyone (False in a crowd until a `who`)."""
+        room = room if room is not None else self.current_room
+        state = self.rooms.get(name_key(room)) if room else None
+        return state is None or state.complete
 
     def room_names(self) -> list[str]:
         """Rooms worth completing after /join: every room we know of."""

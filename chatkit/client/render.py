@@ -265,6 +265,8 @@ class ToolbarFacts:
     queued: int
     topic: str | None = None
     width: int | None = None  # the terminal's columns; None: no limit
+    #: people in the room as the server counts them (a crowd has more than `members` names)
+    count: int | None = None
 
 
 Segment = list[tuple[str, str]]
@@ -321,11 +323,12 @@ def render_toolbar(facts: ToolbarFacts) -> FormattedText:
     if facts.room:
         room: Segment = [("class:bottom-toolbar.room", facts.room)]
         if connected:
-            room.append(("", f" ({len(facts.members)})"))
+            count = facts.count if facts.count is not None else len(facts.members)
+            room.append(("", f" ({count:,})"))
         segments.append(room)
         if facts.topic:
             segments.append([("", f"topic: {facts.topic}")])
-        if connected:
+        if connected and facts.members:
             names = ", ".join(facts.members)
             if len(names) > 40:
                 names = names[:39] + "…"

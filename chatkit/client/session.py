@@ -210,6 +210,15 @@ class ChatSession:
         with self.link.lock:
             return self.model.members(room)
 
+    def member_count(self, room: str | None = None) -> int:
+        """People in `room` as the server counts them (more than `members` in a crowd)."""
+        with self.link.lock:
+            return self.model.member_count(room)
+
+    def members_complete(self, room: str | None = None) -> bool:
+        with self.link.lock:
+            return self.model.members_complete(room)
+
     def room_names(self) -> list[str]:
         """Rooms worth completing after /join: every room we know of."""
         with self.link.lock:

@@ -7,6 +7,8 @@ from typing import Any
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 12345
 DEFAULT_ROOM = "lobby"
+#: above this many people a room is a crowd (docs/protocol.md, "Crowds")
+DEFAULT_CROWD_SIZE = 200
 
 MAX_FRAME = 8192  # bytes, line ending included
 MAX_TEXT = 2000  # characters of a message, action, topic or reason

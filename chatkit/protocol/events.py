@@ -227,6 +227,10 @@ class JoinedFrame(_Stamped):
     room: str
     topic: str | None
     members: list[str]
+    #: people in the room now (the joiner included); absent from servers before crowds
+    count: NotRequired[int]
+    #: in a crowd (docs/protocol.md, "Crowds") `members` names only some of them
+    partial: NotRequired[bool]
     #: a list too long for one frame comes in pages (docs/protocol.md, "Pages"): `page`
     #: counts from 0, `more` is true on every page but the last; absent when it fits in one
     page: NotRequired[int]
@@ -267,6 +271,20 @@ class QuitEvent(_Stamped):
     type: Literal["quit"]
     nick: str
     reason: str | None
+
+
+class PresenceEvent(_Stamped):
+    """Who came and went in a crowd since the last one (docs/protocol.md, "Crowds"): `count`
+    people there now; `joined`/`left` name some (at most 20 each) of the `joined_count`/
+    `left_count` people who came and went."""
+
+    type: Literal["presence"]
+    room: str
+    count: int
+    joined: list[str]
+    left: list[str]
+    joined_count: int
+    left_count: int
 
 
 class NickEvent(_Stamped):
@@ -385,7 +403,7 @@ ServerFrame = (
 #: The server frames that are events for other people: they get their id in order and go
 #: through the bus to every recipient.
 Event = (MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent | NickEvent
-         | TopicEvent | ModerationNotice)
+         | TopicEvent | PresenceEvent | ModerationNotice)
 
 
 # --------------------------------------------------------------------------- checking arrivals
@@ -399,6 +417,8 @@ _NUMBER = (int, float)
 _REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
     "welcome": {"server": _STR, "nick": _STR},
     "joined": {"room": _STR, "members": _LIST},
+    "presence": {"room": _STR, "count": _INT, "joined": _LIST, "left": _LIST,
+                 "joined_count": _INT, "left_count": _INT},
     "message": {"room": _STR, "nick": _STR, "text": _STR},
     "private": {"from": _STR, "to": _STR, "text": _STR},
     "join": {"room": _STR, "nick": _STR},
@@ -419,7 +439,7 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": _INT, "ts": _NUMBER, "topic": _OPT_STR, "text": _OPT_STR, "reason": _OPT_STR,
     "nick": _OPT_STR, "room": _OPT_STR, "code": _STR, "count": _INT, "action": _BOOL,
     "history": _BOOL, "more": _BOOL, "page": _INT, "version": _INT, "resume": _STR,
-    "limits": (dict,), "commands": _LIST,
+    "limits": (dict,), "commands": _LIST, "partial": _BOOL,
 }
 #: What a stored event replayed as history (`"history": true`) carries besides: its original
 #: time (shown with it) and, for a topic, who set it.
@@ -431,7 +451,7 @@ _HISTORY_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
 _TS_MAX = MAX_TS
 #: List fields whose items must be of one shape: strings, or objects with these typed fields.
 _ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
-    "members": None,
+    "members": None, "joined": None, "left": None,
     "users": {"nick": _STR, "rooms": _LIST},
     "rooms": {"name": _STR, "members": _INT},
     "commands": {"name": _STR, "usage": _STR, "help": _STR},

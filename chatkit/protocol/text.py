@@ -98,12 +98,19 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         if frame.get("text"):
             return [f"*** {frame['nick']} set the topic of {frame['room']}: {frame['text']}"]
         return [f"*** {frame['nick']} cleared the topic of {frame['room']}"]
+    if kind == "presence":
+        return [f"*** {frame['room']}: {_presence(frame)} ({frame['count']:,} here)"]
     if kind == "joined":
         members = frame.get("members", [])
+        partial = frame.get("partial")  # a crowd: `members` names only some
         if frame.get("page"):  # a later page of a long member list
-            return [f"*** also in {frame['room']}: {', '.join(members)}"]
-        count = f"{len(members)}{'+' if frame.get('more') else ''}"  # more pages follow
-        lines = [f"*** you joined {frame['room']} ({count} here: {', '.join(members)})"]
+            return [] if partial else [f"*** also in {frame['room']}: {', '.join(members)}"]
+        if partial:
+            lines = [f"*** you joined {frame['room']} ({frame.get('count', 0):,} here; "
+                     f"/who {frame['room']} lists them all)"]
+        else:
+            count = f"{len(members)}{'+' if frame.get('more') else ''}"  # more pages follow
+            lines = [f"*** you joined {frame['room']} ({count} here: {', '.join(members)})"]
         if frame.get("topic"):
             lines.append(f"*** topic: {frame['topic']}")
         return lines
@@ -144,6 +151,18 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         return [f"*** welcome to {frame['server']}, {frame['nick']}! "
                 "Type to talk, /help for commands."]
     return []
+
+
+def _presence(frame: Mapping[str, Any]) -> str:
+    """`3 joined: ann, bo and 1 more; 1 left: cy` for a crowd's presence summary."""
+    parts = []
+    for names, total, verb in ((frame["joined"], frame["joined_count"], "joined"),
+                               (frame["left"], frame["left_count"], "left")):
+        if total:
+            named = ", ".join(names)
+            more = f" and {total - len(names)} more" if total > len(names) else ""
+            parts.append(f"{total} {verb}: {named}{more}" if names else f"{total} {verb}")
+    return "; ".join(parts) or "no change"
 
 
 _ACCOUNT_EVENTS = {

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass, field
 
 from chatkit.protocol import DEFAULT_PORT, SNIFF_SECONDS
+from chatkit.protocol.constants import DEFAULT_CROWD_SIZE
 
 
 @dataclass
@@ -16,7 +17,7 @@ class ServerConfig:
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
     name: str = field(default_factory=socket.gethostname)
-    max_clients: int = 4096
+    max_clients: int = 16384
     #: bytes a client may fall behind before it is disconnected as a non-reader
     max_backlog: int = 1 << 20
     #: seconds to complete TLS, password and nickname (text mode) or `hello` (JSON mode)
@@ -27,6 +28,9 @@ class ServerConfig:
     #: `hello` still to come); 0 = no limit. Bounds what addresses that never log in can hold.
     max_unregistered: int = 256
     max_rooms_per_client: int = 20
+    #: above this many members a room is a crowd: arrivals and departures come as a summary
+    #: every 2 s instead of one by one (chatkit/server/hub/crowds.py); 0 = never
+    crowd_size: int = DEFAULT_CROWD_SIZE
     #: per-client frames per second (token bucket) and burst; rate 0 = no limit
     rate_limit: float = 5.0
     rate_burst: int = 20

@@ -30,6 +30,7 @@ from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.door import LineDoor
 from chatkit.server.hub.account_requests import MAX_MOTD_LINE, MAX_MOTD_LINES
+from chatkit.server.hub.crowds import PresenceClock
 from chatkit.server.hub.hub import Hub, HubRules
 from chatkit.store import MessageStore
 from chatkit.tls import ensure_certificate, server_context
@@ -71,6 +72,7 @@ class Server:
             max_rooms_per_client=config.max_rooms_per_client, password=config.password,
             log_private=config.log_private, rate_limit=config.rate_limit,
             rate_burst=config.rate_burst if config.rate_limit > 0 else 0,
+            crowd_size=config.crowd_size,
             admins=frozenset(name_key(a) for a in config.admins),
             require_account=config.require_account,
             motd=read_motd(config.motd_file)), store.records)
@@ -78,6 +80,7 @@ class Server:
             log.warning("admin %s is not a registered account, so not an admin: register it, "
                         "then reload (SIGHUP)", name)
         self.bus.hub = self.hub
+        self.presence = PresenceClock(self.hub.announce_presence)
         self.flusher = Flusher()
         self.tls_context: ssl.SSLContext | None = None
         self.fingerprint: str | None = None
@@ -107,6 +110,7 @@ class Server:
         self.door = door
         self.flusher.start()
         self.bus.start()
+        self.presence.start()
         # debug: `chatkit serve` prints this in its banner; the log must not say it twice
         log.debug("server %s listening on %s", self.name, ", ".join(self.addresses()))
 
@@ -166,6 +170,7 @@ class Server:
         for service in reversed(self._services):
             service.stop()
         self.hub.stopping = True
+        self.presence.stop()
         if self.door is not None:
             self.door.stop_accepting()
         self.bus.stop()  # everything accepted is stored and delivered before the notice

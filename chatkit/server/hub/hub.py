@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, fit_text, name_key
+from chatkit.protocol.constants import DEFAULT_CROWD_SIZE
 from chatkit.protocol.events import (
     ByeFrame,
     ErrorFrame,
@@ -23,12 +24,14 @@ from chatkit.protocol.events import (
     HistoryEnd,
     JoinEvent,
     NoticeFrame,
+    PresenceEvent,
     QuitEvent,
     ServerFrame,
 )
 from chatkit.server.hub.account_requests import account_reply
 from chatkit.server.hub.accounts import AccountBook
 from chatkit.server.hub.auth import PasswordGate
+from chatkit.server.hub.crowds import Crowds
 from chatkit.server.hub.history import history_frame
 from chatkit.server.hub.member import Member
 from chatkit.server.hub.moderation import Moderation
@@ -57,6 +60,8 @@ class HubRules:
     #: announced in `welcome` (the doors enforce them): lines per second, and burst
     rate_limit: float = 0.0
     rate_burst: int = 0
+    #: above this many members a room is a crowd (hub/crowds.py); 0 = never
+    crowd_size: int = DEFAULT_CROWD_SIZE
     #: accounts named server admins (`serve --admin`), by account key
     admins: frozenset[str] = frozenset()
     #: guests may only register or log in (`serve --require-account`)
@@ -83,6 +88,7 @@ class Hub:
         # created, after it emptied or after a restart (the store keeps them).
         self.topics: dict[str, SavedTopic] = bus.topics()
         self.rooms: dict[str, Room] = {}
+        self.crowds = Crowds(self.rules.crowd_size)
         self.new_room(DEFAULT_ROOM)
         self._ids = itertools.count(bus.last_id() + 1)
         self.sent_lines = SentLines()  # lines a client may send again after a reconnect
@@ -184,20 +190,26 @@ class Hub:
         member.retired = True
         if self.nicks.get(name_key(member.nick)) is member:
             del self.nicks[name_key(member.nick)]
-        audience = self.co_members(member)
+        # Crowds hear of it in their next presence summary (hub/crowds.py); the quit event
+        # goes to the people of the other rooms.
+        audience = self.co_members(member, crowds=False)
         for room in list(member.rooms.values()):
+            self.announce_departure(member, room)
             self.leave(member, room)
-        if not self.stopping and not member.quiet:
+        if audience and not self.stopping and not member.quiet:
             id_, ts = self.stamp()
             quit_event: QuitEvent = {"type": "quit", "nick": member.nick, "reason": reason,
                                      "id": id_, "ts": ts}
             self.publish(quit_event, recipients=audience)
         log.info("%s disconnected (%s)", member.label, reason or "quit")
 
-    def co_members(self, member: Member) -> list[Member]:
-        """Everyone who shares at least one room with `member` (itself excluded), once."""
+    def co_members(self, member: Member, crowds: bool = True) -> list[Member]:
+        """Everyone who shares at least one room with `member` (itself excluded), once;
+        without `crowds`, leaving out the rooms that are crowds."""
         seen: dict[int, Member] = {}
         for room in member.rooms.values():
+            if not crowds and self.crowds.is_crowd(len(room.members)):
+                continue
             for other in room.members.values():
                 if other is not member:
                     seen[id(other)] = other
@@ -254,16 +266,16 @@ class Hub:
                 if after is None:
                     history = 0  # already here: everything since was seen live
             else:
-                room.members[name_key(member.nick or "")] = member
-                if not member.quiet:
-                    id_, ts = self.stamp()
-                    join_event: JoinEvent = {"type": "join", "room": room.name,
-                                             "nick": member.nick or "", "id": id_, "ts": ts}
-                    self.publish(join_event, room=room, exclude=member)
+                room.add(member)
+                self.announce_arrival(member, room)
                 log.info("%s joined %s", member.nick, room.name)
             member.rooms[key] = room
-            empty: Frame = {"type": "joined", "room": room.name, "topic": room.topic}
-            nicks = [m.nick or "" for m in room.members.values() if not m.quiet or m is member]
+            nicks, partial = self.member_list(room, member)
+            # `members`, `id` and `ts` are added per page (JoinedFrame in protocol/events.py)
+            empty: Frame = {"type": "joined", "room": room.name, "topic": room.topic,
+                            "count": room.count}
+            if partial:
+                empty["partial"] = True
             # A long member list comes in pages (hub/pages.py); they go out first when the
             # output is released, before the history and anything held.
             ref = request.get("ref") if request is not None else None
@@ -305,7 +317,61 @@ class Hub:
     def leave(self, member: Member, room: Room) -> None:
         """Take `member` out of `room`; an emptied room other than the lobby goes away."""
         member.rooms.pop(name_key(room.name), None)
-        if room.members.get(name_key(member.nick or "")) is member:
-            del room.members[name_key(member.nick or "")]
+        room.remove(member)
         if not room.members and name_key(room.name) != DEFAULT_ROOM:
             self.rooms.pop(name_key(room.name), None)
+            self.crowds.forget(room.name)
+
+    # ------------------------------------------------------------------ crowds
+
+    def member_list(self, room: Room, member: Member) -> tuple[list[str], bool]:
+        """The nicks a joiner of `room` is told (itself included), and whether that is only
+        part of them: in a crowd, the first `crowd_size` (hub/crowds.py). Under the lock."""
+        limit = self.crowds.crowd_size if self.crowds.is_crowd(len(room.members)) else 0
+        nicks: list[str] = []
+        listed = False  # the joiner itself is always named
+        for other in room.members.values():  # in joining order
+            if other is member or not other.quiet:
+                if limit and len(nicks) >= limit - (not listed):
+                    return (nicks if listed else [*nicks, member.nick or ""]), True
+                nicks.append(other.nick or "")
+                listed = listed or other is member
+        return nicks, False
+
+    def announce_arrival(self, member: Member, room: Room) -> None:
+        """Tell `room` that `member` (just added) joined: a join event, or in a crowd a word
+        in its next presence summary. Under the lock."""
+        if member.quiet:
+            return
+        if self.crowds.is_crowd(len(room.members)):
+            self.crowds.note(room.name, member.nick or "", True)
+            return
+        self.crowds.settle(room.name, member.nick or "")
+        id_, ts = self.stamp()
+        join_event: JoinEvent = {"type": "join", "room": room.name,
+                                 "nick": member.nick or "", "id": id_, "ts": ts}
+        self.publish(join_event, room=room, exclude=member)
+
+    def announce_departure(self, member: Member, room: Room) -> bool:
+        """In a crowd, note that `member` (still in it) is leaving `room` and return True:
+        its next presence summary says so, nobody hears it now. Under the lock."""
+        if member.quiet or not self.crowds.is_crowd(len(room.members)):
+            self.crowds.settle(room.name, member.nick or "")
+            return False
+        self.crowds.note(room.name, member.nick or "", False)
+        return True
+
+    def announce_presence(self) -> None:
+        """Send each crowd whose summary is due its `presence` event (PresenceClock)."""
+        with self.lock:
+            for key, changes in self.crowds.due():
+                room = self.rooms.get(key)
+                if room is None or self.stopping:
+                    continue
+                joined, left, joined_count, left_count = changes.summary()
+                id_, ts = self.stamp()
+                event: PresenceEvent = {"type": "presence", "room": room.name,
+                                        "count": room.count, "joined": joined, "left": left,
+                                        "joined_count": joined_count,
+                                        "left_count": left_count, "id": id_, "ts": ts}
+                self.publish(event, room=room)

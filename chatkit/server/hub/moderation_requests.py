@@ -170,12 +170,14 @@ class ModerationRequests:
         self.remove(target, room, f"kicked by {member.nick}{_why(reason)}")
 
     def remove(self, target: Member, room: Room, reason: str) -> None:
-        """Take `target` out of `room`, as a `part` everyone there sees."""
+        """Take `target` out of `room`, as a `part` everyone there sees (in a crowd: the
+        target now, the others in the next presence summary, as for any part)."""
         hub = self.hub
         id_, ts = hub.stamp()
         event: PartEvent = {"type": "part", "room": room.name, "nick": target.nick or "",
                             "reason": reason, "id": id_, "ts": ts}
-        hub.publish(event, recipients=list(room.members.values()))
+        crowd = hub.announce_departure(target, room)
+        hub.publish(event, recipients=[target] if crowd else list(room.members.values()))
         hub.leave(target, room)
 
     def sanction(self, member: Member, room: Room | None, what: str, frame: Frame

@@ -282,7 +282,9 @@ class Requests:
             id_, ts = hub.stamp()
             event: PartEvent = {"type": "part", "room": room.name, "nick": _nick(member),
                                 "reason": reason, "id": id_, "ts": ts}
-            audience = [member] if member.quiet else list(room.members.values())
+            # In a crowd only the leaver hears it now; the room, in its next presence summary
+            crowd = hub.announce_departure(member, room)
+            audience = [member] if member.quiet or crowd else list(room.members.values())
             hub.publish(event, recipients=audience, sender=member, ref=frame.get("ref"))
             hub.leave(member, room)
             log.info("%s left %s", member.nick, room.name)
@@ -311,6 +313,7 @@ class Requests:
                     for key, other in room.members.items()
                 }
             member.nick = new
+            hub.crowds.renamed([room.name for room in member.rooms.values()], old, new)
             id_, ts = hub.stamp()
             event: NickEvent = {"type": "nick", "old": old, "new": new, "id": id_, "ts": ts}
             hub.publish(event, recipients=[member, *hub.co_members(member)], sender=member,
