@@ -103,3 +103,14 @@ def test_piped_join_logs_in_with_a_remembered_password(server, chatkit_home) -> 
     assert joined.returncode == 0, joined.stderr
     assert "logged in as carol" in joined.stdout
     assert PASSWORD not in joined.stdout + joined.stderr
+
+
+def test_piped_join_registers_with_the_next_line(server, chatkit_home) -> None:
+    address = f"127.0.0.1:{server.port}"
+    done = subprocess.run(chatkit_cmd("join", address, "--nick", "dave", "--no-tls"),
+                          input=f"/register\n{PASSWORD}\n/who\n", capture_output=True,
+                          text=True, env=cli_env(chatkit_home), timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "you registered the account dave" in done.stdout
+    assert PASSWORD not in done.stdout + done.stderr
+    assert server.hub.accounts.is_registered("dave")
