@@ -38,8 +38,9 @@ SALT_BYTES = 16
 MIN_PASSWORD, MAX_PASSWORD = 6, 256
 #: per address group and per account: 5 attempts at once, then one every 12 s (5 a minute)
 ATTEMPT_RATE, ATTEMPT_BURST = 1 / 12, 5
-#: across the server: 60 a minute
-GLOBAL_RATE, GLOBAL_BURST = 1.0, 60
+#: across the server: 60 a minute (an attempt takes two tokens: its address's and its
+#: account's, both charged to the global bucket)
+GLOBAL_RATE, GLOBAL_BURST = 2.0, 120
 WRONG_DELAY = 1.0  # seconds before a wrong password is answered
 
 
