@@ -75,6 +75,12 @@ def credentials_file() -> Path:
     return config_dir() / "accounts.json"
 
 
+def gui_settings_file() -> Path:
+    """The desktop client's remembered choices: last server and nick, window geometry, font
+    size, muted rooms."""
+    return config_dir() / "gui.json"
+
+
 def input_history_file() -> Path:
     """The interactive client's input history (what the user typed, `/msg` text included:
     created 0600 by `private_file`)."""

@@ -14,6 +14,7 @@ from chatkit.cli.admin import admin
 from chatkit.cli.bench import bench
 from chatkit.cli.completion import completion
 from chatkit.cli.discover import discover
+from chatkit.cli.gui import gui
 from chatkit.cli.history import history
 from chatkit.cli.join import join
 from chatkit.cli.send import send
@@ -78,7 +79,8 @@ def cli(debug: bool) -> None:
     """
 
 
-for command in (serve, join, discover, send, history, admin, bench, trust, completion):
+for command in (serve, join, gui, discover, send, history, admin, bench, trust,
+                completion):
     cli.add_command(command)
 
 

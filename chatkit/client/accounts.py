@@ -19,14 +19,7 @@ from pathlib import Path
 
 from chatkit import paths
 from chatkit.client.session import ChatSession, Refused
-from chatkit.protocol import (
-    PASSWORD_REQUESTS,
-    CommandSpec,
-    Frame,
-    FrameError,
-    name_key,
-    parse_command,
-)
+from chatkit.protocol import PASSWORD_REQUESTS, Frame, FrameError, name_key, parse_command
 
 log = logging.getLogger("chatkit.client")
 
@@ -84,7 +77,6 @@ class AccountLines:
         self.say = say
         self.ask = ask
         self.credentials = credentials or Credentials()
-        self._pending: tuple[str, str] | None = None  # (account, password) sent, unanswered
         self._current: tuple[str, str] | None = None  # what we are logged in with
 
     def remembered(self, nick: str) -> tuple[str, str] | None:
@@ -115,41 +107,32 @@ class AccountLines:
             self.say("!!! the two passwords differ; nothing changed")
             return
         frame["password"] = password
-        self._pending = None if kind == "unregister" else (account, password)
         try:
-            self.session.submit(frame)
+            self.session.send_login(frame)
         except Refused as exc:
             self.say(f"!!! {exc}")
 
     def on_frame(self, frame: Frame) -> str | None:
-        """Every server frame, before it is shown: a login to keep, a new command list;
-        returns a hint to show after the frame."""
-        kind = frame.get("type")
-        if kind in ("account", "help") and isinstance(frame.get("commands"), list):
-            self.session.use_commands([CommandSpec(c["name"], c["usage"], c["help"],
-                                                   str(c.get("role", "")))
-                                       for c in frame["commands"] if c.get("name")])
-        if kind != "account":
+        """Every server frame, after the session took the login it confirms (the session
+        logs in with it on every reconnect): a hint to show after the frame, or None."""
+        if frame.get("type") != "account":
             return None
-        event = frame.get("event")
-        if event == "unregistered":
+        account = self.session.account
+        if frame.get("event") == "unregistered":
             if self._current is not None:
-                self.credentials.put(self.session.address, self._current[0], None)
+                self._save_quietly(self._current[0], None)
             self._current = None
-            self.session.use_account(None)
-        elif event in ("registered", "identified", "password_changed") and \
-                self._pending is not None:
-            name = str(frame.get("account") or self._pending[0])
-            self._current = (name, self._pending[1])
-            self._pending = None
-            self.session.use_account(self._current)  # reconnects log in by themselves
-            saved = self.credentials.get(self.session.address, name)
-            if saved is not None and saved != self._current:
-                self._save(self._current[1])
-            elif saved is None:
-                return (f"/remember to log in to {name} by yourself on {self.session.address}"
-                        " next time (the password is saved in a file only you can read)")
-        return None
+            return None
+        if account is None or account == self._current:
+            return None
+        self._current = account
+        saved = self.credentials.get(self.session.address, account[0])
+        if saved is not None:  # remembered before: keep the file up to date (/passwd)
+            if saved != account:
+                self._save(account[1])
+            return None
+        return (f"/remember to log in to {account[0]} by yourself on {self.session.address}"
+                " next time (the password is saved in a file only you can read)")
 
     def logged_in_with(self, account: tuple[str, str]) -> None:
         """The first connection logged in with a remembered or typed credential."""
@@ -173,3 +156,7 @@ class AccountLines:
             self.credentials.put(self.session.address, self._current[0], password)
         except OSError as exc:
             self.say(f"!!! not saved: {exc.strerror or exc}")
+
+    def _save_quietly(self, account: str, password: str | None) -> None:
+        if self.credentials.get(self.session.address, account) is not None:
+            self._save(password)

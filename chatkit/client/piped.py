@@ -47,7 +47,6 @@ class PipedClient:
         self.refused = 0  # lines the server answered with an error
         #: a /register, /identify... line waiting for its password: the next input line
         self._asking: Frame | None = None
-        self._login: str | None = None  # the password last sent with one
         self.quit_reason: str | None = None  # from a /quit line
         self._lock = threading.Lock()
         # Guards the read-ahead below; notified by the stdin thread, by the main thread taking
@@ -61,10 +60,6 @@ class PipedClient:
         session.on_event = self.on_event
 
     def on_event(self, frame: Frame) -> None:
-        if frame.get("type") == "account" and self._login is not None and \
-                frame.get("event") in ("registered", "identified", "password_changed"):
-            # reconnects log in with it (the hello), so the name is never lost meanwhile
-            self.session.use_account((str(frame.get("account")), self._login))
         if frame.get("type") == "status":
             if not frame.get("transient"):
                 self._warn(str(frame.get("text")))
@@ -111,9 +106,10 @@ class PipedClient:
         """
         if self._asking is not None:  # the line after /register, /identify...: the password
             frame, self._asking = self._asking, None
-            self._login = line.rstrip("\r\n") if frame["type"] != "unregister" else None
             try:
-                self.session.submit({**frame, "password": line.rstrip("\r\n")}, wait=True)
+                # reconnects log in with it (the hello): the name is never lost meanwhile
+                self.session.send_login({**frame, "password": line.rstrip("\r\n")},
+                                        wait=True)
             except SessionEnded as exc:
                 raise UnreachableError(str(exc)) from None
             except Refused as exc:

@@ -70,9 +70,10 @@ class ChatSession:
             max_attempts=max_attempts, queue_limit=queue_limit, history=history)
         self.history = history  # stored messages a join asks for (None: the server's default)
         hooks = LinkHooks(nick=lambda: self.model.nick, welcomed=self._welcomed,
-                          frame=self.model.apply, rejoin_frames=self._rejoin_frames,
+                          frame=self._apply, rejoin_frames=self._rejoin_frames,
                           emit=self._emit)
         self.link = Link(options, hooks, rng)
+        self._login: tuple[str, str] | None = None  # sent with send_login, not yet answered
 
     # ------------------------------------------------------------------ life cycle
 
@@ -99,11 +100,36 @@ class ChatSession:
         """The account (name, password) to log in with from the next connection on."""
         self.link.options = dataclasses.replace(self.link.options, account=account)
 
-    def use_commands(self, commands: list[CommandSpec]) -> None:
-        """The server's command list changed (a login, a role: `account`, `help` frames)."""
-        if commands:
-            with self.link.lock:
-                self.model.commands = commands
+    @property
+    def account(self) -> tuple[str, str] | None:
+        """The account (name, password) every (re)connection logs in with, if any."""
+        return self.link.options.account
+
+    def send_login(self, frame: Frame, *, wait: bool = False) -> str:
+        """Send `register`, `identify`, `passwd` or `unregister` with its `password`; once
+        the server says yes (`account`), every reconnect logs in with it (client/accounts)."""
+        with self.link.lock:
+            self._login = None if frame["type"] == "unregister" else \
+                (str(frame.get("account") or self.model.nick), str(frame["password"]))
+        return self.submit(frame, wait=wait)
+
+    def _apply(self, frame: Frame, quiet: bool) -> None:
+        """A server frame into the model (with the link's lock held); an `account` or `help`
+        frame also brings the login to keep and the commands for this client's roles."""
+        self.model.apply(frame, quiet)
+        kind = frame["type"]
+        if kind in ("account", "help") and frame.get("commands"):
+            self.model.commands = [CommandSpec(c["name"], c["usage"], c["help"],
+                                               str(c.get("role", "")))
+                                   for c in frame["commands"] if c.get("name")]
+        if kind != "account":
+            return
+        if frame.get("event") == "unregistered":
+            self.use_account(None)
+        elif self._login is not None and frame.get("event") in (
+                "registered", "identified", "password_changed"):
+            self.use_account((str(frame.get("account") or self._login[0]), self._login[1]))
+            self._login = None
 
     def reconnect_now(self) -> str:
         """Try again now (/reconnect): "reconnecting", "retrying" or "connected"."""
@@ -205,6 +231,16 @@ class ChatSession:
     @property
     def last_message_ids(self) -> dict[str, int]:
         return self.model.last_message_ids
+
+    def set_current_room(self, room: str) -> bool:
+        """Make `room`, one we are in, the current room (where plain lines go) without asking
+        the server anything: a GUI's room list. False when we are not in it."""
+        with self.link.lock:
+            state = self.model.rooms.get(name_key(room))
+            if state is None:
+                return False
+            self.model.current_room = state.name
+            return True
 
     def members(self, room: str | None = None) -> list[str]:
         with self.link.lock:

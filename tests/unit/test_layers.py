@@ -15,10 +15,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "chatkit"
 #: any part of a lower layer, never a part of its own layer or a higher one.
 LAYERS: dict[str, int] = {
     "cli": 0,
-    "server": 1, "client": 1, "discovery": 1, "bench": 1,
-    "store": 2, "tls": 2,
-    "protocol": 3, "net": 3, "ratelimit": 3, "errors": 3, "paths": 3,
+    "gui": 1,
+    "server": 2, "client": 2, "discovery": 2, "bench": 2,
+    "store": 3, "tls": 3,
+    "protocol": 4, "net": 4, "ratelimit": 4, "errors": 4, "paths": 4,
 }
+#: Parts of a lower layer a part still may not import: the desktop client is a client (it
+#: stands on client/ and discovery/), it never runs a server or the load generator.
+FORBIDDEN: dict[str, set[str]] = {"gui": {"server", "bench", "store"}}
 #: chatkit/__init__.py (the version) and __main__.py (calls the cli) stand outside the layers.
 OUTSIDE = {"__init__", "__main__"}
 
@@ -68,7 +72,8 @@ def violations(path: Path, tree: ast.AST) -> list[str]:
     for line, imported in chatkit_imports(tree, path):
         if imported in (part, "__init__", "__version__"):  # the version: chatkit/__init__.py
             continue
-        if imported not in LAYERS or part not in LAYERS or LAYERS[imported] <= LAYERS[part]:
+        if imported not in LAYERS or part not in LAYERS or LAYERS[imported] <= LAYERS[part] \
+                or imported in FORBIDDEN.get(part, set()):
             found.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports "
                          f"chatkit.{imported} ({part} may not)")
     return found
@@ -82,17 +87,29 @@ def test_nothing_imports_upward_or_sideways() -> None:
     assert not offences, "layer violations:\n" + "\n".join(offences)
 
 
-def test_only_cli_imports_click() -> None:
+def importers_of(library: str, allowed_part: str) -> list[str]:
+    """Every import of `library` outside the part `allowed_part`."""
     offences = []
     for path in modules():
-        if part_of(path) == "cli":
+        if part_of(path) == allowed_part:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            if any(n == "click" or n.startswith("click.") for n in names):
+            if any(n == library or n.startswith(library + ".") for n in names):
                 offences.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    return offences
+
+
+def test_only_cli_imports_click() -> None:
+    offences = importers_of("click", "cli")
     assert not offences, f"only chatkit/cli imports click: {offences}"
+
+
+def test_only_gui_imports_qt() -> None:
+    # PySide6 is an optional extra: nothing outside chatkit/gui may need it
+    offences = importers_of("PySide6", "gui") + importers_of("shiboken6", "gui")
+    assert not offences, f"only chatkit/gui imports PySide6: {offences}"
 
 
 def test_protocol_imports_nothing_of_chatkit_but_itself() -> None:
@@ -161,3 +178,7 @@ def test_a_violation_is_reported_with_its_import() -> None:
         "chatkit/client/app.py:1 imports chatkit.discovery (client may not)"]
     downward = ast.parse("from chatkit import protocol\nfrom chatkit.tls import TlsChannel\n")
     assert violations(client_module, downward) == []
+    gui_module = PACKAGE / "gui" / "window.py"
+    assert violations(gui_module, ast.parse("import chatkit.client.session\n")) == []
+    assert violations(gui_module, ast.parse("from chatkit.server import Server\n")) == [
+        "chatkit/gui/window.py:1 imports chatkit.server (gui may not)"]

@@ -327,16 +327,12 @@ class Hub:
     def member_list(self, room: Room, member: Member) -> tuple[list[str], bool]:
         """The nicks a joiner of `room` is told (itself included), and whether that is only
         part of them: in a crowd, the first `crowd_size` (hub/crowds.py). Under the lock."""
-        limit = self.crowds.crowd_size if self.crowds.is_crowd(len(room.members)) else 0
-        nicks: list[str] = []
-        listed = False  # the joiner itself is always named
-        for other in room.members.values():  # in joining order
-            if other is member or not other.quiet:
-                if limit and len(nicks) >= limit - (not listed):
-                    return (nicks if listed else [*nicks, member.nick or ""]), True
-                nicks.append(other.nick or "")
-                listed = listed or other is member
-        return nicks, False
+        nick = member.nick or ""
+        if self.crowds.is_crowd(len(room.members)):
+            first = room.first_names(self.crowds.crowd_size)
+            return (list(first) if nick in first else [*first[:-1], nick]), True
+        return [other.nick or "" for other in room.members.values()  # in joining order
+                if other is member or not other.quiet], False
 
     def announce_arrival(self, member: Member, room: Room) -> None:
         """Tell `room` that `member` (just added) joined: a join event, or in a crowd a word

@@ -312,6 +312,7 @@ class Requests:
                     (name_key(new) if other is member else key): other
                     for key, other in room.members.items()
                 }
+                room.renamed()
             member.nick = new
             hub.crowds.renamed([room.name for room in member.rooms.values()], old, new)
             id_, ts = hub.stamp()

@@ -17,6 +17,9 @@ class Room:
         self.topic: str | None = None
         self.topic_by: str | None = None
         self.quiet = 0  # members that are script senders (Member.quiet): not in `count`
+        #: the first nicks in joining order, as crowd joiners are told them (`first_names`)
+        self._first: list[str] | None = None
+        self._first_limit = 0
 
     @property
     def count(self) -> int:
@@ -26,6 +29,8 @@ class Room:
     def add(self, member: Member) -> None:
         self.members[name_key(member.nick or "")] = member
         self.quiet += member.quiet
+        if self._first is not None and len(self._first) < self._first_limit:
+            self._first = None  # the newcomer is among the first
 
     def remove(self, member: Member) -> bool:
         """Take `member` out; False if it was not in."""
@@ -33,4 +38,22 @@ class Room:
             return False
         del self.members[name_key(member.nick or "")]
         self.quiet -= member.quiet
+        self._first = None
         return True
+
+    def renamed(self) -> None:
+        """A member changed its nick (the caller rebuilt `members`)."""
+        self._first = None
+
+    def first_names(self, limit: int) -> list[str]:
+        """The first `limit` nicks in joining order (script senders left out), kept between
+        calls: in a join storm every joiner of a crowd is told the same ones."""
+        if self._first is None or self._first_limit != limit:
+            names: list[str] = []
+            for member in self.members.values():
+                if not member.quiet:
+                    names.append(member.nick or "")
+                    if len(names) >= limit:
+                        break
+            self._first, self._first_limit = names, limit
+        return self._first

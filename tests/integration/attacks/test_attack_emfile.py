@@ -17,7 +17,7 @@ from pathlib import Path
 
 from helpers import chatkit_cmd, cli_env, wait_for
 
-#: a server whose descriptor limit (64) is far below its --max-clients (4096): what a
+#: a server whose descriptor limit (64) is far below its --max-clients (16,384): what a
 #: `chatkit serve` started by an older chatkit, or with descriptors used elsewhere, meets
 _LOW_LIMIT_SERVER = textwrap.dedent("""
     import logging, resource, sys, threading
@@ -113,7 +113,7 @@ def test_serve_fits_max_clients_to_the_descriptor_limit_and_logs_refusals_once(t
     try:
         text = _read_stdout(proc, until="open files")
         port = int(re.search(r"127\.0\.0\.1:(\d+)", text).group(1))  # type: ignore[union-attr]
-        match = re.search(r"at most (\d+) clients at once: --max-clients 4096 does not fit "
+        match = re.search(r"at most (\d+) clients at once: --max-clients 16384 does not fit "
                           r"the limit of 64 open files", text)
         assert match, text
         fitted = int(match.group(1))
