@@ -114,3 +114,54 @@ def test_piped_join_registers_with_the_next_line(server, chatkit_home) -> None:
     assert "you registered the account dave" in done.stdout
     assert PASSWORD not in done.stdout + done.stderr
     assert server.hub.accounts.is_registered("dave")
+
+
+def test_a_real_terminal_never_shows_the_password(server, chatkit_home) -> None:
+    """In a pseudo-terminal: the password prompts echo nothing (prompt_toolkit
+    `is_password` draws asterisks), and a registered nickname's password is asked for."""
+    from test_client_e2e import Terminal
+
+    secret = "tty-secret-1"
+    terminal = Terminal(server.port, chatkit_home, "zed")
+    seen = []
+    terminal.child.logfile_read = _Collect(seen)
+    try:
+        terminal.expect("you joined lobby")
+        terminal.send("/register\r")
+        terminal.expect("New password for zed")
+        terminal.send(secret + "\r")
+        terminal.expect("Again")
+        terminal.send(secret + "\r")
+        terminal.expect("you registered the account zed")
+        terminal.send("/quit\r")
+        assert terminal.wait_exit() == 0
+    finally:
+        terminal.close()
+    assert secret not in "".join(seen)
+    # the next run of chatkit join asks for the registered nickname's password, hidden
+    again = Terminal(server.port, chatkit_home, "zed")
+    seen.clear()
+    again.child.logfile_read = _Collect(seen)
+    try:
+        again.expect("registered account")
+        again.expect("Password")
+        again.send(secret + "\r")
+        again.expect("you are logged in as zed")
+        again.send("/quit\r")
+        assert again.wait_exit() == 0
+    finally:
+        again.close()
+    assert secret not in "".join(seen)
+
+
+class _Collect:
+    """A pexpect log file that keeps everything the terminal showed."""
+
+    def __init__(self, into: list) -> None:
+        self.into = into
+
+    def write(self, text: str) -> None:
+        self.into.append(text)
+
+    def flush(self) -> None:
+        pass
