@@ -219,6 +219,11 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
                  else "discovery off (--no-discovery): clients need the address")
     if password:
         lines.append("clients need the password")
+    if config.admins:
+        missing = server.hub.accounts.missing_admins()
+        lines.append(f"server admins: {', '.join(config.admins)}" + (
+            f" ({', '.join(missing)} not registered yet: not an admin until registered and "
+            "the server re-reads its files on SIGHUP)" if missing else ""))
     if config.require_account:
         lines.append("guests may only /register or /identify (--require-account)")
     if config.motd_file:

@@ -165,3 +165,20 @@ class _Collect:
 
     def flush(self) -> None:
         pass
+
+
+def test_chatkit_send_logs_in_with_a_remembered_password(server, chatkit_home) -> None:
+    owner = JsonClient(server.port, "bot")
+    owner.request({"type": "register", "password": PASSWORD})
+    owner.close()
+    wait_for(lambda: "bot" not in server.hub.nicks)
+    address = f"127.0.0.1:{server.port}"
+    command = chatkit_cmd("send", "--host", address, "--nick", "bot", "--room", "lobby",
+                          "--no-tls")
+    refused = subprocess.run(command, input="hello\n", capture_output=True, text=True,
+                             env=cli_env(chatkit_home), timeout=30)
+    assert refused.returncode == 4 and "registered" in refused.stderr
+    Credentials().put(address, "bot", PASSWORD)
+    sent = subprocess.run(command, input="hello\n", capture_output=True, text=True,
+                          env=cli_env(chatkit_home), timeout=30)
+    assert sent.returncode == 0, sent.stderr
