@@ -31,7 +31,8 @@ class LineConnection(Member):
         # The bus calls deliver once per member per batch: straight to the output, one call
         # frame less on the fan-out's hot path (the method below documents the seam).
         self.deliver = self.output.deliver  # type: ignore[method-assign]
-        self.thread: threading.Thread | None = None
+        #: set once its reader thread is done with it (the door waits for it when stopping)
+        self.finished = threading.Event()
         #: counted by the door among the connections still registering (door.unregistered)
         self.registering = False
 

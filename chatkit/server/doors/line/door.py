@@ -21,6 +21,7 @@ from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.line.reader import LineReader
+from chatkit.server.doors.threads import ReaderPool
 from chatkit.server.hub.hub import Hub
 from chatkit.server.repeated_log import RepeatedLog
 
@@ -32,6 +33,9 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 #: the longest pause between two accepts while descriptors are exhausted (seconds)
 MAX_BACKOFF = 1.0
+#: connections the kernel may hold for the accept loop (capped by net.core.somaxconn): a join
+#: storm overflowing it has clients wait a second for a SYN retransmission
+LISTEN_BACKLOG = 4096
 
 
 class LineDoor:
@@ -54,6 +58,7 @@ class LineDoor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._log = RepeatedLog(log)
+        self._readers = ReaderPool()
 
     @property
     def port(self) -> int:
@@ -72,6 +77,7 @@ class LineDoor:
             self._wake_r.close()
             self._wake_w.close()
             raise
+        self._readers.start()
         self._acceptor = threading.Thread(target=self._accept_loop, name="chatkit-acceptor",
                                           daemon=True)
         self._acceptor.start()
@@ -103,9 +109,10 @@ class LineDoor:
             time.sleep(0.01)  # bounded: give the flusher a moment to deliver the notice
         for conn in connections:
             conn.output.kill(reason)
+        deadline = time.monotonic() + 5.0
         for conn in connections:
-            if conn.thread is not None:
-                conn.thread.join(5)
+            conn.finished.wait(max(0.0, deadline - time.monotonic()))
+        self._readers.stop()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -175,9 +182,19 @@ class LineDoor:
                 pass
             sock.close()
             return
-        conn.thread = threading.Thread(target=LineReader(self, conn).run,
-                                       name=f"chatkit-{peer}", daemon=True)
-        conn.thread.start()
+        self._readers.run(LineReader(self, conn).run, f"chatkit-{peer}",
+                          lambda reason: self._not_started(conn, reason))
+
+    def _not_started(self, conn: LineConnection, reason: str) -> None:
+        """`conn`'s reader thread could not be started: say why and forget it."""
+        self._log.warning("refuse:threads", "refusing %s: %s", conn.peer, reason)
+        try:
+            conn.sock.send(f"!!! {reason}; try again later\r\n".encode(), _DONTWAIT)
+        except OSError:
+            pass
+        conn.quit_reason = reason
+        self.disconnect(conn)
+        conn.finished.set()
 
     def registered(self, conn: LineConnection) -> None:
         """`conn` has a nickname now: it no longer counts against `max_unregistered`."""
@@ -220,7 +237,7 @@ def listen(host: str, port: int) -> socket.socket:
     dualstack = family == socket.AF_INET6 and address[0] == "::" \
         and socket.has_dualstack_ipv6()
     try:
-        return socket.create_server(address, family=family, backlog=1024,
+        return socket.create_server(address, family=family, backlog=LISTEN_BACKLOG,
                                     dualstack_ipv6=dualstack)
     except OSError as exc:
         where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
