@@ -139,7 +139,7 @@ def start_redis(workdir: Path) -> RunningServer:
     proc = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
-         "--maxclients", "10000", "--loglevel", "warning", "--dir", str(workdir)],
+         "--maxclients", "12000", "--loglevel", "warning", "--dir", str(workdir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_port(port, proc, START_TIMEOUT)

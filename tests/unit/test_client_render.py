@@ -254,6 +254,11 @@ def test_toolbar_shows_the_topic():
     assert "topic" not in toolbar_text(topic=None)
 
 
+def test_toolbar_counts_a_crowd_by_the_servers_count_not_the_names_it_knows():
+    text = toolbar_text(count=10234)
+    assert "| lobby (10,234) |" in text and "| here: alice, bob, carol |" in text
+
+
 def test_toolbar_hides_the_old_member_list_while_not_connected():
     for state in ("reconnecting", "connecting", "failed"):
         text = toolbar_text(state=state, retry_at=None)
