@@ -119,9 +119,53 @@ class QuitRequest(TypedDict):
 
 
 class BareRequest(TypedDict):
-    """`rooms`, `help` and `ping`: a type and nothing else."""
+    """`rooms`, `help`, `ping` and `motd`: a type and nothing else."""
 
-    type: Literal["rooms", "help", "ping"]
+    type: Literal["rooms", "help", "ping", "motd"]
+    ref: NotRequired[Ref]
+
+
+class AccountRequest(TypedDict):
+    """`register` (the current nickname becomes an account), `identify` (log in to
+    `account`, default the current nickname), `passwd` (a new password for the account
+    logged in to), `unregister` (give it up; the password is asked again). A client asks
+    its user for `password` (docs/accounts.md)."""
+
+    type: Literal["register", "identify", "passwd", "unregister"]
+    password: str
+    account: NotRequired[str]
+    ref: NotRequired[Ref]
+
+
+class ModerateRequest(TypedDict):
+    """A room operator's or admin's action (docs/accounts.md). `room` null: server-wide
+    (`ban`, `unban`, `bans` by admins); `on` for the room settings."""
+
+    type: Literal["moderate"]
+    action: Literal["op", "deop", "voice", "devoice", "kick", "ban", "unban", "bans", "mute",
+                    "unmute", "invite", "moderated", "invite_only", "topic_lock"]
+    room: str | None
+    target: NotRequired[str]
+    duration: NotRequired[int]
+    reason: NotRequired[str | None]
+    on: NotRequired[bool]
+    ref: NotRequired[Ref]
+
+
+class KillRequest(TypedDict):
+    """An admin disconnects `nick`."""
+
+    type: Literal["kill"]
+    nick: str
+    reason: NotRequired[str | None]
+    ref: NotRequired[Ref]
+
+
+class WallRequest(TypedDict):
+    """An admin's notice to everyone connected."""
+
+    type: Literal["wall"]
+    text: str
     ref: NotRequired[Ref]
 
 
@@ -132,6 +176,8 @@ class CommandInfo(TypedDict):
     name: str
     usage: str
     help: str
+    #: who may use it: absent for everyone, "op" (room operators and admins), "admin"
+    role: NotRequired[str]
 
 
 class Limits(TypedDict):
@@ -148,6 +194,8 @@ class Limits(TypedDict):
 class WhoUser(TypedDict):
     nick: str
     rooms: list[str]
+    #: "admin", "founder", "op", "voice" (in the room asked about); absent when none
+    roles: NotRequired[list[str]]
 
 
 class RoomInfo(TypedDict):
@@ -291,6 +339,46 @@ class NoticeFrame(_Stamped):
     text: str
 
 
+class ModerationNotice(_Stamped):
+    """A notice of a moderation action (a `notice` to old clients): `text` says who did what
+    to whom and why; stored in the log as kind "moderation"."""
+
+    type: Literal["notice"]
+    text: str
+    room: str | None
+    action: str
+    by: str
+    target: str | None
+    history: NotRequired[bool]
+
+
+class AccountReply(_Stamped):
+    """What changed about the account this client is logged in to; `commands` is the
+    command list for its roles now."""
+
+    type: Literal["account"]
+    event: Literal["registered", "identified", "unregistered", "password_changed", "roles"]
+    account: str | None
+    admin: bool
+    commands: list[CommandInfo]
+
+
+class BanInfo(TypedDict):
+    id: int
+    what: str  # ban | mute
+    kind: str  # nick | account | address
+    value: str
+    by: str
+    reason: str | None
+    expires: float | None
+
+
+class BansReply(_Stamped):
+    type: Literal["bans"]
+    room: str | None
+    bans: list[BanInfo]
+
+
 class PongFrame(_Stamped):
     type: Literal["pong"]
 
@@ -309,13 +397,13 @@ class ErrorFrame(_Stamped):
 ServerFrame = (
     WelcomeFrame | JoinedFrame | MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent
     | NickEvent | TopicEvent | WhoReply | RoomsReply | HelpReply | HistoryEnd | NoticeFrame
-    | PongFrame | ByeFrame | ErrorFrame
+    | PongFrame | ByeFrame | ErrorFrame | ModerationNotice | AccountReply | BansReply
 )
 
 #: The server frames that are events for other people: they get their id in order and go
 #: through the bus to every recipient.
 Event = (MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent | NickEvent
-         | TopicEvent | PresenceEvent)
+         | TopicEvent | PresenceEvent | ModerationNotice)
 
 
 # --------------------------------------------------------------------------- checking arrivals
@@ -344,6 +432,8 @@ _REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
     "history_end": {"room": _STR},
     "notice": {"text": _STR},
     "error": {"message": _STR},
+    "account": {"event": _STR},
+    "bans": {"bans": _LIST},
 }
 _OPTIONAL: dict[str, tuple[type, ...]] = {
     "id": _INT, "ts": _NUMBER, "topic": _OPT_STR, "text": _OPT_STR, "reason": _OPT_STR,
@@ -365,6 +455,7 @@ _ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
     "users": {"nick": _STR, "rooms": _LIST},
     "rooms": {"name": _STR, "members": _INT},
     "commands": {"name": _STR, "usage": _STR, "help": _STR},
+    "bans": {"id": _INT, "kind": _STR, "value": _STR},
 }
 
 

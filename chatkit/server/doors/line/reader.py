@@ -98,6 +98,10 @@ class LineReader:
         self.pings_sent = 0
         self.dispatch = door.hub.requests.dispatch  # Hub.dispatch, one call less per line
         self._recv_size = RECV_SMALL
+        #: text mode: the registered nickname whose password is asked for next
+        self.pending_nick: str | None = None
+        #: text mode: the account request (/register...) whose password is the next line
+        self.asking: Frame | None = None
 
     def run(self) -> None:
         try:
@@ -236,6 +240,8 @@ class LineReader:
         except FrameError as exc:
             log.debug("%s: %s", conn.label, exc.message)
             self.hub.refuse(conn, exc.code, exc.message, ref)
+            if exc.code == "nick_registered" and not json_mode and conn.nick is None:
+                self.pending_nick = _nick_of(line)
             if conn.mode == "text" and conn.nick is None and not conn.dead:
                 conn.deliver(self._prompt_bytes())
 
@@ -250,9 +256,21 @@ class LineReader:
         text = text.strip()
         if not text:
             return None
+        if self.asking is not None:  # the password of /register, /identify...
+            frame, self.asking = self.asking, None
+            conn.deliver(TELNET_ECHO_ON + b"\r\n")
+            return {**frame, "password": text}
         if conn.nick is None:
             if text.lower() in ("/quit", "/exit"):
                 return {"type": "quit"}
+            if self.pending_nick is not None:  # the password of a registered nickname
+                nick, self.pending_nick = self.pending_nick, None
+                conn.deliver(TELNET_ECHO_ON + b"\r\n")
+                if text.lower() == "/cancel":
+                    conn.deliver(self._prompt_bytes())
+                    return None
+                return {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
+                        "identify": text}
             if not conn.authenticated and self.hub.gate.required:
                 conn.deliver(TELNET_ECHO_ON + b"\r\n")  # the typed line end was not echoed
                 self.hub.check_password(conn, text)
@@ -261,7 +279,14 @@ class LineReader:
             return {"type": "hello", "version": PROTOCOL_VERSION, "nick": text}
         current = conn.current_room
         if text.startswith("/") and not text.startswith("//"):
-            return protocol.parse_command(text, current.name if current else None)
+            frame = protocol.parse_command(text, current.name if current else None)
+            if frame["type"] in protocol.PASSWORD_REQUESTS:  # asked for, never typed inline
+                self.asking = frame
+                word = "New password" if frame["type"] in ("register", "passwd") \
+                    else "Password"
+                conn.deliver(TELNET_ECHO_OFF + f"{word}: ".encode())
+                return None
+            return frame
         if text.startswith("//"):
             text = text[1:]
         if current is None:
@@ -275,6 +300,9 @@ class LineReader:
         stripped by the TelnetFilter."""
         if self.hub.gate.required and not self.conn.authenticated:
             return TELNET_ECHO_OFF + b"Password: "
+        if self.pending_nick is not None:
+            return TELNET_ECHO_OFF + (f"Password for {self.pending_nick} (/cancel: choose "
+                                      "another nickname): ").encode()
         return b"Nickname: "
 
     def _still_there(self) -> bool:
@@ -380,3 +408,8 @@ class LineReader:
         poller = select.poll()
         poller.register(self.conn.sock, select.POLLIN)
         return bool(poller.poll(max(0, int(seconds * 1000))))
+
+
+def _nick_of(line: bytes) -> str:
+    """The nickname a text-mode user typed (already accepted by the hub as a name)."""
+    return line.decode("utf-8", "replace").strip()
