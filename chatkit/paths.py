@@ -69,6 +69,12 @@ def client_settings_file() -> Path:
     return config_dir() / "client.json"
 
 
+def credentials_file() -> Path:
+    """Account passwords `chatkit join` logs in with by itself, per server, saved only when
+    the user says `/remember` (created 0600 by `private_file`; docs/accounts.md)."""
+    return config_dir() / "accounts.json"
+
+
 def gui_settings_file() -> Path:
     """The desktop client's remembered choices: last server and nick, window geometry, font
     size, muted rooms."""

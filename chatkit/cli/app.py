@@ -10,6 +10,7 @@ from typing import IO, Any
 import click
 
 from chatkit import __version__
+from chatkit.cli.admin import admin
 from chatkit.cli.bench import bench
 from chatkit.cli.completion import completion
 from chatkit.cli.discover import discover
@@ -78,7 +79,8 @@ def cli(debug: bool) -> None:
     """
 
 
-for command in (serve, join, gui, discover, send, history, bench, trust, completion):
+for command in (serve, join, gui, discover, send, history, admin, bench, trust,
+                completion):
     cli.add_command(command)
 
 

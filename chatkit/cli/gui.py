@@ -10,24 +10,21 @@ import click
 
 from chatkit.cli.boundary import errors_as_click
 from chatkit.cli.options import (
+    chat_target_options,
     client_password,
     client_security_options,
     discovery_client_options,
     resolve_address,
 )
 from chatkit.errors import ExitCode
-from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
+from chatkit.protocol import DEFAULT_PORT
 
 MISSING_QT = ("chatkit gui needs Qt for Python, which is not installed: "
               "pip install 'chatkit[gui]'")
 
 
 @click.command()
-@click.argument("address", required=False, metavar="[HOST[:PORT]]")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help=f"Server port [default: {DEFAULT_PORT}].")
-@click.option("--nick", envvar="CHATKIT_NICK", help="Your nickname (or set CHATKIT_NICK).")
-@click.option("--room", default=DEFAULT_ROOM, show_default=True, help="Room to join first.")
+@chat_target_options
 @click.option("--history", "history", type=click.IntRange(0, 1000), default=None,
               help="Stored messages to show on joining a room [default: the server's].")
 @discovery_client_options

@@ -18,6 +18,9 @@ from chatkit.protocol import sanitize_text
 from chatkit.protocol.sanitize import sane_ts
 from chatkit.store import StoredMessage, read_history
 
+#: the kinds of stored rows (chatkit/store/log.py)
+KINDS = ("message", "action", "topic", "private", "moderation")
+
 
 @click.command()
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
@@ -28,9 +31,11 @@ from chatkit.store import StoredMessage, read_history
 @click.option("--grep", default=None, metavar="TEXT", help="Only messages containing TEXT.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the newest N messages.")
+@click.option("--kind", type=click.Choice(KINDS), default=None,
+              help="Only this kind (moderation: kicks, bans, mutes, ops and the rest).")
 @click.option("--json", "json_output", is_flag=True, help="Print JSON lines.")
 def history(db_path: str | None, room: str | None, since: str | None, grep: str | None,
-            limit: int | None, json_output: bool) -> None:
+            limit: int | None, kind: str | None, json_output: bool) -> None:
     """Print stored messages, oldest first (works while the server runs, or without it).
 
     Exit status: 0 printed messages; 8 nothing matched (or nothing stored yet).
@@ -42,7 +47,7 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
             raise click.BadParameter(str(exc), param_hint="--since") from None
         # streamed: one row at a time from a cursor, never the whole log in memory
         rows = read_history(db_path or paths.default_db_file(), room=room, since=since_ts,
-                            grep=grep, limit=limit)
+                            grep=grep, limit=limit, kind=kind)
         printed = 0
         for row in rows:
             row = clean_row(row)
@@ -51,7 +56,8 @@ def history(db_path: str | None, room: str | None, since: str | None, grep: str 
             printed += 1
     if not printed:  # its own status, so that a script can tell "nothing" from success
         asked = [f"{flag} {value!r}" for flag, value in
-                 (("--room", room), ("--since", since), ("--grep", grep)) if value is not None]
+                 (("--room", room), ("--since", since), ("--grep", grep), ("--kind", kind))
+                 if value is not None]
         click.echo(f"chatkit: no stored message matches {' '.join(asked)}" if asked
                    else "chatkit: no message stored yet", err=True)
         sys.exit(ExitCode.NO_MATCH)
@@ -99,6 +105,8 @@ def format_line(message: StoredMessage) -> str:
         return f"{when} [{message.room}] *** {message.nick} set the topic: {message.text or ''}"
     if message.kind == "private":
         return f"{when} [pm {message.nick} -> {message.target}] {message.text}"
+    if message.kind == "moderation":
+        return f"{when} [{message.room or 'server'}] *** {message.text}"
     return f"{when} [{message.room}] <{message.nick}> {message.text}"
 
 

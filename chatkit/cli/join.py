@@ -10,6 +10,7 @@ import click
 from chatkit.cli.boundary import errors_as_click
 from chatkit.cli.client_hints import client_flag_hints
 from chatkit.cli.options import (
+    chat_target_options,
     client_password,
     client_security_options,
     discover_target,
@@ -17,15 +18,10 @@ from chatkit.cli.options import (
     resolve_address,
     terminal_password,
 )
-from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
 
 
 @click.command()
-@click.argument("address", required=False, metavar="[HOST[:PORT]]")
-@click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help=f"Server port [default: {DEFAULT_PORT}].")
-@click.option("--nick", envvar="CHATKIT_NICK", help="Your nickname (or set CHATKIT_NICK).")
-@click.option("--room", default=DEFAULT_ROOM, show_default=True, help="Room to join first.")
+@chat_target_options
 @click.option("--json", "json_output", is_flag=True,
               help="Without a terminal: print events as JSON lines.")
 @click.option("--history", "history", type=click.IntRange(0, 1000), default=None,

@@ -15,7 +15,18 @@ from click.shell_completion import CompletionItem
 
 from chatkit.errors import ConfigError, NotFoundError
 from chatkit.net.addresses import parse_address
-from chatkit.protocol import DEFAULT_PORT
+from chatkit.protocol import DEFAULT_PORT, DEFAULT_ROOM
+
+
+def chat_target_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Where a chatting client goes: [HOST[:PORT]], --port, --nick, --room (join, gui)."""
+    command = click.option("--room", default=DEFAULT_ROOM, show_default=True,
+                           help="Room to join first.")(command)
+    command = click.option("--nick", envvar="CHATKIT_NICK",
+                           help="Your nickname (or set CHATKIT_NICK).")(command)
+    command = click.option("--port", type=click.IntRange(1, 65535), default=None,
+                           help=f"Server port [default: {DEFAULT_PORT}].")(command)
+    return click.argument("address", required=False, metavar="[HOST[:PORT]]")(command)
 
 
 def client_security_options(command: Callable[..., None]) -> Callable[..., None]:

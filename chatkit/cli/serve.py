@@ -47,6 +47,21 @@ class _StopSignal:
         self.event.set()
 
 
+class _ReloadSignal:
+    """SIGHUP: re-read the message of the day, accounts and bans (`Server.reload`), in the
+    main thread's loop, not where the signal lands."""
+
+    def __init__(self) -> None:
+        self.wanted = False
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.wanted = True
+
+    def take(self) -> bool:
+        wanted, self.wanted = self.wanted, False
+        return wanted
+
+
 @click.command()
 @click.option("--host", default="0.0.0.0", show_default=True,
               help="Address to listen on; `::` for IPv6 (and IPv4), 127.0.0.1 for this machine.")
@@ -98,6 +113,12 @@ class _StopSignal:
 @click.option("--max-unregistered", default=256, show_default=True,
               type=click.IntRange(min=0),
               help="Connections at once that have not logged in yet; 0 = no limit.")
+@click.option("--admin", "admins", multiple=True, metavar="NICK",
+              help="A registered account that is a server admin (repeatable).")
+@click.option("--require-account", is_flag=True,
+              help="Guests may only /register or /identify (accounts: docs/accounts.md).")
+@click.option("--motd", "motd_file", type=click.Path(dir_okay=False, exists=True),
+              default=None, help="Message of the day, sent at welcome (re-read on SIGHUP).")
 @click.option("--irc-port", type=click.IntRange(0, 65535), default=None,
               help="Also speak IRC on this TCP port (6667 is IRC's; 0 picks a free one) "
                    "[default: off].")
@@ -110,7 +131,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           max_messages: int | None, tls: bool, tls_cert: str | None, tls_key: str | None,
           require_tls: bool, password: str | None, password_file: TextIO | None,
           rate_limit: float, max_clients: int, crowd_size: int, max_per_address: int,
-          max_unregistered: int, irc_port: int | None, irc_tls_port: int | None) -> None:
+          max_unregistered: int, admins: tuple[str, ...], require_account: bool,
+          motd_file: str | None, irc_port: int | None, irc_tls_port: int | None) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
 
@@ -141,7 +163,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           rate_limit=rate_limit, max_clients=max_clients,
                           max_per_address=max_per_address,
                           max_unregistered=max_unregistered, crowd_size=crowd_size,
-                          irc_port=irc_port, irc_tls_port=irc_tls_port)
+                          admins=admins, require_account=require_account,
+                          motd_file=motd_file, irc_port=irc_port, irc_tls_port=irc_tls_port)
     if name:
         config.name = name
     fd_limit = raise_fd_limit()
@@ -152,7 +175,9 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
     # service manager stopping it at once) must still get the graceful stop, not the default
     # action that kills the process with nothing announced.
     stop = _StopSignal()
+    reload = _ReloadSignal()
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     server: Server | None = None
     try:
         with errors_as_click():
@@ -166,7 +191,9 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
             click.echo(f"chatkit: {line}")
         sys.stdout.flush()
         while not stop.event.wait(1.0):  # a timeout: a lock wait without one ignores Ctrl-C
-            pass                         # on some systems
+            if reload.take():            # on some systems
+                with errors_as_click():
+                    server.reload()
         log.info("shutting down (%s)", stop.name)
     finally:
         for sig in previous:
@@ -209,6 +236,15 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
                  else "discovery off (--no-discovery): clients need the address")
     if password:
         lines.append("clients need the password")
+    if config.admins:
+        missing = server.hub.accounts.missing_admins()
+        lines.append(f"server admins: {', '.join(config.admins)}" + (
+            f" ({', '.join(missing)} not registered yet: not an admin until registered and "
+            "the server re-reads its files on SIGHUP)" if missing else ""))
+    if config.require_account:
+        lines.append("guests may only /register or /identify (--require-account)")
+    if config.motd_file:
+        lines.append(f"message of the day from {config.motd_file} (SIGHUP re-reads it)")
     if clients_asked is not None and config.max_clients < clients_asked:
         lines.append(f"at most {config.max_clients} clients at once: --max-clients "
                      f"{clients_asked} does not fit the limit of {fd_limit} open files "

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from chatkit.client.connection import Connection
-from chatkit.client.passwords import PasswordError, with_password
+from chatkit.client.passwords import PASSWORD_TRIES, PasswordError, with_password
 from chatkit.client.session import ChatSession
 from chatkit.errors import ChatkitError, ConfigError, RefusedError
 from chatkit.protocol import FrameError, normalize_nick, normalize_room
@@ -60,6 +60,35 @@ def _ask_nick(stderr: TextIO) -> str | None:
 def _connect(session: ChatSession, password: str | None) -> None:
     session.use_password(password)
     session.connect()
+
+
+#: Refusals a person fixes by giving the password of the account that owns the nickname.
+ACCOUNT_REFUSALS = frozenset({"nick_registered", "bad_login"})
+
+
+def _with_account(connect: Callable[[], None], session: ChatSession, nick: str,
+                  ask: Callable[[str], str | None] | None) -> tuple[str, str] | None:
+    """`connect()`, logging in with the password remembered for `nick` on this server
+    (`/remember`); when the nickname is a registered account and there is a terminal, ask
+    for its password (a few times). Returns the credential the connection logged in with."""
+    from chatkit.client.accounts import Credentials
+
+    account = Credentials().get(session.address, nick)
+    session.use_account(account)
+    for attempt in range(1, PASSWORD_TRIES + 1):
+        try:
+            connect()
+            return account
+        except RefusedError as exc:
+            if exc.code not in ACCOUNT_REFUSALS or ask is None or attempt == PASSWORD_TRIES:
+                raise
+            answer = ask(f"{exc}" if exc.code == "bad_login" else
+                         f"{nick} is a registered account: its password logs you in")
+            if answer is None:
+                raise
+            account = (nick, answer)
+            session.use_account(account)
+    raise AssertionError("unreachable")
 
 
 #: Terminal rows kept free of history on join: the welcome, the joined line, notices, the
@@ -121,7 +150,8 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
         assert nick is not None
         session = new_session(nick)
         client = PipedClient(session, stdout, stderr, json_output=json_output)
-        with_password(lambda given: _connect(session, given), password, ask_password)
+        _with_account(lambda: with_password(lambda given: _connect(session, given), password,
+                                            ask_password), session, nick, None)
         return client.run(stdin)
 
     from chatkit.client.app import ChatApp
@@ -143,7 +173,10 @@ def run_join(host: str, port: int, nick: str | None, room: str, json_output: boo
                         print(f"chatkit: {note}", file=stderr, flush=True)
                 raise
 
-        with_password(attempt, password, ask_password)
+        account = _with_account(lambda: with_password(attempt, password, ask_password),
+                                session, session.nick, ask_password)
+        if account is not None:
+            app.accounts.logged_in_with(account)
 
     if nick is not None:
         session = new_session(nick)

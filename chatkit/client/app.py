@@ -29,6 +29,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.shortcuts import clear as clear_screen
 
 from chatkit import paths
+from chatkit.client.accounts import FORGET, REMEMBER, AccountLines
 from chatkit.client.completer import ChatCompleter
 from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify, history_marker
 from chatkit.client.render import (
@@ -48,6 +49,9 @@ from chatkit.protocol import CommandSpec, Frame, FrameError, name_key, normalize
 
 log = logging.getLogger("chatkit.client")
 
+#: commands whose argument Tab completes with a nickname (the operators' included)
+NICK_ARGUMENTS = ("op", "deop", "voice", "devoice", "kick", "ban", "mute", "unmute", "unban",
+                  "invite", "kill", "serverban")
 TRANSCRIPT_LINES = 2000  # what the app remembers of what it printed (for /clear and tests)
 
 
@@ -87,6 +91,8 @@ class ChatApp:
         self._pin_notes: list[Frame] = []
         self._history_after_note = 0
         session.on_event = self._from_reader
+        #: /register, /identify... with a hidden prompt; /remember, /forget (client/accounts)
+        self.accounts = AccountLines(session, lambda text: self.say(text), self._ask_hidden)
         self.completer = ChatCompleter(
             commands=lambda: merged_commands(self.session.commands),
             nicks=self.session.nicks,
@@ -98,6 +104,9 @@ class ChatApp:
                 "part": self.session.joined_rooms,
                 "who": self.session.room_names,
                 "bell": lambda: BELL_MODES,
+                **dict.fromkeys(NICK_ARGUMENTS, self.session.nicks),
+                **dict.fromkeys(("moderated", "invite-only", "topic-lock"),
+                                lambda: ("on", "off")),
             },
         )
         self.prompt_session: PromptSession[str] = PromptSession(
@@ -153,6 +162,7 @@ class ChatApp:
 
     def handle_event(self, frame: Frame) -> None:
         """Show one event (on the loop's thread)."""
+        hint = self.accounts.on_frame(frame)  # a login to keep for reconnects; new commands
         if frame.get("type") == "status" and frame.get("transient"):
             self._invalidate()  # the toolbar shows the countdown; no line for each attempt
             return
@@ -164,6 +174,8 @@ class ChatApp:
             self._invalidate()
             return
         self._print_rendered(rendered)
+        if hint:
+            self.say(hint)
         if should_ring(self.settings.bell, rendered):
             self._bell()
         self._keep_pin_notes_visible(frame, rendered)
@@ -322,6 +334,8 @@ class ChatApp:
                       "connected": "already connected"}[self.session.reconnect_now()])
         elif name == "bell":
             self._bell_command(arg)
+        elif name in (REMEMBER, FORGET):
+            self.accounts.client_command(name)
         elif name == "ignore":
             self._ignore_command(arg)
         elif name == "unignore":
@@ -402,6 +416,9 @@ class ChatApp:
             with patch_stdout() if use_patch_stdout else contextlib.nullcontext():
                 while not self._leaving:  # one turn per line the user submits
                     text = await self._prompt_once()
+                    if text is not None and self.accounts.wants_password(text):
+                        await self.accounts.run(text)  # asks for the password, hidden
+                        continue
                     if text is None or not self.handle_line(text):
                         break
         finally:
@@ -420,6 +437,15 @@ class ChatApp:
         except EOFError:
             return None
         except KeyboardInterrupt:  # only if a binding lets one through; treat as leaving
+            return None
+
+    @staticmethod
+    async def _ask_hidden(message: str) -> str | None:
+        """A password, typed without echo and kept out of the input history."""
+        try:
+            return await PromptSession(message, is_password=True,
+                                       history=InMemoryHistory()).prompt_async()
+        except (EOFError, KeyboardInterrupt):
             return None
 
     def run(self) -> int:

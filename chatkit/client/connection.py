@@ -89,7 +89,8 @@ class Connection:
              known_servers: KnownServers | None = None,
              on_pin: Callable[[Connection], None] | None = None,
              resume: str | None = None, client_id: str | None = None,
-             history: int | None = None, quiet: bool = False) -> Connection:
+             history: int | None = None, quiet: bool = False,
+             identify: str | None = None) -> Connection:
         """Connect and complete the handshake; return a registered connection.
 
         With `tls` (the default) the server's certificate is checked against the pinned one
@@ -109,7 +110,7 @@ class Connection:
                         expected_fingerprint=expected_fingerprint, known_servers=known_servers)
         try:
             conn.handshake(nick, room, timeout, password, resume, client_id, history=history,
-                           quiet=quiet)
+                           quiet=quiet, identify=identify)
             if conn._pin_to is not None and conn.fingerprint is not None:
                 conn._pin_to.pin(conn.address, conn.fingerprint)
                 conn._pin_to, conn.newly_pinned = None, True
@@ -177,7 +178,7 @@ class Connection:
     def handshake(self, nick: str, room: str | None, timeout: float,
                   password: str | None = None, resume: str | None = None,
                   client_id: str | None = None, *, history: int | None = None,
-                  quiet: bool = False) -> Frame:
+                  quiet: bool = False, identify: str | None = None) -> Frame:
         hello: Frame = {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
                         "room": room, "client": f"chatkit {__version__}", "pings": True}
         if history is not None and room is not None:
@@ -190,6 +191,8 @@ class Connection:
             hello["resume"] = resume
         if client_id is not None:
             hello["client_id"] = client_id
+        if identify is not None:  # the password of the account named `nick`
+            hello["identify"] = identify
         self.send(hello)
         while True:
             try:

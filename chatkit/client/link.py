@@ -28,7 +28,7 @@ from chatkit.client.outbox import Outbox, Refused, SessionEnded
 from chatkit.client.pacing import Pacer
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
 from chatkit.net.addresses import format_address
-from chatkit.protocol import Frame
+from chatkit.protocol import Frame, name_key
 from chatkit.tls import TrustError
 
 __all__ = ["QUIET", "Link", "LinkHooks", "LinkOptions", "Refused", "SessionEnded",
@@ -306,7 +306,9 @@ class Link:
             expected_fingerprint=options.expected_fingerprint,
             on_pin=lambda c: self.status(pinned_note(c), level="security"),
             resume=self._resume_token if nick == self.hooks.nick() else None,
-            client_id=self.client_id, history=options.history)
+            client_id=self.client_id, history=options.history,
+            identify=options.account[1] if options.account is not None
+            and name_key(options.account[0]) == name_key(nick) else None)
         conn.on_skipped = lambda note: self.status(note, level="error")
         if not options.tls:
             self.tls = "plain"

@@ -35,6 +35,9 @@ class LinkOptions:
     max_attempts: int = 2000
     queue_limit: int = 1000
     history: int | None = None  # stored messages the first room's join asks for
+    #: (account, password) to log in with: sent in the hello when the nick is the account,
+    #: so a reconnect takes a registered nickname back before anyone else can
+    account: tuple[str, str] | None = None
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import TextIO
 from chatkit.client.lines import LEAVE_COMMANDS, classify, history_marker, quote_line
 from chatkit.client.session import ChatSession, Refused, SessionEnded
 from chatkit.errors import OutputClosed, RefusedError, UnreachableError
-from chatkit.protocol import Frame, render_text
+from chatkit.protocol import PASSWORD_REQUESTS, Frame, FrameError, parse_command, render_text
 
 #: How long to wait at EOF for the server to answer the last lines (it may be reconnecting)
 #: without any progress: a long paced queue keeps the wait alive.
@@ -45,6 +45,8 @@ class PipedClient:
         self.stderr = stderr
         self.json_output = json_output
         self.refused = 0  # lines the server answered with an error
+        #: a /register, /identify... line waiting for its password: the next input line
+        self._asking: Frame | None = None
         self.quit_reason: str | None = None  # from a /quit line
         self._lock = threading.Lock()
         # Guards the read-ahead below; notified by the stdin thread, by the main thread taking
@@ -102,8 +104,23 @@ class PipedClient:
         Raises UnreachableError when the session has given up: every later line would be
         refused too.
         """
+        if self._asking is not None:  # the line after /register, /identify...: the password
+            frame, self._asking = self._asking, None
+            try:
+                # reconnects log in with it (the hello): the name is never lost meanwhile
+                self.session.send_login({**frame, "password": line.rstrip("\r\n")},
+                                        wait=True)
+            except SessionEnded as exc:
+                raise UnreachableError(str(exc)) from None
+            except Refused as exc:
+                self._warn(str(exc))
+            return True
         parsed = classify(line)
         try:
+            if parsed.kind == "command" and parsed.name in PASSWORD_REQUESTS:
+                # no terminal to ask on: the next line is the password (as over nc)
+                self._asking = parse_command(parsed.text, self.session.current_room)
+                return True
             # wait=True: stdin faster than the server's rate is slowed down, never refused
             if parsed.kind == "message":
                 self.session.send_text(parsed.text, wait=True)
@@ -125,6 +142,8 @@ class PipedClient:
         except Refused as exc:
             self.refused += 1
             self._warn(str(exc))  # the message says "not sent: ..."
+        except FrameError as exc:
+            self._warn(exc.message)
         return True
 
     def run(self, stdin: TextIO, settle_seconds: float = SETTLE_SECONDS) -> int:

@@ -15,6 +15,7 @@ from chatkit.client.connection import CONNECT_TIMEOUT, Connection, pinned_note
 from chatkit.client.lines import quote_line, send_frame
 from chatkit.client.passwords import with_password
 from chatkit.errors import RefusedError, UnreachableError
+from chatkit.net.addresses import format_address
 from chatkit.protocol.events import JoinRequest
 
 
@@ -32,7 +33,8 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
         lambda given: Connection.open(
             host, port, nick, room=None, timeout=timeout, tls=tls, insecure=insecure,
             password=given, expected_fingerprint=expected_fingerprint,
-            on_pin=(lambda c: notify(pinned_note(c))) if notify else None, quiet=True),
+            on_pin=(lambda c: notify(pinned_note(c))) if notify else None, quiet=True,
+            identify=remembered_password(format_address(host, port), nick)),
         password, ask_password)
     sent = refused = 0
     try:
@@ -59,3 +61,12 @@ def send_messages(host: str, port: int, nick: str, room: str, lines: Iterable[st
     if refused:
         raise RefusedError(f"{refused} line(s) were refused by the server; {sent} sent")
     return sent
+
+
+def remembered_password(server: str, nick: str) -> str | None:
+    """The password `chatkit join` remembered (`/remember`) for account `nick` on `server`:
+    a script posting as a registered nickname logs in with it."""
+    from chatkit.client.accounts import Credentials
+
+    saved = Credentials().get(server, nick)
+    return saved[1] if saved is not None and saved[0].casefold() == nick.casefold() else None

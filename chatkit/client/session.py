@@ -70,9 +70,10 @@ class ChatSession:
             max_attempts=max_attempts, queue_limit=queue_limit, history=history)
         self.history = history  # stored messages a join asks for (None: the server's default)
         hooks = LinkHooks(nick=lambda: self.model.nick, welcomed=self._welcomed,
-                          frame=self.model.apply, rejoin_frames=self._rejoin_frames,
+                          frame=self._apply, rejoin_frames=self._rejoin_frames,
                           emit=self._emit)
         self.link = Link(options, hooks, rng)
+        self._login: tuple[str, str] | None = None  # sent with send_login, not yet answered
 
     # ------------------------------------------------------------------ life cycle
 
@@ -94,6 +95,41 @@ class ChatSession:
     def use_password(self, password: str | None) -> None:
         """The password for the next connection (after the server asked for one)."""
         self.link.options = dataclasses.replace(self.link.options, password=password)
+
+    def use_account(self, account: tuple[str, str] | None) -> None:
+        """The account (name, password) to log in with from the next connection on."""
+        self.link.options = dataclasses.replace(self.link.options, account=account)
+
+    @property
+    def account(self) -> tuple[str, str] | None:
+        """The account (name, password) every (re)connection logs in with, if any."""
+        return self.link.options.account
+
+    def send_login(self, frame: Frame, *, wait: bool = False) -> str:
+        """Send `register`, `identify`, `passwd` or `unregister` with its `password`; once
+        the server says yes (`account`), every reconnect logs in with it (client/accounts)."""
+        with self.link.lock:
+            self._login = None if frame["type"] == "unregister" else \
+                (str(frame.get("account") or self.model.nick), str(frame["password"]))
+        return self.submit(frame, wait=wait)
+
+    def _apply(self, frame: Frame, quiet: bool) -> None:
+        """A server frame into the model (with the link's lock held); an `account` or `help`
+        frame also brings the login to keep and the commands for this client's roles."""
+        self.model.apply(frame, quiet)
+        kind = frame["type"]
+        if kind in ("account", "help") and frame.get("commands"):
+            self.model.commands = [CommandSpec(c["name"], c["usage"], c["help"],
+                                               str(c.get("role", "")))
+                                   for c in frame["commands"] if c.get("name")]
+        if kind != "account":
+            return
+        if frame.get("event") == "unregistered":
+            self.use_account(None)
+        elif self._login is not None and frame.get("event") in (
+                "registered", "identified", "password_changed"):
+            self.use_account((str(frame.get("account") or self._login[0]), self._login[1]))
+            self._login = None
 
     def reconnect_now(self) -> str:
         """Try again now (/reconnect): "reconnecting", "retrying" or "connected"."""

@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chatkit import paths
 from chatkit.protocol import name_key
@@ -26,6 +27,33 @@ def settings_path() -> Path:
     return paths.client_settings_file()
 
 
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The JSON object in `path`; {} when it is missing, unreadable or not an object (a
+    damaged file gives the defaults, with a warning, never a crash)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring unreadable settings file %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_settings_file(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` to `path` as JSON, atomically: write-then-rename, so a crash never
+    leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 @dataclass
 class Settings:
     """Settings the user changes with /bell, /ignore and /unignore."""
@@ -38,15 +66,7 @@ class Settings:
     def load(cls, path: Path | None = None) -> Settings:
         path = path or settings_path()
         settings = cls(path=path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return settings
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable settings file %s: %s", path, exc)
-            return settings
-        if not isinstance(data, dict):
-            return settings
+        data = read_settings_file(path)
         if data.get("bell") in BELL_MODES:
             settings.bell = data["bell"]
         ignored = data.get("ignored")
@@ -55,18 +75,8 @@ class Settings:
         return settings
 
     def save(self) -> None:
-        path = self.path or settings_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"bell": self.bell, "ignored": self.ignored}, indent=2) + "\n"
-        # Write-then-rename so a crash never leaves half a file behind.
-        fd, tmp = tempfile.mkstemp(prefix=".client-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_settings_file(self.path or settings_path(),
+                            {"bell": self.bell, "ignored": self.ignored})
 
     def ignored_keys(self) -> frozenset[str]:
         return frozenset(name_key(nick) for nick in self.ignored)

@@ -17,7 +17,13 @@ from chatkit.client.lines import classify, history_marker
 from chatkit.client.session import ChatSession, Refused
 from chatkit.client.settings import BELL_MODES, Settings
 from chatkit.gui.conversations import Conversations
-from chatkit.protocol import FrameError, name_key, normalize_nick
+from chatkit.protocol import (
+    PASSWORD_REQUESTS,
+    FrameError,
+    name_key,
+    normalize_nick,
+    parse_command,
+)
 
 KEYS_HELP = (
     "keys: Tab completes commands, nicks and rooms; Up/Down walk what you sent;",
@@ -30,11 +36,14 @@ class LineHandler:
     """Carries out typed lines. `leave` is called for /quit and /exit (with the reason)."""
 
     def __init__(self, session: ChatSession, settings: Settings,
-                 conversations: Conversations, leave: Callable[[str | None], None]) -> None:
+                 conversations: Conversations, leave: Callable[[str | None], None],
+                 ask_password: Callable[[str], str | None] | None = None) -> None:
         self.session = session
         self.settings = settings
         self.conversations = conversations
         self.leave = leave
+        #: asks for an account password, never echoed (None: this front end cannot)
+        self.ask_password = ask_password
 
     def say(self, *lines: str, style: str = "class:status") -> None:
         for line in lines:
@@ -48,6 +57,8 @@ class LineHandler:
         try:
             if parsed.kind == "message":
                 self._report(self._send_message(parsed.text), parsed.text)
+            elif parsed.kind == "command" and parsed.name in PASSWORD_REQUESTS:
+                self._account(parsed.text)
             elif parsed.kind == "command":
                 if marker := history_marker(parsed, self.session.current_room):
                     self.say(marker, style="class:notice")
@@ -56,6 +67,29 @@ class LineHandler:
                 self._client_command(parsed.name, parsed.arg)
         except Refused as exc:
             self.error(str(exc))
+
+    def _account(self, line: str) -> None:
+        """/register, /identify, /passwd, /unregister: the password from a hidden dialog
+        (twice for a new one); the session then logs in with it on every reconnect."""
+        try:
+            frame = parse_command(line, self.session.current_room)
+        except FrameError as exc:
+            self.error(exc.message)
+            return
+        if self.ask_password is None:
+            self.error("this window cannot ask for a password; use `chatkit join`")
+            return
+        account = str(frame.get("account") or self.session.nick)
+        new = frame["type"] in ("register", "passwd")
+        password = self.ask_password(f"New password for {account}:" if new
+                                     else f"Password for {account}:")
+        if not password:
+            self.say("cancelled")
+            return
+        if new and self.ask_password("The same password again:") != password:
+            self.error("the two passwords differ; nothing changed")
+            return
+        self.session.send_login({**frame, "password": password})
 
     def _send_message(self, text: str) -> str:
         current = self.conversations.in_view()

@@ -111,6 +111,16 @@ def password_dialog(parent: QWidget | None, address: str, reason: str) -> QInput
     return dialog
 
 
+def account_password_dialog(parent: QWidget | None, label: str) -> QInputDialog:
+    """Ask for an account password (/register, /identify...), never echoed."""
+    dialog = QInputDialog(parent)
+    dialog.setWindowTitle("Account")
+    dialog.setLabelText(label)
+    dialog.setTextEchoMode(QLineEdit.EchoMode.Password)
+    dialog.setInputMode(QInputDialog.InputMode.TextInput)
+    return dialog
+
+
 def nick_dialog(parent: QWidget | None, reason: str, current: str = "") -> QInputDialog:
     dialog = QInputDialog(parent)
     dialog.setWindowTitle("Nickname")

@@ -9,14 +9,12 @@ No Qt here: the geometry is kept as the base64 text Qt's `saveGeometry` bytes be
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from chatkit import paths
+from chatkit.client.settings import read_settings_file, write_settings_file
 from chatkit.protocol import name_key
 
 log = logging.getLogger("chatkit.gui")
@@ -43,15 +41,7 @@ class GuiSettings:
     def load(cls, path: Path | None = None) -> GuiSettings:
         path = path or paths.gui_settings_file()
         settings = cls(path=path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return settings
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable settings file %s: %s", path, exc)
-            return settings
-        if not isinstance(data, dict):
-            return settings
+        data = read_settings_file(path)
         for spec in fields(cls):
             if spec.name == "path" or spec.name not in data:
                 continue
@@ -70,17 +60,8 @@ class GuiSettings:
         return settings
 
     def save(self) -> None:
-        path = self.path or paths.gui_settings_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {k: v for k, v in asdict(self).items() if k != "path"}
-        fd, tmp = tempfile.mkstemp(prefix=".gui-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(json.dumps(data, indent=2) + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_settings_file(self.path or paths.gui_settings_file(),
+                            {k: v for k, v in asdict(self).items() if k != "path"})
 
     def is_muted(self, room: str) -> bool:
         return name_key(room) in self.muted

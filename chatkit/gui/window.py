@@ -13,6 +13,7 @@ from __future__ import annotations
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
+    QDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -32,7 +33,7 @@ from chatkit.gui.attention import Notifier
 from chatkit.gui.bridge import EventBridge
 from chatkit.gui.commands import LineHandler
 from chatkit.gui.conversations import Conversation, Conversations, rooms_by_person
-from chatkit.gui.dialogs import JoinRoomDialog, SwitchDialog
+from chatkit.gui.dialogs import JoinRoomDialog, SwitchDialog, account_password_dialog
 from chatkit.gui.inputline import ChatInput
 from chatkit.gui.lines import Destination
 from chatkit.gui.members import MemberPanel
@@ -59,7 +60,8 @@ class MainWindow(QMainWindow):
             self.conversations.ensure(Destination(session.initial_room))
         self.bridge = EventBridge(self)
         session.on_event = self.bridge.post
-        self.handler = LineHandler(session, settings, self.conversations, self.leave)
+        self.handler = LineHandler(session, settings, self.conversations, self.leave,
+                                   self.ask_account_password)
         self.router = EventRouter(self)
         self.bridge.batch.connect(self.router.batch)
         self.join_dialog: JoinRoomDialog | None = None
@@ -266,6 +268,13 @@ class MainWindow(QMainWindow):
     def leave(self, reason: str | None) -> None:
         self.session.quit(reason)
         self.close()
+
+    def ask_account_password(self, label: str) -> str | None:
+        """An account password for /register, /identify...: a modal dialog, never echoed."""
+        dialog = account_password_dialog(self, label)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return dialog.textValue() or None
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.gui_settings.geometry = bytes(self.saveGeometry().toBase64().data()).decode()

@@ -7,10 +7,10 @@ other layer stands on it. The names below are re-exported for convenience; each 
 once, in the module named in its docstring.
 """
 
+from chatkit.protocol.account_commands import PASSWORD_REQUESTS, CommandSpec
 from chatkit.protocol.commands import (
     COMMAND_NAMES,
     COMMANDS,
-    CommandSpec,
     command_list,
     parse_command,
 )
@@ -43,7 +43,8 @@ from chatkit.protocol.text import TelnetFilter, render_text
 
 __all__ = [
     "COMMANDS", "COMMAND_NAMES", "DEFAULT_PORT", "DEFAULT_ROOM", "MAX_FRAME", "MAX_NICK",
-    "MAX_REF", "MAX_ROOM", "MAX_TEXT", "MAX_TEXT_BYTES", "PROTOCOL_VERSION", "SNIFF_SECONDS",
+    "MAX_REF", "MAX_ROOM", "MAX_TEXT", "MAX_TEXT_BYTES", "PASSWORD_REQUESTS",
+    "PROTOCOL_VERSION", "SNIFF_SECONDS",
     "CommandSpec", "Frame", "FrameError", "LineSplitter", "TelnetFilter", "check_server_frame",
     "clean_text", "command_list", "decode", "encode", "encode_with_ref", "field", "fit_text",
     "json_size", "name_key", "normalize_nick", "normalize_room", "parse_command", "render_text",

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from chatkit.protocol.account_commands import (
+    ACCOUNT_COMMAND_NAMES,
+    ACCOUNT_COMMANDS,
+    CommandSpec,
+    parse_account_command,
+)
 from chatkit.protocol.constants import Frame
 from chatkit.protocol.events import CommandInfo
 from chatkit.protocol.framing import FrameError
 from chatkit.protocol.names import normalize_nick, normalize_room
-
-
-@dataclass(frozen=True)
-class CommandSpec:
-    name: str
-    usage: str
-    help: str
-
-    def as_frame(self) -> CommandInfo:
-        return {"name": self.name, "usage": self.usage, "help": self.help}
-
 
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("join", "/join ROOM", "Join ROOM (created if needed) and make it current"),
@@ -33,13 +26,18 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("help", "/help", "List the commands"),
     CommandSpec("quit", "/quit [REASON]", "Leave the server"),
     CommandSpec("exit", "/exit", "Leave the server (same as /quit)"),
+    *(spec for spec in ACCOUNT_COMMANDS if not spec.role),
 )
-COMMAND_NAMES = frozenset(spec.name for spec in COMMANDS)
+#: every command, those of operators and admins included (`command_list` picks by role)
+ALL_COMMANDS: tuple[CommandSpec, ...] = (
+    *COMMANDS, *(spec for spec in ACCOUNT_COMMANDS if spec.role))
+COMMAND_NAMES = frozenset(spec.name for spec in ALL_COMMANDS)
 
 
-def command_list() -> list[CommandInfo]:
-    """The command table as sent in `welcome` and `help` frames."""
-    return [spec.as_frame() for spec in COMMANDS]
+def command_list(roles: frozenset[str] = frozenset()) -> list[CommandInfo]:
+    """The command table as sent in `welcome` and `help` frames: everyone's commands, and
+    those of `roles` ("op", "admin")."""
+    return [spec.as_frame() for spec in ALL_COMMANDS if not spec.role or spec.role in roles]
 
 
 def parse_command(line: str, current_room: str | None) -> Frame:
@@ -53,7 +51,7 @@ def parse_command(line: str, current_room: str | None) -> Frame:
     rest = rest.strip()
     if name not in COMMAND_NAMES:
         raise FrameError("unknown_command", f"unknown command /{name}; type /help for the list")
-    usage = next(spec.usage for spec in COMMANDS if spec.name == name)
+    usage = next(spec.usage for spec in ALL_COMMANDS if spec.name == name)
 
     def need_room() -> str:
         if current_room is None:
@@ -99,6 +97,8 @@ def parse_command(line: str, current_room: str | None) -> Frame:
         return {"type": "history", "room": need_room(), "limit": int(rest or 50)}
     if name in ("quit", "exit"):
         return {"type": "quit", "reason": rest or None}
+    if name in ACCOUNT_COMMAND_NAMES:
+        return parse_account_command(name, rest, usage, current_room)
     return {"type": name}  # rooms, help
 
 

@@ -13,15 +13,15 @@ with `check_server_frame`, so nothing past decoding has to survive a missing or 
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired
 else:  # pragma: no cover - Python 3.10
     from typing_extensions import NotRequired
 
-from chatkit.protocol.constants import MAX_TS
-from chatkit.protocol.framing import FrameError
+# checked on arrival by the clients (kept in its own module: events.py is the types)
+from chatkit.protocol.checks import check_server_frame as check_server_frame
 
 Ref = str | int
 
@@ -119,9 +119,53 @@ class QuitRequest(TypedDict):
 
 
 class BareRequest(TypedDict):
-    """`rooms`, `help` and `ping`: a type and nothing else."""
+    """`rooms`, `help`, `ping` and `motd`: a type and nothing else."""
 
-    type: Literal["rooms", "help", "ping"]
+    type: Literal["rooms", "help", "ping", "motd"]
+    ref: NotRequired[Ref]
+
+
+class AccountRequest(TypedDict):
+    """`register` (the current nickname becomes an account), `identify` (log in to
+    `account`, default the current nickname), `passwd` (a new password for the account
+    logged in to), `unregister` (give it up; the password is asked again). A client asks
+    its user for `password` (docs/accounts.md)."""
+
+    type: Literal["register", "identify", "passwd", "unregister"]
+    password: str
+    account: NotRequired[str]
+    ref: NotRequired[Ref]
+
+
+class ModerateRequest(TypedDict):
+    """A room operator's or admin's action (docs/accounts.md). `room` null: server-wide
+    (`ban`, `unban`, `bans` by admins); `on` for the room settings."""
+
+    type: Literal["moderate"]
+    action: Literal["op", "deop", "voice", "devoice", "kick", "ban", "unban", "bans", "mute",
+                    "unmute", "invite", "moderated", "invite_only", "topic_lock"]
+    room: str | None
+    target: NotRequired[str]
+    duration: NotRequired[int]
+    reason: NotRequired[str | None]
+    on: NotRequired[bool]
+    ref: NotRequired[Ref]
+
+
+class KillRequest(TypedDict):
+    """An admin disconnects `nick`."""
+
+    type: Literal["kill"]
+    nick: str
+    reason: NotRequired[str | None]
+    ref: NotRequired[Ref]
+
+
+class WallRequest(TypedDict):
+    """An admin's notice to everyone connected."""
+
+    type: Literal["wall"]
+    text: str
     ref: NotRequired[Ref]
 
 
@@ -132,6 +176,8 @@ class CommandInfo(TypedDict):
     name: str
     usage: str
     help: str
+    #: who may use it: absent for everyone, "op" (room operators and admins), "admin"
+    role: NotRequired[str]
 
 
 class Limits(TypedDict):
@@ -148,6 +194,8 @@ class Limits(TypedDict):
 class WhoUser(TypedDict):
     nick: str
     rooms: list[str]
+    #: "admin", "founder", "op", "voice" (in the room asked about); absent when none
+    roles: NotRequired[list[str]]
 
 
 class RoomInfo(TypedDict):
@@ -291,6 +339,46 @@ class NoticeFrame(_Stamped):
     text: str
 
 
+class ModerationNotice(_Stamped):
+    """A notice of a moderation action (a `notice` to old clients): `text` says who did what
+    to whom and why; stored in the log as kind "moderation"."""
+
+    type: Literal["notice"]
+    text: str
+    room: str | None
+    action: str
+    by: str
+    target: str | None
+    history: NotRequired[bool]
+
+
+class AccountReply(_Stamped):
+    """What changed about the account this client is logged in to; `commands` is the
+    command list for its roles now."""
+
+    type: Literal["account"]
+    event: Literal["registered", "identified", "unregistered", "password_changed", "roles"]
+    account: str | None
+    admin: bool
+    commands: list[CommandInfo]
+
+
+class BanInfo(TypedDict):
+    id: int
+    what: str  # ban | mute
+    kind: str  # nick | account | address
+    value: str
+    by: str
+    reason: str | None
+    expires: float | None
+
+
+class BansReply(_Stamped):
+    type: Literal["bans"]
+    room: str | None
+    bans: list[BanInfo]
+
+
 class PongFrame(_Stamped):
     type: Literal["pong"]
 
@@ -309,107 +397,10 @@ class ErrorFrame(_Stamped):
 ServerFrame = (
     WelcomeFrame | JoinedFrame | MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent
     | NickEvent | TopicEvent | WhoReply | RoomsReply | HelpReply | HistoryEnd | NoticeFrame
-    | PongFrame | ByeFrame | ErrorFrame
+    | PongFrame | ByeFrame | ErrorFrame | ModerationNotice | AccountReply | BansReply
 )
 
 #: The server frames that are events for other people: they get their id in order and go
 #: through the bus to every recipient.
 Event = (MessageEvent | PrivateEvent | JoinEvent | PartEvent | QuitEvent | NickEvent
-         | TopicEvent | PresenceEvent)
-
-
-# --------------------------------------------------------------------------- checking arrivals
-
-_STR, _INT, _BOOL, _LIST = (str,), (int,), (bool,), (list,)
-_OPT_STR = (str, type(None))
-_NUMBER = (int, float)
-
-#: Per server frame type, the fields a client relies on and the types they must have. Checked
-#: once on arrival (`check_server_frame`); optional fields are checked when present.
-_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
-    "welcome": {"server": _STR, "nick": _STR},
-    "joined": {"room": _STR, "members": _LIST},
-    "presence": {"room": _STR, "count": _INT, "joined": _LIST, "left": _LIST,
-                 "joined_count": _INT, "left_count": _INT},
-    "message": {"room": _STR, "nick": _STR, "text": _STR},
-    "private": {"from": _STR, "to": _STR, "text": _STR},
-    "join": {"room": _STR, "nick": _STR},
-    "part": {"room": _STR, "nick": _STR},
-    "quit": {"nick": _STR},
-    "nick": {"old": _STR, "new": _STR},
-    "topic": {"room": _STR},
-    "who": {"users": _LIST},
-    "rooms": {"rooms": _LIST},
-    "help": {"commands": _LIST},
-    "history_end": {"room": _STR},
-    "notice": {"text": _STR},
-    "error": {"message": _STR},
-}
-_OPTIONAL: dict[str, tuple[type, ...]] = {
-    "id": _INT, "ts": _NUMBER, "topic": _OPT_STR, "text": _OPT_STR, "reason": _OPT_STR,
-    "nick": _OPT_STR, "room": _OPT_STR, "code": _STR, "count": _INT, "action": _BOOL,
-    "history": _BOOL, "more": _BOOL, "page": _INT, "version": _INT, "resume": _STR,
-    "limits": (dict,), "commands": _LIST, "partial": _BOOL,
-}
-#: What a stored event replayed as history (`"history": true`) carries besides: its original
-#: time (shown with it) and, for a topic, who set it.
-_HISTORY_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
-    "message": {"ts": _NUMBER},
-    "topic": {"ts": _NUMBER, "nick": _STR},
-}
-#: `ts` bounds: a time every platform's `localtime` can show (1970 to the year 3000).
-_TS_MAX = MAX_TS
-#: List fields whose items must be of one shape: strings, or objects with these typed fields.
-_ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
-    "members": None, "joined": None, "left": None,
-    "users": {"nick": _STR, "rooms": _LIST},
-    "rooms": {"name": _STR, "members": _INT},
-    "commands": {"name": _STR, "usage": _STR, "help": _STR},
-}
-
-
-def check_server_frame(frame: dict[str, Any]) -> dict[str, Any]:
-    """Return `frame` if it has every field its type needs, with the right types; else raise
-    FrameError("bad_frame"). Unknown types and unknown fields pass (forward compatibility)."""
-    kind = frame["type"]
-    required = _REQUIRED.get(kind)
-    if required is None:
-        return frame
-    for name, kinds in required.items():
-        _check(kind, name, frame.get(name), kinds)
-    for name, kinds in _OPTIONAL.items():
-        value = frame.get(name)
-        if value is not None and name not in required:
-            _check(kind, name, value, kinds)
-    if frame.get("history"):
-        for name, kinds in _HISTORY_REQUIRED.get(kind, {}).items():
-            _check(kind, name, frame.get(name), kinds)
-    ts = frame.get("ts")
-    if ts is not None and not 0 <= ts <= _TS_MAX:  # NaN compares false too
-        raise FrameError("bad_frame", f"'{kind}' frame: field 'ts' is not a time")
-    for name, shape in _ITEMS.items():
-        items = frame.get(name)
-        if isinstance(items, list) and (name in required or name in _OPTIONAL):
-            for item in items:
-                _check_item(kind, name, item, shape)
-    return frame
-
-
-def _check(kind: str, name: str, value: object, kinds: tuple[type, ...]) -> None:
-    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        raise FrameError("bad_frame", f"'{kind}' frame: field '{name}' must be {expected}")
-
-
-def _check_item(kind: str, name: str, item: object,
-                shape: dict[str, tuple[type, ...]] | None) -> None:
-    if shape is None:
-        _check(kind, name, item, _STR)
-        return
-    if not isinstance(item, dict):
-        raise FrameError("bad_frame", f"'{kind}' frame: items of '{name}' must be objects")
-    for field_name, kinds in shape.items():
-        _check(kind, f"{name}[].{field_name}", item.get(field_name), kinds)
-    if name == "users":
-        for room in item["rooms"]:
-            _check(kind, "users[].rooms[]", room, _STR)
+         | TopicEvent | PresenceEvent | ModerationNotice)

@@ -115,7 +115,7 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
             lines.append(f"*** topic: {frame['topic']}")
         return lines
     if kind == "who":
-        users = frame.get("users", [])
+        users = [{**u, "nick": marked(u)} for u in frame.get("users", [])]
         if frame.get("page"):  # a later page of a long list
             return ["***   " + ", ".join(
                 f"{u['nick']} ({', '.join(u['rooms']) or 'no room'})" if not frame.get("room")
@@ -141,6 +141,8 @@ def render_text(frame: Mapping[str, Any], me: str | None = None) -> list[str]:
         return ["*** commands:"] + [f"***   {c['usage']:<{width}}  {c['help']}" for c in commands]
     if kind == "notice":
         return [f"*** {frame['text']}"]
+    if kind in ("account", "bans"):
+        return _account_lines(frame)
     if kind == "error":
         return [f"!!! {frame['message']}"]
     if kind == "bye":
@@ -161,3 +163,44 @@ def _presence(frame: Mapping[str, Any]) -> str:
             more = f" and {total - len(names)} more" if total > len(names) else ""
             parts.append(f"{total} {verb}: {named}{more}" if names else f"{total} {verb}")
     return "; ".join(parts) or "no change"
+
+
+_ACCOUNT_EVENTS = {
+    "registered": "you registered the account {} and are logged in to it",
+    "identified": "you are logged in as {}",
+    "unregistered": "your account is no more: you are a guest now",
+    "password_changed": "password changed",
+    "roles": "your roles changed (logged in as {}): /help lists your commands",
+}
+
+
+def _account_lines(frame: Mapping[str, Any]) -> list[str]:
+    """An `account` reply, or a `bans` list."""
+    if frame.get("type") == "account":
+        line = _ACCOUNT_EVENTS.get(str(frame.get("event")), "account: {}")
+        admin = " (server admin)" if frame.get("admin") and frame.get("event") in (
+            "registered", "identified") else ""
+        return [f"*** {line.format(frame.get('account'))}{admin}"]
+    where = frame.get("room") or "the server"
+    bans = frame.get("bans", [])
+    if not bans:
+        return [f"*** no bans or mutes in {where}"]
+    lines = [f"*** bans and mutes in {where}:"]
+    for ban in bans:
+        until = "" if ban.get("expires") is None else time.strftime(
+            " until %Y-%m-%d %H:%M", time.localtime(sane_ts(ban["expires"]) or 0))
+        reason = f" ({ban['reason']})" if ban.get("reason") else ""
+        lines.append(f"***   #{ban['id']} {ban.get('what', 'ban')} {ban['kind']} "
+                     f"{ban['value']} by {ban.get('by')}{until}{reason}")
+    return lines
+
+
+def marked(user: Mapping[str, Any]) -> str:
+    """A `who` user's nick as listed: `@` for the room's founder and operators, `+` for
+    voiced people, ` (admin)` after a server admin."""
+    roles = user.get("roles")
+    nick = str(user.get("nick", ""))
+    if not isinstance(roles, list) or not roles:
+        return nick
+    prefix = "@" if "founder" in roles or "op" in roles else "+" if "voice" in roles else ""
+    return prefix + nick + (" (admin)" if "admin" in roles else "")

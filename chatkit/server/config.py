@@ -60,6 +60,12 @@ class ServerConfig:
     max_messages: int | None = None
     #: seconds between two retention passes of the publisher
     prune_every: float = 60.0
+    #: accounts that are server admins while the server runs (`--admin`)
+    admins: tuple[str, ...] = ()
+    #: guests may only register or log in
+    require_account: bool = False
+    #: the message of the day, read at start and on `Server.reload` (SIGHUP)
+    motd_file: str | None = None
     #: the IRC door's plain port (TLS also accepted when the client starts it) and its
     #: TLS-only port; None: off (docs/irc.md)
     irc_port: int | None = None

@@ -24,18 +24,33 @@ from chatkit.errors import ChatkitError
 from chatkit.net.addresses import format_address
 from chatkit.net.interfaces import interface_addresses, reachable_addresses
 from chatkit.paths import server_cert_file, server_key_file
-from chatkit.protocol import PROTOCOL_VERSION
+from chatkit.protocol import PROTOCOL_VERSION, name_key
 from chatkit.server.bus.local import LocalBus
 from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.irc.door import IrcDoor
 from chatkit.server.doors.line.door import LineDoor
+from chatkit.server.hub.account_requests import MAX_MOTD_LINE, MAX_MOTD_LINES
 from chatkit.server.hub.crowds import PresenceClock
 from chatkit.server.hub.hub import Hub, HubRules
 from chatkit.store import MessageStore
 from chatkit.tls import ensure_certificate, server_context
 
 log = logging.getLogger("chatkit.server")
+
+
+def read_motd(path: str | None) -> list[str]:
+    """The message of the day from `path`, line by line, sanitised and bounded (a missing
+    or unreadable file is logged and gives none)."""
+    if path is None:
+        return []
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        log.error("cannot read the message of the day %s: %s", path, exc.strerror or exc)
+        return []
+    lines = [protocol.sanitize_text(line)[:MAX_MOTD_LINE] for line in text.splitlines()]
+    return lines[:MAX_MOTD_LINES]
 
 
 class Service(Protocol):
@@ -58,7 +73,13 @@ class Server:
             max_rooms_per_client=config.max_rooms_per_client, password=config.password,
             log_private=config.log_private, rate_limit=config.rate_limit,
             rate_burst=config.rate_burst if config.rate_limit > 0 else 0,
-            crowd_size=config.crowd_size))
+            crowd_size=config.crowd_size,
+            admins=frozenset(name_key(a) for a in config.admins),
+            require_account=config.require_account,
+            motd=read_motd(config.motd_file)), store.records)
+        for name in self.hub.accounts.missing_admins():
+            log.warning("admin %s is not a registered account, so not an admin: register it, "
+                        "then reload (SIGHUP)", name)
         self.bus.hub = self.hub
         self.presence = PresenceClock(self.hub.announce_presence)
         self.flusher = Flusher()
@@ -106,6 +127,18 @@ class Server:
         self.presence.start()
         # debug: `chatkit serve` prints this in its banner; the log must not say it twice
         log.debug("server %s listening on %s", self.name, ", ".join(self.addresses()))
+
+    def reload(self) -> None:
+        """Read the message of the day, accounts, bans and room settings again (SIGHUP):
+        `chatkit admin` may have changed the database while the server runs."""
+        motd = read_motd(self.config.motd_file)
+        self.hub.moderation.load(self.hub.lock)
+        with self.hub.lock:
+            self.hub.rules.motd = motd
+        self.hub.accounts.reload()
+        for name in self.hub.accounts.missing_admins():
+            log.warning("admin %s is not a registered account, so not an admin", name)
+        log.info("reloaded the message of the day, accounts and bans")
 
     def _start_irc(self, door: LineDoor) -> None:
         """The IRC door's ports, when asked for: admitting against the line door's counts."""

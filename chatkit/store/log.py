@@ -25,6 +25,7 @@ from typing import IO, Any
 from chatkit.errors import ConfigError
 from chatkit.paths import private_file
 from chatkit.protocol.names import name_key
+from chatkit.store.records import Records
 from chatkit.store.schema import StoreError, connect, describe, migrate, quick_check
 
 FSYNC_POLICIES = ("normal", "full")
@@ -34,7 +35,7 @@ FSYNC_POLICIES = ("normal", "full")
 class StoredMessage:
     id: int
     room: str | None
-    kind: str  # message | action | topic | private
+    kind: str  # message | action | topic | private | moderation
     nick: str
     target: str | None  # private messages: the recipient
     text: str | None
@@ -77,6 +78,8 @@ class MessageStore:
             # Prove we can write now rather than lose the first message later.
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("COMMIT")
+            #: accounts and moderation, over this connection (writes serialised with the log's)
+            self.records = Records(self._conn, self._lock, self.path)
         except sqlite3.DatabaseError as exc:
             self._release()
             raise describe(exc, self.path) from None

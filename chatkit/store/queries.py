@@ -17,7 +17,8 @@ BATCH = 500
 
 def read_history(path: str | Path, *, room: str | None = None, since: float | None = None,
                  grep: str | None = None, limit: int | None = None,
-                 include_private: bool = True) -> Iterator[StoredMessage]:
+                 include_private: bool = True, kind: str | None = None
+                 ) -> Iterator[StoredMessage]:
     """The log's messages, oldest first, read as they are consumed (a cursor, `BATCH` rows at a
     time), never the whole log in memory; with `limit`, the newest `limit` of them, still
     oldest first. Safe while a server runs: WAL readers never block. Raises StoreError (no
@@ -31,11 +32,11 @@ def read_history(path: str | Path, *, room: str | None = None, since: float | No
     except sqlite3.Error as exc:
         raise describe(exc, str(path)) from None
     return _rows(conn, path, room=room, since=since, grep=grep, limit=limit,
-                 include_private=include_private)
+                 include_private=include_private, kind=kind)
 
 
 def _rows(conn: sqlite3.Connection, path: Path, *, room: str | None, since: float | None,
-          grep: str | None, limit: int | None, include_private: bool
+          grep: str | None, limit: int | None, include_private: bool, kind: str | None
           ) -> Iterator[StoredMessage]:
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -45,7 +46,8 @@ def _rows(conn: sqlite3.Connection, path: Path, *, room: str | None, since: floa
             ("room_key = ?", name_key(room.lstrip("#")) if room is not None else None),
             ("ts >= ?", since),
             ("instr(lower(text), lower(?)) > 0", grep),
-            ("kind != ?", None if include_private else "private"))
+            ("kind != ?", None if include_private else "private"),
+            ("kind = ?", kind))
         if limit is None:
             sql = f"SELECT * FROM messages{where} ORDER BY id"
         else:  # the newest `limit`, then put back in order: SQLite sorts at most `limit` rows

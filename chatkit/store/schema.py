@@ -45,6 +45,64 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                WHERE id IN (SELECT max(id) FROM messages WHERE kind = 'topic'
                             GROUP BY room_key)""",
     ),
+    (
+        # v4: accounts and moderation (docs/accounts.md). The log gains the kind
+        # 'moderation' (who did what to whom, readable with `chatkit history --kind
+        # moderation`): SQLite cannot change a CHECK, so the table is rebuilt.
+        """CREATE TABLE messages_v4 (
+               id INTEGER PRIMARY KEY,
+               room TEXT,
+               room_key TEXT,
+               kind TEXT NOT NULL CHECK (kind IN ('message', 'action', 'topic', 'private',
+                                                  'moderation')),
+               nick TEXT NOT NULL,
+               target TEXT,
+               text TEXT,
+               ts REAL NOT NULL
+           )""",
+        "INSERT INTO messages_v4 SELECT * FROM messages",
+        "DROP TABLE messages",
+        "ALTER TABLE messages_v4 RENAME TO messages",
+        "CREATE INDEX messages_room ON messages (room_key, id)",
+        "CREATE INDEX messages_ts ON messages (ts)",
+        # `secret` is the scrypt string of hub/accounts.py, never the password
+        """CREATE TABLE accounts (
+               account_key TEXT PRIMARY KEY,
+               name TEXT NOT NULL,
+               secret TEXT NOT NULL,
+               admin INTEGER NOT NULL DEFAULT 0,
+               created REAL NOT NULL
+           )""",
+        # founder, moderated, invite-only, topic lock: a room's settings outlive the room
+        """CREATE TABLE room_settings (
+               room_key TEXT PRIMARY KEY,
+               room TEXT NOT NULL,
+               founder TEXT,
+               moderated INTEGER NOT NULL DEFAULT 0,
+               invite_only INTEGER NOT NULL DEFAULT 0,
+               topic_lock INTEGER NOT NULL DEFAULT 0
+           )""",
+        """CREATE TABLE room_roles (
+               room_key TEXT NOT NULL,
+               account_key TEXT NOT NULL,
+               role TEXT NOT NULL CHECK (role IN ('op', 'voice')),
+               PRIMARY KEY (room_key, account_key, role)
+           )""",
+        # bans and mutes; room_key NULL: server-wide (bans only)
+        """CREATE TABLE sanctions (
+               id INTEGER PRIMARY KEY,
+               what TEXT NOT NULL CHECK (what IN ('ban', 'mute')),
+               room_key TEXT,
+               room TEXT,
+               kind TEXT NOT NULL CHECK (kind IN ('nick', 'account', 'address')),
+               value TEXT NOT NULL,
+               label TEXT,
+               by TEXT NOT NULL,
+               reason TEXT,
+               created REAL NOT NULL,
+               expires REAL
+           )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: seconds the integrity check at start may take; a larger database is opened unchecked

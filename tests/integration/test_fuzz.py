@@ -113,7 +113,15 @@ def test_parse_command_only_raises_frame_error(rest, current):
         assert exc.code in ("unknown_command", "bad_frame", "not_in_room")
         return
     assert isinstance(frame["type"], str)
-    assert frame["type"] in protocol.COMMAND_NAMES | {"privmsg"}
+    assert frame["type"] in protocol.COMMAND_NAMES | {"privmsg", "moderate"}
+
+
+#: the operators' and admins' commands that parse to a `moderate` request, and its action
+MODERATION_LINES = {
+    **{name: name for name in ("op", "deop", "voice", "devoice", "kick", "ban", "unban",
+                               "bans", "mute", "unmute", "invite", "moderated")},
+    "invite-only": "invite_only", "topic-lock": "topic_lock", "serverban": "ban",
+    "serverunban": "unban", "serverbans": "bans"}
 
 
 @BUDGET
@@ -127,7 +135,11 @@ def test_parse_command_known_names_with_any_arguments(name, rest, current):
         assert exc.code in ("bad_frame", "not_in_room", "bad_nick", "bad_room")
         return
     expected = {"msg": "privmsg", "exit": "quit"}.get(name, name)
-    assert frame["type"] == expected
+    if name not in MODERATION_LINES:
+        assert frame["type"] == expected
+    else:  # an operator's command: one `moderate` request with the action
+        assert frame["type"] == "moderate"
+        assert frame["action"] == MODERATION_LINES[name]
 
 
 @BUDGET

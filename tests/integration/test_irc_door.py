@@ -488,3 +488,17 @@ def test_a_busy_irc_port_stops_the_whole_server_cleanly():
             server.start()
     assert exc.value.remedy == "choose_irc_port"
     server.stop()  # nothing left running (the fixtures check for leaked threads)
+
+
+def test_a_registered_nickname_is_refused_on_irc_with_the_reason(irc_server, opened):
+    owner = JsonClient(irc_server.port, "owner")
+    answer = owner.request({"type": "register", "password": "a long enough password"})
+    assert answer["type"] == "account", answer
+    owner.close()
+    wait_for(lambda: "owner" not in irc_server.hub.nicks, message="owner gone")
+    client = IrcClient(irc_server.irc_port)
+    opened.append(client)
+    client.say("NICK owner", "USER u 0 * :u")
+    client.expect(r" 433 \* owner :Nickname is registered to an account")
+    client.say("NICK guest")
+    client.expect(" 001 guest ")

@@ -31,7 +31,7 @@ def test_classify(line: str, expected: InputLine) -> None:
 
 def test_every_client_command_is_classified_as_one() -> None:
     assert CLIENT_COMMAND_NAMES == {"help", "clear", "bell", "ignore", "unignore", "reconnect",
-                                    "quit", "exit"}
+                                    "quit", "exit", "remember", "forget"}
     for name in CLIENT_COMMAND_NAMES:
         assert classify(f"/{name.upper()} x").kind == "client"
 

@@ -224,3 +224,13 @@ def test_an_event_is_rendered_once_and_shared_by_every_irc_member() -> None:
     tagged_bytes = {id(out[m][0]) for m in tagged}
     assert len(plain_bytes) == 1 and len(tagged_bytes) == 1  # one object per format
     assert plain_bytes != tagged_bytes
+
+
+def test_a_moderation_notice_goes_to_the_channel() -> None:
+    notice = {"type": "notice", "text": "op kicked bob (spam)", "room": "dev", "action": "kick",
+              "by": "op", "target": "bob", "id": 7, "ts": 7.0}
+    assert lines(PLAIN.encode(notice)) == [":box NOTICE #dev :op kicked bob (spam)"]
+    assert lines(PLAIN.encode_for(notice, "me")) == [":box NOTICE #dev :op kicked bob (spam)"]
+    wall = {"type": "notice", "text": "restart at noon", "room": None, "action": "wall",
+            "by": "admin", "target": None, "id": 8, "ts": 8.0}
+    assert lines(PLAIN.encode(wall)) == [":box NOTICE * :restart at noon"]

@@ -347,10 +347,14 @@ def test_invalid_rooms(room):
 
 
 def test_command_table():
-    names = [c["name"] for c in command_list()]
+    everything = command_list(frozenset({"op", "admin"}))
+    names = [c["name"] for c in everything]
     assert set(names) == COMMAND_NAMES >= {"join", "part", "rooms", "msg", "nick", "who", "me",
                                            "topic", "help", "quit", "exit"}
-    for command in command_list():
+    # operators' and admins' commands are listed only for them
+    assert {"kick", "kill"}.isdisjoint(c["name"] for c in command_list())
+    assert {c["role"] for c in everything if "role" in c} == {"op", "admin"}
+    for command in everything:
         assert command["usage"].startswith("/" + command["name"])
         assert command["help"]
 
@@ -500,10 +504,11 @@ def test_render_text(frame, me, lines):
 
 
 def test_render_help_lists_every_command():
-    lines = render_text({"type": "help", "commands": command_list()})
+    everything = command_list(frozenset({"op", "admin"}))
+    lines = render_text({"type": "help", "commands": everything})
     assert lines[0] == "*** commands:"
     assert len(lines) == 1 + len(COMMAND_NAMES)
-    for command, line in zip(command_list(), lines[1:], strict=True):
+    for command, line in zip(everything, lines[1:], strict=True):
         assert command["usage"] in line and command["help"] in line
 
 

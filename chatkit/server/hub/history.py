@@ -33,6 +33,9 @@ def history_frame(row: StoredMessage) -> Frame:
         topic: TopicEvent = {"type": "topic", "room": row.room or "", "text": row.text,
                              "nick": row.nick, "id": row.id, "ts": row.ts, "history": True}
         return dict(topic)
+    if row.kind == "moderation":  # a notice of who did what to whom
+        return {"type": "notice", "text": row.text or "", "room": row.room, "by": row.nick,
+                "target": row.target, "id": row.id, "ts": row.ts, "history": True}
     if row.kind == "private":
         return {"type": "private", "from": row.nick, "to": row.target, "text": row.text,
                 "id": row.id, "ts": row.ts, "history": True}

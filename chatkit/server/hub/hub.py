@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatkit.protocol import DEFAULT_ROOM, Frame, FrameError, fit_text, name_key
 from chatkit.protocol.constants import DEFAULT_CROWD_SIZE
@@ -28,16 +28,19 @@ from chatkit.protocol.events import (
     QuitEvent,
     ServerFrame,
 )
+from chatkit.server.hub.account_requests import account_reply
+from chatkit.server.hub.accounts import AccountBook
 from chatkit.server.hub.auth import PasswordGate
 from chatkit.server.hub.crowds import Crowds
 from chatkit.server.hub.history import history_frame
 from chatkit.server.hub.member import Member
+from chatkit.server.hub.moderation import Moderation
 from chatkit.server.hub.pages import paged
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.ports import Bus
 from chatkit.server.hub.repeats import SentLines
 from chatkit.server.hub.rooms import Room
-from chatkit.store import SavedTopic, StoredMessage
+from chatkit.store import Records, SavedTopic, StoredMessage
 
 log = logging.getLogger("chatkit.server")
 
@@ -59,16 +62,26 @@ class HubRules:
     rate_burst: int = 0
     #: above this many members a room is a crowd (hub/crowds.py); 0 = never
     crowd_size: int = DEFAULT_CROWD_SIZE
+    #: accounts named server admins (`serve --admin`), by account key
+    admins: frozenset[str] = frozenset()
+    #: guests may only register or log in (`serve --require-account`)
+    require_account: bool = False
+    #: the message of the day, line by line (`serve --motd`; re-read on SIGHUP)
+    motd: list[str] = field(default_factory=list)
 
 
 class Hub:
     """See the module docstring. Thread-safe: every door's reader threads call in at once."""
 
-    def __init__(self, name: str, bus: Bus, rules: HubRules | None = None) -> None:
+    def __init__(self, name: str, bus: Bus, rules: HubRules | None = None,
+                 records: Records | None = None) -> None:
         self.name = name
         self.bus = bus
         self.rules = rules or HubRules()
         self.gate = PasswordGate(self.rules.password)
+        records = records or Records.memory()
+        self.accounts = AccountBook(records, self.rules.admins)  # hub/accounts.py
+        self.moderation = Moderation(records)  # hub/moderation.py: roles, bans, mutes
         self.lock = threading.RLock()
         self.nicks: dict[str, Member] = {}  # registered members by nick key
         # Topics outlive their rooms: a room's last topic comes back when the room is next
@@ -241,6 +254,11 @@ class Hub:
                     len(member.rooms) >= self.rules.max_rooms_per_client:
                 raise FrameError("too_many_rooms", f"you are in {len(member.rooms)} rooms, "
                                  "the most allowed; /part one first")
+            if key not in member.rooms:
+                self.moderation.may_join(member, room.name if room else name)
+            founding = self.moderation.found(name, member) if room is None else None
+            if founding is not None:  # now an operator: its command list grows
+                member.send_frame(account_reply(self, member, "roles"))
             if room is None:
                 room = self.new_room(name)
             if key in member.rooms:
@@ -268,6 +286,8 @@ class Hub:
             # history, read outside the lock, is out: nothing twice, nothing missing, in order.
             up_to = self.bus.published_id
             member.hold_output()
+        if founding is not None:
+            self.moderation.save(founding)
         if history is None:
             history = self.rules.history_on_join
         data = joined

@@ -64,6 +64,10 @@ class Member:
         #: a script sender (`hello` with `"quiet": true`): its joins, parts and quit are not
         #: announced and it is left out of member lists, so a `chatkit send` run is no noise
         self.quiet = False
+        #: the account this member logged in to (hub/accounts.py), and whether it is a server
+        #: admin; None / False for a guest
+        self.account: str | None = None
+        self.admin = False
 
     @property
     def current_room(self) -> Room | None:

@@ -42,8 +42,18 @@ from chatkit.protocol.events import (
     WelcomeFrame,
     WhoUser,
 )
+from chatkit.server.hub.account_requests import (
+    AccountRequests,
+    admit,
+    commands_for,
+    guest_allowed,
+    hello_login,
+    mark_who,
+    welcome_notices,
+)
 from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.member import Member
+from chatkit.server.hub.moderation_requests import ModerationRequests
 from chatkit.server.hub.pages import paged
 from chatkit.server.hub.rooms import Room
 
@@ -67,6 +77,8 @@ class Requests:
             "help": self.on_help, "command": self.on_command, "ping": self.on_ping,
             "quit": self.on_quit, "history": self.on_history,
         }
+        self.handlers.update(AccountRequests(hub).handlers)  # hub/account_requests.py
+        self.handlers.update(ModerationRequests(hub).handlers)  # hub/moderation_requests.py
 
     def dispatch(self, member: Member, frame: Frame) -> None:
         kind = frame["type"]
@@ -81,6 +93,7 @@ class Requests:
         handler = self.handlers.get(kind)
         if handler is None:
             raise FrameError("unknown_type", f"unknown frame type {kind!r}")
+        guest_allowed(self.hub, member, kind)  # --require-account
         handler(member, frame)
 
     # ------------------------------------------------------------------ registration
@@ -110,10 +123,14 @@ class Requests:
             raise FrameError("bad_frame", f"'client_id' must be 16 to {MAX_REF} characters")
         history = field(frame, "history", int, required=False)  # for the hello's room
         quiet = field(frame, "quiet", bool, required=False, default=False)
+        login = hello_login(hub, member, frame, nick)  # slow (a password hash): unlocked
         with hub.lock:
+            admit(hub, member, nick, login)  # the login, and no server ban
             holder = hub.nicks.get(name_key(nick))
             if holder is not None:
-                if not _same_client(holder, resume, client_id):
+                # the owner of a registered nickname takes it back from its ghost
+                owner = login is not None and holder.account == login.name
+                if not owner and not _same_client(holder, resume, client_id):
                     raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
                 # The same client again, while its old connection has not timed out yet
                 # (Wi-Fi gone, laptop asleep): that connection is a ghost; end it now.
@@ -130,12 +147,15 @@ class Requests:
             id_, ts = hub.stamp()
             welcome: WelcomeFrame = {
                 "type": "welcome", "version": PROTOCOL_VERSION, "server": hub.name,
-                "nick": nick, "commands": protocol.command_list(),
+                "nick": nick, "commands": commands_for(hub, member),
                 "limits": {"max_frame": MAX_FRAME, "max_text": MAX_TEXT, "max_nick": MAX_NICK,
                            "max_room": MAX_ROOM, "rate": hub.rules.rate_limit,
                            "burst": hub.rules.rate_burst},
                 "id": id_, "ts": ts, "resume": member.resume_token}
             hub.reply(member, welcome, frame)
+            welcome_notices(hub, member)  # the message of the day; the login
+        if hub.rules.require_account and member.account is None:
+            room_name = None  # a guest there may only register or log in
         if room_name is not None:
             hub.join(member, room_name, create=True, request=None, history=history)
 
@@ -153,6 +173,7 @@ class Requests:
         tag = _tag(frame)
         with hub.lock:
             room = _member_room(member, field(frame, "room", str))
+            hub.moderation.may_speak(member, room.name)  # muted? moderated?
             content = (room.name, text, action)
             if tag is not None and self._repeated(member, tag, content, frame):
                 return
@@ -216,6 +237,8 @@ class Requests:
                 return
             if not isinstance(text, str):
                 raise FrameError("bad_frame", "field 'text' must be str")
+            hub.moderation.may_speak(member, room.name)
+            hub.moderation.may_set_topic(member, room.name)
             topic = clean_text(text, "topic", allow_empty=True) or None
             id_, ts = hub.stamp()
             nick = _nick(member)
@@ -274,6 +297,11 @@ class Requests:
         new = normalize_nick(field(frame, "nick", str))
         with hub.lock:
             hub.check_current(member)
+            if hub.accounts.is_registered(new) and (
+                    member.account is None or name_key(member.account) != name_key(new)):
+                raise FrameError("nick_registered", f"{new} is a registered nickname: "
+                                 f"/identify {new} first, or choose another")
+            hub.moderation.server_ban(member, new)
             old = member.nick or ""
             holder = hub.nicks.get(name_key(new))
             if holder is not None and holder is not member:
@@ -309,6 +337,7 @@ class Requests:
             users: list[WhoUser] = [
                 {"nick": _nick(m), "rooms": [r.name for r in m.rooms.values()]} for m in members
                 if not m.quiet or m is member]
+            mark_who(hub, users, room)  # admins, founders, operators, voiced people
             empty: Frame = {"type": "who", "room": room.name if room else None}
             pages = paged(users, "users", empty, hub.stamp, frame.get("ref"))
         # A reply, paced as the client reads it (hub/pages.py: each page fits in a frame)
@@ -326,9 +355,10 @@ class Requests:
     # ------------------------------------------------------------------ the rest
 
     def on_help(self, member: Member, frame: Frame) -> None:
-        id_, ts = self.hub.stamp()
-        reply: HelpReply = {"type": "help", "commands": protocol.command_list(), "id": id_,
-                            "ts": ts}
+        with self.hub.lock:
+            id_, ts = self.hub.stamp()
+            reply: HelpReply = {"type": "help", "commands": commands_for(self.hub, member),
+                                "id": id_, "ts": ts}
         self.hub.reply(member, reply, frame)
 
     def on_command(self, member: Member, frame: Frame) -> None:

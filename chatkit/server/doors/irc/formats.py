@@ -199,6 +199,15 @@ def _presence(fmt: IrcFormat, frame: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _notice_event(fmt: IrcFormat, frame: Mapping[str, Any]) -> list[str]:
+    """A notice to many (a moderation action: who did what to whom): a server NOTICE to the
+    room's channel, or to everyone (`*`) for a server-wide one."""
+    room = frame.get("room")
+    target = channel(room) if isinstance(room, str) and room else "*"
+    return fmt.notice(target, fmt.stamp_old(frame, str(frame.get("text") or "")),
+                      fmt.tags(frame))
+
+
 def _fit_reason(head: str, text: str) -> str:
     """A one-line text (a reason, a topic) cut to what fits after `head` in one IRC line."""
     return irc.fit_bytes(text, LINE_LIMIT - 2 - len(head.encode()))
@@ -206,7 +215,7 @@ def _fit_reason(head: str, text: str) -> str:
 
 _EVENTS = {
     "message": _message, "private": _private, "join": _join, "part": _part, "quit": _quit,
-    "nick": _nick, "topic": _topic, "presence": _presence,
+    "nick": _nick, "topic": _topic, "presence": _presence, "notice": _notice_event,
 }
 
 _formats: dict[tuple[str, frozenset[str]], IrcFormat] = {}

@@ -191,6 +191,9 @@ def _history_end(fmt: IrcFormat, frame: Mapping[str, Any], me: str) -> list[str]
 
 
 def _notice(fmt: IrcFormat, frame: Mapping[str, Any], me: str) -> list[str]:
+    room = frame.get("room")
+    if isinstance(room, str) and room:  # a room's (moderation) notice, maybe from history
+        return fmt.notice(channel(room), fmt.stamp_old(frame, frame["text"]), fmt.tags(frame))
     return fmt.notice(me, frame["text"])
 
 
@@ -228,6 +231,17 @@ def _error(fmt: IrcFormat, frame: Mapping[str, Any], me: str) -> list[str]:
         return [fmt.numeric(irc.RPL_ENDOFNAMES, me, argument or "*", "End of /NAMES list.")]
     numeric = {
         "nick_taken": (irc.ERR_NICKNAMEINUSE, [argument, "Nickname is already in use"]),
+        # accounts (docs/accounts.md): the IRC door has no way to log in yet (no SASL)
+        "nick_registered": (irc.ERR_NICKNAMEINUSE, [argument, "Nickname is registered to an "
+                                                    "account (IRC clients cannot log in to "
+                                                    "accounts yet): choose another"]),
+        "banned": ((irc.ERR_CANNOTSENDTOCHAN, [argument, text]) if command == "PRIVMSG" else
+                   ("474", [argument, text]) if command == "JOIN" else  # ERR_BANNEDFROMCHAN
+                   ("465", [text])),  # ERR_YOUREBANNEDCREEP: banned from the server
+        "muted": (irc.ERR_CANNOTSENDTOCHAN, [argument, text]),
+        "moderated": (irc.ERR_CANNOTSENDTOCHAN, [argument, text]),
+        "invite_only": ("473", [argument, text]),
+        "not_operator": (irc.ERR_CHANOPRIVSNEEDED, [argument, text]),
         "bad_nick": (irc.ERR_ERRONEUSNICKNAME, [argument, f"Erroneous nickname: {text}"]),
         "no_such_nick": (irc.ERR_NOSUCHNICK, [argument, "No such nick/channel"]),
         "no_such_room": (irc.ERR_NOSUCHCHANNEL, [argument, "No such channel"]),

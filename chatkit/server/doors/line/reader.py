@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from chatkit import protocol
 from chatkit.protocol import (
@@ -21,6 +22,10 @@ from chatkit.server.doors.line.formats import JSON
 from chatkit.server.doors.reader import SocketReader
 from chatkit.tls import TLS_RECORD_START
 
+if TYPE_CHECKING:
+    from chatkit.server.doors.line.connection import LineConnection
+    from chatkit.server.doors.line.door import LineDoor
+
 log = logging.getLogger("chatkit.server")
 
 #: telnet IAC WILL ECHO / IAC WONT ECHO: the password prompt is not echoed by telnet clients
@@ -30,6 +35,13 @@ TELNET_ECHO_ON = bytes([255, 252, 1])
 
 class LineReader(SocketReader):
     """Runs one connection's reader thread (see the module docstring)."""
+
+    def __init__(self, door: LineDoor, conn: LineConnection) -> None:
+        super().__init__(door, conn)
+        #: text mode: the registered nickname whose password is asked for next
+        self.pending_nick: str | None = None
+        #: text mode: the account request (/register...) whose password is the next line
+        self.asking: Frame | None = None
 
     def _run(self) -> None:
         conn, config = self.conn, self.config
@@ -82,6 +94,8 @@ class LineReader(SocketReader):
         except FrameError as exc:
             log.debug("%s: %s", conn.label, exc.message)
             self.hub.refuse(conn, exc.code, exc.message, ref)
+            if exc.code == "nick_registered" and not json_mode and conn.nick is None:
+                self.pending_nick = _nick_of(line)
             if conn.mode == "text" and conn.nick is None and not conn.dead:
                 conn.deliver(self._prompt_bytes())
 
@@ -96,9 +110,21 @@ class LineReader(SocketReader):
         text = text.strip()
         if not text:
             return None
+        if self.asking is not None:  # the password of /register, /identify...
+            frame, self.asking = self.asking, None
+            conn.deliver(TELNET_ECHO_ON + b"\r\n")
+            return {**frame, "password": text}
         if conn.nick is None:
             if text.lower() in ("/quit", "/exit"):
                 return {"type": "quit"}
+            if self.pending_nick is not None:  # the password of a registered nickname
+                nick, self.pending_nick = self.pending_nick, None
+                conn.deliver(TELNET_ECHO_ON + b"\r\n")
+                if text.lower() == "/cancel":
+                    conn.deliver(self._prompt_bytes())
+                    return None
+                return {"type": "hello", "version": PROTOCOL_VERSION, "nick": nick,
+                        "identify": text}
             if not conn.authenticated and self.hub.gate.required:
                 conn.deliver(TELNET_ECHO_ON + b"\r\n")  # the typed line end was not echoed
                 self.hub.check_password(conn, text)
@@ -107,7 +133,14 @@ class LineReader(SocketReader):
             return {"type": "hello", "version": PROTOCOL_VERSION, "nick": text}
         current = conn.current_room
         if text.startswith("/") and not text.startswith("//"):
-            return protocol.parse_command(text, current.name if current else None)
+            frame = protocol.parse_command(text, current.name if current else None)
+            if frame["type"] in protocol.PASSWORD_REQUESTS:  # asked for, never typed inline
+                self.asking = frame
+                word = "New password" if frame["type"] in ("register", "passwd") \
+                    else "Password"
+                conn.deliver(TELNET_ECHO_OFF + f"{word}: ".encode())
+                return None
+            return frame
         if text.startswith("//"):
             text = text[1:]
         if current is None:
@@ -121,5 +154,13 @@ class LineReader(SocketReader):
         stripped by the TelnetFilter."""
         if self.hub.gate.required and not self.conn.authenticated:
             return TELNET_ECHO_OFF + b"Password: "
+        if self.pending_nick is not None:
+            return TELNET_ECHO_OFF + (f"Password for {self.pending_nick} (/cancel: choose "
+                                      "another nickname): ").encode()
         return b"Nickname: "
 
+
+
+def _nick_of(line: bytes) -> str:
+    """The nickname a text-mode user typed (already accepted by the hub as a name)."""
+    return line.decode("utf-8", "replace").strip()
