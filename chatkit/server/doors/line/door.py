@@ -22,7 +22,6 @@ from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.line.reader import LineReader
 from chatkit.server.doors.reader import SocketReader
-from chatkit.server.doors.threads import ReaderPool
 from chatkit.server.hub.hub import Hub
 from chatkit.server.repeated_log import RepeatedLog
 
@@ -77,7 +76,6 @@ class LineDoor:
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._log = RepeatedLog(log)
-        self._readers = ReaderPool()
 
     @property
     def unregistered(self) -> int:
@@ -101,7 +99,6 @@ class LineDoor:
             self._wake_r.close()
             self._wake_w.close()
             raise
-        self._readers.start()
         self._acceptor = threading.Thread(target=self._accept_loop, name=self.ACCEPTOR,
                                           daemon=True)
         self._acceptor.start()
@@ -136,7 +133,6 @@ class LineDoor:
         deadline = time.monotonic() + 5.0
         for conn in connections:
             conn.finished.wait(max(0.0, deadline - time.monotonic()))
-        self._readers.stop()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -207,8 +203,15 @@ class LineDoor:
                 pass
             sock.close()
             return
-        self._readers.run(self.reader_for(conn).run, f"chatkit-{peer}",
-                          lambda reason: self._not_started(conn, reason))
+        # One thread per connection, started here (a pool of threads started ahead of need
+        # joined storms a little faster but cost ~15% more CPU per delivery in a room of
+        # 1,000: benchmarks/README.md, "Many people on one server").
+        thread = threading.Thread(target=self.reader_for(conn).run, name=f"chatkit-{peer}",
+                                  daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:  # "can't start new thread": the system's limit
+            self._not_started(conn, f"server out of threads ({exc})")
 
     def _not_started(self, conn: LineConnection, reason: str) -> None:
         """`conn`'s reader thread could not be started: say why and forget it."""
