@@ -46,28 +46,6 @@ def fan_out(frame: Event, recipients: Iterable[Member], sender: Member | None, r
             chunks.append(data)
 
 
-def deliver_to(pending: Pending, members: list[Member]) -> None:
-    """One event to `members` (its room's, read under the hub's lock), delivered at once: the
-    path of a batch of one, outside the lock. Same bytes as `fan_out`, no output table."""
-    frame, sender = pending.event, pending.sender
-    encoded: dict[WireFormat, bytes] = {}
-    last_format: WireFormat | None = None
-    last_data = b""
-    for member in members:
-        fmt = member.format
-        if fmt is not last_format:
-            data = encoded.get(fmt)
-            if data is None:
-                data = encoded[fmt] = fmt.encode(frame)
-            last_format, last_data = fmt, data
-        if member is sender:
-            own = fmt.encode_own(last_data, frame, pending.ref, member.nick)
-            if own is not None:
-                member.deliver(own)
-            continue
-        member.deliver(last_data)
-
-
 def fan_out_run(run: list[Pending], members: Iterable[Member], out: Output) -> None:
     """Consecutive events for one room, each member getting all of them as one chunk.
 
