@@ -1,7 +1,8 @@
 """SASL PLAIN on the IRC door over raw sockets (docs/irc.md, docs/accounts.md): CAP LS 302
 advertises `sasl=PLAIN`, a right password logs in and the registered nickname is the owner's
 (its ghost replaced), a wrong one is 904 and the client may retry or stay a guest, long answers
-come in 400-byte pieces, the hub's throttling counts SASL attempts, no password is logged."""
+come in 400-byte pieces, the hub's throttling counts SASL attempts, no password is logged;
+and weechat logging in with its own SASL settings."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from helpers import DEFAULT_TIMEOUT, JsonClient, LineClient
+from ircclients import HAVE_WEECHAT, Weechat
 
 PASSWORD = "correct horse"
 pytestmark = pytest.mark.timeout(60)
@@ -201,3 +203,17 @@ def test_sasl_attempts_count_against_the_hubs_throttling(irc_server, opened):
     assert answer["code"] == "too_many_attempts"
     client.say("CAP END")
     client.expect(r" 433 \* jack ")
+
+
+@pytest.mark.skipif(not HAVE_WEECHAT, reason="weechat-headless not installed")
+def test_weechat_logs_in_to_a_registered_account_with_sasl(irc_server, opened, tmp_path):
+    registered_account(irc_server.port, "wsasl").close()
+    watcher = JsonClient(irc_server.port, "watcher")
+    opened.append(watcher)
+    wee = Weechat(tmp_path / "weechat", irc_server.irc_port, "wsasl",
+                  sasl=("wsasl", PASSWORD))
+    opened.append(wee)
+    wee.wait_log("server", r"SASL authentication successful")
+    watcher.expect("join", nick="wsasl")  # the registered nickname, in the lobby
+    wee.command("#lobby", "hello as my account")
+    watcher.expect("message", nick="wsasl", text="hello as my account")
