@@ -2,7 +2,7 @@
 advertises `sasl=PLAIN`, a right password logs in and the registered nickname is the owner's
 (its ghost replaced), a wrong one is 904 and the client may retry or stay a guest, long answers
 come in 400-byte pieces, the hub's throttling counts SASL attempts, no password is logged;
-and weechat logging in with its own SASL settings."""
+and weechat and irssi logging in with their own SASL settings."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from helpers import DEFAULT_TIMEOUT, JsonClient, LineClient
-from ircclients import HAVE_WEECHAT, Weechat
+from helpers import DEFAULT_TIMEOUT, JsonClient, LineClient, wait_for
+from ircclients import HAVE_IRSSI, HAVE_WEECHAT, Irssi, Weechat
 
 PASSWORD = "correct horse"
 pytestmark = pytest.mark.timeout(60)
@@ -217,3 +217,33 @@ def test_weechat_logs_in_to_a_registered_account_with_sasl(irc_server, opened, t
     watcher.expect("join", nick="wsasl")  # the registered nickname, in the lobby
     wee.command("#lobby", "hello as my account")
     watcher.expect("message", nick="wsasl", text="hello as my account")
+
+
+@pytest.mark.skipif(not HAVE_IRSSI, reason="irssi or tmux not installed")
+def test_irssi_logs_in_to_a_registered_account_with_sasl(irc_server, opened, tmp_path):
+    password = "horse-battery"  # irssi's /network add takes one word
+    registered_account(irc_server.port, "isasl", password).close()
+    watcher = JsonClient(irc_server.port, "watcher")
+    opened.append(watcher)
+    irssi = Irssi(tmp_path / "irssi", None, "isasl")
+    try:
+        irssi.type(f"/network add -sasl_mechanism PLAIN -sasl_username isasl "
+                   f"-sasl_password {password} office")
+        wait_for(lambda: "Network office saved" in irssi.screen(), message="network saved")
+        irssi.type(f"/server add -network office 127.0.0.1 {irc_server.irc_port}")
+        wait_for(lambda: "saved" in irssi.screen().split("Network office saved")[-1],
+                 message="server saved")
+        irssi.type("/connect office")
+        try:
+            wait_for(lambda: "End of /MOTD" in irssi.screen(), timeout=15,
+                     message="irssi's registration")
+            assert "SASL authentication succeeded" in irssi.screen()
+        except AssertionError:
+            raise AssertionError(f"no SASL login; irssi shows {irssi.screen()!r}") from None
+        irssi.type("/join #lobby")
+        try:
+            watcher.expect("join", room="lobby", nick="isasl", timeout=15)
+        except AssertionError:
+            raise AssertionError(f"no join; irssi shows {irssi.screen()!r}") from None
+    finally:
+        irssi.close()
