@@ -60,7 +60,7 @@ def opened() -> Iterator[list]:
 
 def registered_account(port: int, name: str, password: str = PASSWORD) -> JsonClient:
     """A JSON client that made its nickname `name` an account (and stays connected)."""
-    client = JsonClient(port, name)
+    client = JsonClient(port, name, room=None)
     answer = client.request({"type": "register", "password": password})
     assert answer["type"] == "account", answer
     return client
@@ -247,3 +247,14 @@ def test_irssi_logs_in_to_a_registered_account_with_sasl(irc_server, opened, tmp
             raise AssertionError(f"no join; irssi shows {irssi.screen()!r}") from None
     finally:
         irssi.close()
+
+
+def test_a_sasl_login_counts_on_a_server_that_needs_an_account(server_factory, opened):
+    server = server_factory(irc_port=0, require_account=True)
+    registered_account(server.port, "lena").close()
+    client = irc(server, opened)
+    client.start("lena")
+    client.plain("lena", PASSWORD)
+    client.expect(" 903 ")
+    client.say("CAP END", "JOIN #lobby")
+    client.expect(r" 366 lena #lobby ")
