@@ -26,7 +26,9 @@ class Weechat:
     """`weechat-headless --dir HOME` connected to one server, named `t` in weechat."""
 
     def __init__(self, home: Path, port: int, nick: str, *, autojoin: str = "#lobby",
-                 fingerprint: str | None = None) -> None:
+                 fingerprint: str | None = None, sasl: tuple[str, str] | None = None
+                 ) -> None:
+        """`sasl`: an account and its password, to log in with SASL PLAIN."""
         self.home = home
         self.nick = nick
         home.mkdir(parents=True, exist_ok=True)
@@ -42,6 +44,10 @@ class Weechat:
         ]
         if fingerprint:
             commands.append(f"/set irc.server.t.ssl_fingerprint {fingerprint}")
+        if sasl:
+            commands += ["/set irc.server.t.sasl_mechanism plain",
+                         f"/set irc.server.t.sasl_username {sasl[0]}",
+                         f"/set irc.server.t.sasl_password {sasl[1]}"]
         commands.append("/connect t")
         self.proc = subprocess.Popen(
             ["weechat-headless", "--dir", str(home), "--run-command", ";".join(commands)],

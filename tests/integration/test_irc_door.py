@@ -80,8 +80,7 @@ def test_registration_with_cap_negotiation(irc_server, opened):
     ls = client.expect(r"CAP \* LS :")
     assert set(ls.split(" :", 1)[1].split()) == {"away-notify", "batch", "draft/chathistory",
                                                   "echo-message", "message-tags",
-                                                  "server-time"}
-    assert "sasl" not in ls  # accounts are not there: not advertised
+                                                  "sasl=PLAIN", "server-time"}
     client.say("CAP REQ :server-time bogus-cap")
     client.expect(r"CAP \* NAK :server-time bogus-cap")
     client.say("CAP REQ :server-time echo-message", "CAP LIST")

@@ -45,7 +45,15 @@ def account_reply(hub: Hub, member: Member, event: str) -> AccountReply:
 
 def hello_login(hub: Hub, member: Member, frame: Frame, nick: str) -> Login | None:
     """At `hello`, before the lock: log in when the nickname is a registered account (its
-    password in the hello's `identify`), or refuse it (`nick_registered`)."""
+    password in the hello's `identify`), or refuse it (`nick_registered`). A login the door
+    made already (IRC SASL: `pending_login`) is that login, for any nickname but another
+    account's."""
+    pending = member.pending_login
+    if pending is not None:
+        if hub.accounts.is_registered(nick) and name_key(nick) != name_key(pending.name):
+            raise FrameError("nick_registered", f"{nick} is a registered nickname (you are "
+                             f"logged in to {pending.name}): choose another")
+        return pending
     if not hub.accounts.is_registered(nick):
         return None
     password = frame.get("identify")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from chatkit.server.hub.accounts import Login
     from chatkit.server.hub.rooms import Room
 
 
@@ -68,6 +69,9 @@ class Member:
         #: admin; None / False for a guest
         self.account: str | None = None
         self.admin = False
+        #: a login its door made before `hello` (IRC SASL, through Hub.accounts.identify):
+        #: `hello` logs in to it instead of asking for a password again
+        self.pending_login: Login | None = None
 
     @property
     def current_room(self) -> Room | None:

@@ -18,6 +18,7 @@ from chatkit.protocol.irc import Message
 from chatkit.server.doors.irc.history import chathistory
 from chatkit.server.doors.irc.registration import cap, registering
 from chatkit.server.doors.irc.replies import isupport, list_lines, motd_lines, who_line
+from chatkit.server.doors.irc.sasl import authenticate
 
 if TYPE_CHECKING:
     from chatkit.server.doors.irc.connection import IrcReader
@@ -339,6 +340,7 @@ COMMANDS: dict[str, Handler] = {
     "PING": ping, "PONG": pong, "NICK": nick, "USER": already, "PASS": already,
     "QUIT": quit_, "MOTD": motd, "LUSERS": lusers, "VERSION": version, "ISON": ison,
     "USERHOST": userhost, "HELP": help_, "CAP": cap, "CHATHISTORY": chathistory,
+    "AUTHENTICATE": authenticate,
 }
 #: parameters a command needs (461 ERR_NEEDMOREPARAMS otherwise)
 MIN_PARAMS = {"JOIN": 1, "PART": 1, "TOPIC": 1, "WHOIS": 1, "MODE": 1, "NICK": 1, "CAP": 1,

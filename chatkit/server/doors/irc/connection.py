@@ -44,6 +44,8 @@ class IrcConnection(LineConnection):
         self.wanted_nick: str | None = None  # NICK before registration
         self.user: str | None = None  # USER's user name (shown nowhere: prefixes are nick@chatkit)
         self.password: str | None = None  # PASS, checked at registration
+        #: the base64 of an open SASL exchange so far; None when none is open (irc/sasl.py)
+        self.sasl: str | None = None
         self.away: str | None = None  # AWAY's message; IRC-only state
         self.umodes: set[str] = set()
 

@@ -2,9 +2,9 @@
 USER, then the hub's `hello`. Until then a client's lines go to `registering`; after, to
 `commands.registered` (the reader's `handler` is its state).
 
-The password is the server's (`PASS`), checked by the hub's gate like every door's. SASL is
-not offered: accounts (issue 16) would add `sasl` to CAPABILITIES and an AUTHENTICATE handler
-here, feeding the same `hello`.
+The password is the server's (`PASS`), checked by the hub's gate like every door's; an
+account's password comes by SASL PLAIN (`AUTHENTICATE`, chatkit/server/doors/irc/sasl.py),
+whose login the same `hello` takes up.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from chatkit.protocol import PROTOCOL_VERSION, Frame, FrameError, irc
 from chatkit.protocol.irc import Message
-from chatkit.server.doors.irc.replies import CAPABILITIES
+from chatkit.server.doors.irc.replies import CAPABILITIES, CAPABILITY_VALUES
+from chatkit.server.doors.irc.sasl import abort, authenticate
 
 if TYPE_CHECKING:
     from chatkit.server.doors.irc.connection import IrcReader
@@ -48,6 +49,8 @@ def registering(reader: IrcReader, message: Message) -> None:
             return
         conn.user = message.params[0]
         try_register(reader)
+    elif command == "AUTHENTICATE":
+        authenticate(reader, message)
     elif command == "PING":
         from chatkit.server.doors.irc.commands import ping
 
@@ -94,7 +97,11 @@ def cap(reader: IrcReader, message: Message) -> None:
     if sub == "LS":
         if conn.nick is None:
             conn.negotiating = True
-        conn.send_lines(irc.line("CAP", me, "LS", " ".join(CAPABILITIES), source=server,
+        # CAP LS 302 (or later) gets the values (`sasl=PLAIN`), older clients the names
+        values = message.param(1).isdigit() and int(message.param(1)) >= 302
+        listed = [f"{cap}={CAPABILITY_VALUES[cap]}" if values and cap in CAPABILITY_VALUES
+                  else cap for cap in CAPABILITIES]
+        conn.send_lines(irc.line("CAP", me, "LS", " ".join(listed), source=server,
                                  trailing=True))
     elif sub == "LIST":
         conn.send_lines(irc.line("CAP", me, "LIST", " ".join(sorted(conn.caps)), source=server,
@@ -116,6 +123,7 @@ def cap(reader: IrcReader, message: Message) -> None:
     elif sub == "END":
         if conn.nick is None:
             conn.negotiating = False
+            abort(conn)  # a SASL exchange still open ends with registration
             try_register(reader)
     else:
         conn.numeric(irc.ERR_INVALIDCAPCMD, sub[:32], "Invalid CAP command")

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 #: the capabilities the door offers (CAP LS): only what it implements is advertised. `sasl` is
 #: not among them: accounts (issue 16) would add it at the door's registration seam.
 CAPABILITIES = ("away-notify", "batch", "draft/chathistory", "echo-message", "message-tags",
-                "server-time")
+                "sasl", "server-time")
+#: values CAP LS 302 gives with a capability's name
+CAPABILITY_VALUES = {"sasl": "PLAIN"}
 #: messages one CHATHISTORY request may ask for (the hub's MAX_HISTORY)
 CHATHISTORY_MAX = 1000
 
@@ -231,10 +233,10 @@ def _error(fmt: IrcFormat, frame: Mapping[str, Any], me: str) -> list[str]:
         return [fmt.numeric(irc.RPL_ENDOFNAMES, me, argument or "*", "End of /NAMES list.")]
     numeric = {
         "nick_taken": (irc.ERR_NICKNAMEINUSE, [argument, "Nickname is already in use"]),
-        # accounts (docs/accounts.md): the IRC door has no way to log in yet (no SASL)
+        # accounts (docs/accounts.md): logging in is SASL's, before registration
         "nick_registered": (irc.ERR_NICKNAMEINUSE, [argument, "Nickname is registered to an "
-                                                    "account (IRC clients cannot log in to "
-                                                    "accounts yet): choose another"]),
+                                                    "account: log in with SASL, or choose "
+                                                    "another"]),
         "banned": ((irc.ERR_CANNOTSENDTOCHAN, [argument, text]) if command == "PRIVMSG" else
                    ("474", [argument, text]) if command == "JOIN" else  # ERR_BANNEDFROMCHAN
                    ("465", [text])),  # ERR_YOUREBANNEDCREEP: banned from the server
