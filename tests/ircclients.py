@@ -70,7 +70,7 @@ class Weechat:
         except FileNotFoundError:
             return ""
 
-    def wait_log(self, buffer: str, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+    def wait_log(self, buffer: str, pattern: str, timeout: float = 20.0) -> re.Match[str]:
         match = wait_for(lambda: re.search(pattern, self.log(buffer), re.MULTILINE),
                          timeout=timeout,
                          message=f"{pattern!r} in weechat's {buffer} log")
@@ -141,7 +141,7 @@ class Irssi:
                 text += path.read_text(encoding="utf-8", errors="replace")
         return text
 
-    def wait_log(self, target: str, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+    def wait_log(self, target: str, pattern: str, timeout: float = 20.0) -> re.Match[str]:
         match = wait_for(lambda: re.search(pattern, self.log(target), re.MULTILINE),
                          timeout=timeout, message=f"{pattern!r} in irssi's {target} log "
                                                   f"(screen: {self.screen()!r})")

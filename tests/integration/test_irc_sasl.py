@@ -214,9 +214,10 @@ def test_weechat_logs_in_to_a_registered_account_with_sasl(irc_server, opened, t
                   sasl=("wsasl", PASSWORD))
     opened.append(wee)
     wee.wait_log("server", r"SASL authentication successful")
-    watcher.expect("join", nick="wsasl")  # the registered nickname, in the lobby
+    # bounded, but generous: weechat starts slowly on a loaded machine
+    watcher.expect("join", timeout=20, nick="wsasl")  # the registered nickname, in the lobby
     wee.command("#lobby", "hello as my account")
-    watcher.expect("message", nick="wsasl", text="hello as my account")
+    watcher.expect("message", timeout=20, nick="wsasl", text="hello as my account")
 
 
 @pytest.mark.skipif(not HAVE_IRSSI, reason="irssi or tmux not installed")
