@@ -114,3 +114,20 @@ def serve_process(tmp_path) -> Iterator[ServeProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def irc_server(server_factory) -> Server:
+    """A running server with an IRC port as well (127.0.0.1, ephemeral ports)."""
+    return server_factory(irc_port=0)
+
+
+@pytest.fixture
+def opened() -> Iterator[list]:
+    """Clients a test opens (anything with close()); all closed at teardown."""
+    clients: list = []
+    try:
+        yield clients
+    finally:
+        for client in clients:
+            client.close()

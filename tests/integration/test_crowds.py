@@ -4,8 +4,6 @@ list with the count, and `/who ROOM` still lists everyone. Real server, real soc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from chatkit.client.model import ChatModel
@@ -21,14 +19,6 @@ def crowd_server(server_factory):
     return server_factory(crowd_size=CROWD)
 
 
-@pytest.fixture
-def opened() -> Iterator[list]:
-    clients: list = []
-    try:
-        yield clients
-    finally:
-        for client in clients:
-            client.close()
 
 
 def join(port: int, nick: str, opened: list) -> JsonClient:

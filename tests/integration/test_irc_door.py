@@ -9,7 +9,6 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -60,17 +59,8 @@ class IrcClient(LineClient):
         self.expect(f" 366 \\S+ {re.escape(channel)} ")
 
 
-@pytest.fixture
-def irc_server(server_factory):
-    return server_factory(irc_port=0)
 
 
-@pytest.fixture
-def opened() -> Iterator[list]:
-    clients: list = []
-    yield clients
-    for client in clients:
-        client.close()
 
 
 def test_registration_with_cap_negotiation(irc_server, opened):

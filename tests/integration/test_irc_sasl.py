@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -45,17 +44,8 @@ class SaslClient(LineClient):
         self.say(*(f"AUTHENTICATE {piece}" for piece in pieces))
 
 
-@pytest.fixture
-def irc_server(server_factory):
-    return server_factory(irc_port=0)
 
 
-@pytest.fixture
-def opened() -> Iterator[list]:
-    clients: list = []
-    yield clients
-    for client in clients:
-        client.close()
 
 
 def registered_account(port: int, name: str, password: str = PASSWORD) -> JsonClient:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from chatkit.protocol import FrameError, LineSplitter, TelnetFilter
 from chatkit.ratelimit import TokenBucket
-from chatkit.tls import TlsChannel
+from chatkit.tls import TLS_RECORD_START, TlsChannel
 
 if TYPE_CHECKING:
     from chatkit.server.doors.line.connection import LineConnection
@@ -206,6 +206,26 @@ class SocketReader:
         return False
 
     # ------------------------------------------------------------------ bytes
+
+    def _open(self, wait: float, deadline: float, tls_only: bool) -> bytes | None:
+        """The connection's first plaintext: read within `wait` seconds (b'' if the client
+        waits), after a TLS handshake when the client starts one (done by `deadline`). None
+        when the connection ended, or when it spoke plain text and `tls_only` (after
+        `refuse_plain` told it)."""
+        first = self._read_within(wait)
+        if first is None:
+            return None
+        if first[:1] == bytes([TLS_RECORD_START]):
+            return self._start_tls(first, deadline)
+        if tls_only:
+            self.refuse_plain()
+            return None
+        return first
+
+    def refuse_plain(self) -> None:
+        """Tell a plain-text client of a TLS-only port why it is turned away (the door's
+        words) and set the connection's quit reason."""
+        raise NotImplementedError
 
     def _read_within(self, seconds: float) -> bytes | None:
         """The first bytes the client sends within `seconds` (b'' if it waits), None if gone."""

@@ -19,7 +19,6 @@ from chatkit.protocol import Frame, FrameError, LineSplitter, irc
 from chatkit.server.doors.irc.formats import IrcFormat, irc_format
 from chatkit.server.doors.line.connection import LineConnection
 from chatkit.server.doors.reader import SocketReader
-from chatkit.tls import TLS_RECORD_START
 
 if TYPE_CHECKING:
     from chatkit.server.doors.flusher import Flusher
@@ -86,21 +85,18 @@ class IrcReader(SocketReader):
         self.handler: Callable[[IrcReader, irc.Message], None] = commands.registering
 
     def _run(self) -> None:
-        conn, config = self.irc, self.config
+        config = self.config
         deadline = time.monotonic() + config.handshake_timeout
-        first = self._read_within(config.handshake_timeout)
+        first = self._open(config.handshake_timeout, deadline,
+                           tls_only=self.irc_door.tls_only or config.require_tls)
         if first is None:
             return
-        if first[:1] == bytes([TLS_RECORD_START]):
-            first = self._start_tls(first, deadline)
-            if first is None:
-                return
-        elif self.irc_door.tls_only or config.require_tls:
-            conn.send_lines(irc.line("ERROR", "Closing link: this port speaks TLS only",
-                                     trailing=True))
-            conn.quit_reason = "plain connection to a TLS-only port"
-            return
         self.read_lines(first, deadline, None, LineSplitter(irc.MAX_CLIENT_LINE))
+
+    def refuse_plain(self) -> None:
+        self.irc.send_lines(irc.line("ERROR", "Closing link: this port speaks TLS only",
+                                     trailing=True))
+        self.irc.quit_reason = "plain connection to a TLS-only port"
 
     def handle_line(self, line: bytes) -> None:
         conn = self.irc

@@ -20,7 +20,6 @@ from chatkit.protocol import (
 )
 from chatkit.server.doors.line.formats import JSON
 from chatkit.server.doors.reader import SocketReader
-from chatkit.tls import TLS_RECORD_START
 
 if TYPE_CHECKING:
     from chatkit.server.doors.line.connection import LineConnection
@@ -46,16 +45,8 @@ class LineReader(SocketReader):
     def _run(self) -> None:
         conn, config = self.conn, self.config
         deadline = time.monotonic() + config.handshake_timeout
-        first = self._read_within(config.sniff_seconds)
+        first = self._open(config.sniff_seconds, deadline, tls_only=config.require_tls)
         if first is None:
-            return
-        if first[:1] == bytes([TLS_RECORD_START]):
-            first = self._start_tls(first, deadline)
-            if first is None:
-                return
-        elif config.require_tls:
-            conn.deliver(b"!!! this server accepts TLS connections only: use `chatkit join`\r\n")
-            conn.quit_reason = "plain connection to a TLS-only server"
             return
         if first.startswith(b"{"):
             conn.use_json()
@@ -65,6 +56,11 @@ class LineReader(SocketReader):
             conn.deliver(self._prompt_bytes())
         telnet = TelnetFilter() if conn.mode == "text" else None
         self.read_lines(first, deadline, telnet, LineSplitter())
+
+    def refuse_plain(self) -> None:
+        self.conn.deliver(b"!!! this server accepts TLS connections only: use `chatkit join`"
+                          b"\r\n")
+        self.conn.quit_reason = "plain connection to a TLS-only server"
 
     def handle_line(self, line: bytes) -> None:
         """One complete input line from the client, in its mode."""
