@@ -30,7 +30,7 @@ from prompt_toolkit.shortcuts import clear as clear_screen
 
 from chatkit import paths
 from chatkit.client.accounts import FORGET, REMEMBER, AccountLines
-from chatkit.client.completer import ChatCompleter
+from chatkit.client.completer import chat_completer
 from chatkit.client.lines import CLIENT_COMMANDS, LEAVE_COMMANDS, classify, history_marker
 from chatkit.client.render import (
     STYLE,
@@ -49,9 +49,6 @@ from chatkit.protocol import CommandSpec, Frame, FrameError, name_key, normalize
 
 log = logging.getLogger("chatkit.client")
 
-#: commands whose argument Tab completes with a nickname (the operators' included)
-NICK_ARGUMENTS = ("op", "deop", "voice", "devoice", "kick", "ban", "mute", "unmute", "unban",
-                  "invite", "kill", "serverban")
 TRANSCRIPT_LINES = 2000  # what the app remembers of what it printed (for /clear and tests)
 
 
@@ -93,22 +90,10 @@ class ChatApp:
         session.on_event = self._from_reader
         #: /register, /identify... with a hidden prompt; /remember, /forget (client/accounts)
         self.accounts = AccountLines(session, lambda text: self.say(text), self._ask_hidden)
-        self.completer = ChatCompleter(
-            commands=lambda: merged_commands(self.session.commands),
-            nicks=self.session.nicks,
-            arguments={
-                "msg": self.session.nicks,
-                "ignore": self.session.nicks,
-                "unignore": lambda: list(self.settings.ignored),
-                "join": self.session.room_names,
-                "part": self.session.joined_rooms,
-                "who": self.session.room_names,
-                "bell": lambda: BELL_MODES,
-                **dict.fromkeys(NICK_ARGUMENTS, self.session.nicks),
-                **dict.fromkeys(("moderated", "invite-only", "topic-lock"),
-                                lambda: ("on", "off")),
-            },
-        )
+        self.completer = chat_completer(
+            commands=lambda: merged_commands(self.session.commands), nicks=self.session.nicks,
+            rooms=self.session.room_names, joined_rooms=self.session.joined_rooms,
+            ignored=lambda: list(self.settings.ignored), bell_modes=BELL_MODES)
         self.prompt_session: PromptSession[str] = PromptSession(
             message=self._prompt_message,
             history=history if history is not None else self._file_history(),

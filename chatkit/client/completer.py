@@ -92,3 +92,26 @@ class ChatCompleter(Completer):
         # The trailing space lets the user type on: `/msg bo<Tab>secret` is `/msg bob secret`.
         for value in _matching(values(), prefix):
             yield Completion(value + " ", start_position=-len(prefix), display=value)
+
+
+#: commands whose first argument is a nickname (the operators' included)
+NICK_ARGUMENTS = ("msg", "ignore", "op", "deop", "voice", "devoice", "kick", "ban", "mute",
+                  "unmute", "unban", "invite", "kill", "serverban")
+#: commands that take on or off
+SWITCHES = ("moderated", "invite-only", "topic-lock")
+
+
+def chat_completer(*, commands: Callable[[], Sequence[CommandSpec]],
+                   nicks: Callable[[], Iterable[str]], rooms: Callable[[], Iterable[str]],
+                   joined_rooms: Callable[[], Iterable[str]],
+                   ignored: Callable[[], Iterable[str]],
+                   bell_modes: Iterable[str]) -> ChatCompleter:
+    """The completer both clients use (`chatkit join`'s prompt and `chatkit gui`'s input
+    line): the same commands complete the same arguments in both."""
+    modes = tuple(bell_modes)
+    return ChatCompleter(commands=commands, nicks=nicks, arguments={
+        **dict.fromkeys(NICK_ARGUMENTS, nicks),
+        **dict.fromkeys(SWITCHES, lambda: ("on", "off")),
+        "unignore": ignored, "join": rooms, "part": joined_rooms, "who": rooms,
+        "bell": lambda: modes,
+    })

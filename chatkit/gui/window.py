@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from chatkit.client.app import merged_commands
-from chatkit.client.completer import ChatCompleter
+from chatkit.client.completer import chat_completer
 from chatkit.client.render import ToolbarFacts, render_toolbar
 from chatkit.client.session import ChatSession, Refused
 from chatkit.client.settings import BELL_MODES, Settings
@@ -100,12 +100,10 @@ class MainWindow(QMainWindow):
         self.view = ConversationView(self)
         self.delegate = self.view.delegate
         session = self.session
-        self.input = ChatInput(ChatCompleter(
+        self.input = ChatInput(chat_completer(
             commands=lambda: merged_commands(session.commands), nicks=session.nicks,
-            arguments={"msg": session.nicks, "ignore": session.nicks,
-                       "unignore": lambda: list(self.settings.ignored),
-                       "join": session.room_names, "part": session.joined_rooms,
-                       "who": session.room_names, "bell": lambda: BELL_MODES}), self)
+            rooms=session.room_names, joined_rooms=session.joined_rooms,
+            ignored=lambda: list(self.settings.ignored), bell_modes=BELL_MODES), self)
         self.input.submitted.connect(self.handler.handle)
         middle = QWidget(self)
         middle_layout = QVBoxLayout(middle)
