@@ -12,7 +12,7 @@ import pytest
 from chatkit.store import MessageStore, StoredMessage
 from chatkit.tls.certificates import fingerprint_hex
 
-from helpers import JsonClient, TextClient
+from helpers import JsonClient, TextClient, wait_for
 from ircclients import HAVE_IRSSI, HAVE_WEECHAT, Irssi, Weechat
 
 needs_weechat = pytest.mark.skipif(not HAVE_WEECHAT, reason="weechat-headless not installed")
@@ -156,13 +156,9 @@ def test_irssi_talks_with_a_chatkit_client(server_factory, tmp_path, clients):
 
 def wait_registered(client: JsonClient, nick: str) -> None:
     """Until `nick` is connected (a `who` of everyone lists it)."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        reply = client.request({"type": "who"})
-        if any(user["nick"] == nick for user in reply.get("users", [])):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{nick} never connected")
+    wait_for(lambda: any(user["nick"] == nick for user in
+                         client.request({"type": "who"}).get("users", [])),
+             timeout=15, message=f"{nick} connected")
 
 
 @needs_irssi
