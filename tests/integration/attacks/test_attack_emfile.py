@@ -60,6 +60,16 @@ def _read_stdout(proc: subprocess.Popen, until: str, timeout: float = 10.0) -> s
     return text.decode()
 
 
+def _end(proc: subprocess.Popen, socks: list[socket.socket]) -> None:
+    """Close the test's connections and kill its server (by its own PID)."""
+    for sock in socks:
+        sock.close()
+    proc.kill()
+    proc.wait(10)
+    if proc.stdout:
+        proc.stdout.close()
+
+
 def test_accept_out_of_descriptors_backs_off_instead_of_spinning(tmp_path):
     log_path = tmp_path / "server.log"
     with open(log_path, "wb") as log_file:
@@ -92,12 +102,7 @@ def test_accept_out_of_descriptors_backs_off_instead_of_spinning(tmp_path):
         probe.sendall(b"\r\n")
         assert probe.recv(100), "a queued connection was never served"
     finally:
-        for sock in socks:
-            sock.close()
-        proc.kill()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        _end(proc, socks)
 
 
 def test_serve_fits_max_clients_to_the_descriptor_limit_and_logs_refusals_once(tmp_path):
@@ -129,9 +134,4 @@ def test_serve_fits_max_clients_to_the_descriptor_limit_and_logs_refusals_once(t
         assert "Too many open files" not in log_text
         assert log_text.count("refusing") == 1, log_text[-2000:]
     finally:
-        for sock in socks:
-            sock.close()
-        proc.kill()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+        _end(proc, socks)
