@@ -208,7 +208,8 @@ class ModerationRequests:
         if what == "ban":  # everyone the ban covers goes, whatever nickname they use
             for other in list(hub.nicks.values()):
                 scope = room.name if room else None
-                if other.remote or other.admin or (room is not None and hub.moderation.is_op(other, room.name)) \
+                if other.remote or other.admin or (
+                        room is not None and hub.moderation.is_op(other, room.name)) \
                         or hub.moderation.matching("ban", other, scope) is None:
                     continue
                 if room is None:
