@@ -64,3 +64,46 @@ def test_lines_sent_while_redis_is_down_are_held_then_delivered_once(
     who = {u["nick"] for u in bob.request({"type": "who"})["users"]}
     assert who == {"alice", "bob"}
     assert not [f for f in bob.frames if f["type"] == "quit"]
+
+
+def test_redis_restarted_empty_is_told_again_who_is_connected(
+        redis_server, server_factory, opened):
+    a = server_factory(cluster=redis_server.url, tls=False)
+    b = server_factory(cluster=redis_server.url, tls=False)
+    alice, bob = JsonClient(a.port, "alice"), JsonClient(b.port, "bob")
+    opened += [alice, bob]
+    alice.expect("join", nick="bob")
+    last = bob.request({"type": "msg", "room": "lobby", "text": "before"})["id"]
+    redis_server.stop()  # no persistence: it comes back empty
+    bob.expect("notice")
+    redis_server.start()
+    bob.expect("notice", timeout=10)  # back
+    # the nicknames are claimed again: nobody else can take them
+    deadline = time.monotonic() + 10
+    while True:
+        late = JsonClient(b.port)
+        opened.append(late)
+        late.send({"type": "hello", "version": 1, "nick": "alice", "room": None})
+        answer = late.read_frame()
+        if answer is not None and answer.get("code") == "nick_taken":
+            break
+        assert time.monotonic() < deadline, f"alice's nick was not claimed again: {answer}"
+        late.close()
+        time.sleep(0.2)
+    after = alice.request({"type": "msg", "room": "lobby", "text": "after"})
+    assert bob.expect("message", text="after")["id"] == after["id"] > last
+
+
+def test_a_node_stopped_gracefully_has_its_people_quit_at_once(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice, bob = JsonClient(a.port, "alice"), JsonClient(b.port, "bob")
+    opened += [alice, bob]
+    alice.expect("join", nick="bob")
+    started = time.monotonic()
+    a.stop()
+    quit_ = bob.expect("quit", nick="alice", timeout=5)
+    assert time.monotonic() - started < 4  # not the 5 s of an expired heartbeat
+    assert quit_["reason"]
+    again = JsonClient(b.port, "alice")
+    opened.append(again)
+    assert again.welcome["nick"] == "alice"
