@@ -28,11 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from chatkit.protocol import FrameError, name_key
 from chatkit.server.bus.cluster_entries import (
+    act_entry,
     event_entry,
     member_entry,
     own_pending,
     remote_pending,
 )
+from chatkit.server.bus.cluster_records import RedisRecords
 from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
@@ -91,6 +93,10 @@ class ClusterBus:
         self._beat = threading.Thread(target=self._beat_loop, name="chatkit-cluster-beat",
                                       daemon=True)
         self._log = RepeatedLog(log)
+
+    def records(self) -> RedisRecords:
+        """Accounts and moderation, shared by every node (bus/cluster_records.py)."""
+        return RedisRecords(self.link)
 
     # ------------------------------------------------------------------ the Bus seam
 
@@ -189,6 +195,11 @@ class ClusterBus:
         seq = next(self._seqs)
         self._inflight[seq] = None
         self.queue.put(member_entry(member, seq, old_nick))
+
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        seq = next(self._seqs)
+        self._inflight[seq] = None
+        self.queue.put(act_entry(target, seq, action, room, reason))
 
     def cluster_view(self) -> dict[str, Any] | None:
         nodes = [{"id": node, "addresses": info.get("addresses", []),

@@ -54,7 +54,7 @@ for _, e in ipairs(batch) do
   if e.s > last then
     local sid = redis.call('INCR', p..'seq')..'-0'
     local fields = {'o', node, 's', tostring(e.s)}
-    for _, f in ipairs({'e', 't', 'm', 'c', 'k'}) do
+    for _, f in ipairs({'e', 't', 'm', 'c', 'k', 'a'}) do
       if e[f] then fields[#fields + 1] = f; fields[#fields + 1] = e[f] end
     end
     redis.call('XADD', p..'log', 'MAXLEN', '~', ARGV[4], sid, unpack(fields))
@@ -125,6 +125,15 @@ redis.call('HDEL', p..'lastseq', dead)
 return 1
 """
 
+# ARGV: prefix, node, log max, then field, value, ... -> the entry's id
+_NOTE = r"""
+local sid = redis.call('INCR', ARGV[1]..'seq')..'-0'
+local fields = {'o', ARGV[2], 's', '0'}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', ARGV[1]..'log', 'MAXLEN', '~', ARGV[3], sid, unpack(fields))
+return sid
+"""
+
 # ARGV: prefix -> {last id, topics..., then per live node: node, its members...}
 _SNAPSHOT = r"""
 local p = ARGV[1]
@@ -157,6 +166,7 @@ class RedisLog:
 
     def __init__(self, url: str, node: str) -> None:
         self.url, self.node = url, node
+        self.where = safe_url(url)  # for messages: never the password
         try:
             self.redis = redis.Redis.from_url(url, socket_timeout=5.0,
                                               socket_connect_timeout=3.0,
@@ -169,6 +179,7 @@ class RedisLog:
         self._claim = self.redis.register_script(_CLAIM)
         self._reap = self.redis.register_script(_REAP)
         self._snapshot = self.redis.register_script(_SNAPSHOT)
+        self._note = self.redis.register_script(_NOTE)
         # XREAD BLOCK holds its connection: the reader gets one of its own
         self.reader = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
             url, socket_timeout=10.0, socket_connect_timeout=3.0))
@@ -196,6 +207,12 @@ class RedisLog:
     def claim(self, key: str, token: str, client_id: str | None, take_over: bool) -> int:
         return int(self._call(self._claim, args=[PREFIX, key, self.node, token, client_id or "",
                                                  "1" if take_over else "0"]))
+
+    def note(self, fields: dict[str, str]) -> None:
+        """An entry of the log that only says something to the nodes (read accounts again, a
+        kick for a node's member), in order after what was appended before it."""
+        flat = [item for pair in fields.items() for item in pair]
+        self._call(self._note, args=[PREFIX, self.node, LOG_MAX, *flat])
 
     def reap(self, node: str, reason: str) -> bool:
         return bool(self._call(self._reap, args=[PREFIX, node, reason, round(time.time(), 3)]))
