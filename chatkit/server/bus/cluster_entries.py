@@ -11,6 +11,7 @@ recipients are read, like everything else, under the hub's lock in log order (`r
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
@@ -22,11 +23,13 @@ from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.moderation_requests import enforce_bans, remove_from_room
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.remote import RemoteMember, apply_record, drop_node
-from chatkit.store import SavedTopic, StoredMessage
+from chatkit.store import SavedTopic, StoredMessage, StoreError
 
 if TYPE_CHECKING:
     from chatkit.server.hub.hub import Hub
     from chatkit.server.hub.member import Member
+
+log = logging.getLogger("chatkit.server")
 
 STATE = "_state"  # the `type` of the stand-in event of an entry that only changes membership
 
@@ -61,7 +64,7 @@ def member_entry(member: Member, seq: int, old_nick: str | None) -> dict[str, An
     record = None if member.retired else {
         "nick": member.nick, "rooms": [room.name for room in member.rooms.values()],
         "quiet": member.quiet, "account": member.account, "admin": member.admin,
-        "peer": member.peer}
+        "peer": member.peer, "claim": member.claim}
     old = name_key(old_nick) if old_nick is not None else None
     entry: dict[str, Any] = {"s": seq, "mk": key, "tok": member.resume_token,
                              "m": json.dumps({"key": key, "rec": record, "old": old,
@@ -134,14 +137,24 @@ def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[str, str]
             drop_node(hub, gone)
         if isinstance(act, dict):
             _act(hub, act)
-        if reload == "accounts":
-            hub.accounts.reload()
-        elif reload == "moderation":
-            hub.moderation.load(hub.lock)
-            enforce_bans(hub)
+        if reload is not None:
+            _reload(hub, reload)
 
     pending.apply = apply
     return pending, row
+
+
+def _reload(hub: Hub, what: str) -> None:
+    """Another node changed accounts or moderation in Redis: read them again, as on SIGHUP.
+    Redis gone meanwhile: the next change, or SIGHUP, reads them (never stop the delivery)."""
+    try:
+        if what == "accounts":
+            hub.accounts.reload()
+        elif what == "moderation":
+            hub.moderation.load(hub.lock)
+            enforce_bans(hub)
+    except StoreError as exc:
+        log.warning("cluster: %s not read again: %s", what, exc)
 
 
 def _act(hub: Hub, act: dict[str, Any]) -> None:

@@ -77,12 +77,16 @@ redis.call('HSET', p..'lastseq', node, last)
 return last
 """
 
-# ARGV: prefix, nick key, node, token, client id, may take over ("1"/"0")
-# -> claim generation, or 0 (held by a live node), negative when taken from a live node
+# ARGV: prefix, nick key, node, token, client id, takes over a member of another node ("1")
+# -> claim generation, or 0 (held by a live node, or not yet), negative when taken from a
+# live node (the same client, moved)
 _CLAIM = r"""
 local p = ARGV[1]
 local held = redis.call('HGET', p..'nicks', ARGV[2])
 local from_live = false
+-- taking over from a member this node shows on another node, which Redis does not know:
+-- its node is telling Redis again (an emptied Redis), or its quit is on its way: not yet
+if not held and ARGV[6] == '1' then return 0 end
 if held then
   local hn, ht, hc = string.match(held, '^([^|]*)|([^|]*)|([^|]*)|')
   if hn ~= ARGV[3] and redis.call('EXISTS', p..'alive:'..hn) == 1 then
@@ -228,13 +232,18 @@ class RedisLog:
 
     # ------------------------------------------------------------------ reads
 
-    def dead_nodes(self) -> list[str]:
+    def nodes(self) -> tuple[set[str], set[str]]:
+        """(every node in the set, those whose heartbeat expired)."""
         nodes = sorted(n.decode() for n in self._call(self.redis.smembers, f"{PREFIX}nodes"))
         pipe = self.redis.pipeline()
         for node in nodes:
             pipe.exists(f"{PREFIX}alive:{node}")
         alive = self._call(pipe.execute)
-        return [node for node, up in zip(nodes, alive, strict=True) if not up]
+        return set(nodes), {node for node, up in zip(nodes, alive, strict=True) if not up}
+
+    def enlist(self, node: str) -> None:
+        """Put `node` back in the set of nodes, so that it can be reaped."""
+        self._call(self.redis.sadd, f"{PREFIX}nodes", node)
 
     def node_infos(self) -> dict[str, dict[str, Any]]:
         raw = self._call(self.redis.hgetall, f"{PREFIX}nodeinfo")
