@@ -286,3 +286,21 @@ def test_chatkit_admin_registers_an_account_for_the_whole_cluster(cluster, redis
                             text=True, capture_output=True, env=cli_env(chatkit_home),
                             timeout=30)
     assert listed.stdout.split()[0] == "carol"
+
+
+def test_an_irc_client_on_one_node_talks_with_people_on_another(cluster, opened):
+    from test_irc_door import IrcClient
+
+    a, b = cluster(tls=False), cluster(tls=False, irc_port=0)
+    alice = client(opened, a, "alice")
+    irc = IrcClient(b.irc_port, "weeuser")
+    opened.append(irc)
+    irc.join("#lobby")
+    alice.expect("join", nick="weeuser")
+    alice.request({"type": "msg", "room": "lobby", "text": "hello irc"})
+    irc.expect(r":alice!\S* PRIVMSG #lobby :hello irc")
+    irc.say("PRIVMSG #lobby :hello json")
+    assert alice.expect("message", text="hello json")["nick"] == "weeuser"
+    irc.say("NAMES #lobby")
+    names = irc.expect(" 353 ")
+    assert "alice" in names and "weeuser" in names

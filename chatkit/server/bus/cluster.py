@@ -322,7 +322,7 @@ class ClusterBus:
                         self.link.enlist(node)
                         dead.add(node)
                     for node in sorted(dead):
-                        if self.link.reap(node, "its server is gone"):
+                        if self.link.reap(node, "their server went away"):
                             log.warning("cluster: node %s stopped answering; its people "
                                         "were logged out", node)
                 self._infos = {node: info for node, info in self.link.node_infos().items()
