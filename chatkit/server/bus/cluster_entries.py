@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from chatkit.protocol import name_key
+from chatkit.protocol import FrameError, name_key
+from chatkit.protocol.checks import check_server_frame
 from chatkit.protocol.events import Event
+from chatkit.protocol.sanitize import sanitize_frame
 from chatkit.server.bus.cluster_redis import row_json, topic_json
 from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.moderation_requests import enforce_bans, remove_from_room
@@ -210,10 +212,19 @@ def _set_topic(hub: Hub, event: Mapping[str, Any]) -> None:
 
 
 def _event(data: str | None, id_: int) -> Event | None:
+    """Another node's event, checked like any frame a client receives and sanitised again
+    (whoever can write to Redis must not reach a terminal with an escape sequence); None for
+    one that is not a frame."""
     value = _json(data)
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         return None
+    value = sanitize_frame(value)
     value["id"] = id_
+    try:
+        check_server_frame(value)
+    except FrameError:
+        log.warning("cluster: a malformed event in the log (id %d) was skipped", id_)
+        return None
     return cast(Event, value)
 
 

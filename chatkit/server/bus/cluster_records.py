@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from chatkit.protocol.names import name_key
+from chatkit.protocol.sanitize import sanitize_frame
 from chatkit.server.bus.cluster_redis import PREFIX, RedisLog
 from chatkit.store import Account, Records, RoomSettings, Sanction, StoreError
 
@@ -196,10 +197,11 @@ class RedisRecords(Records):
 
 
 def _json(raw: bytes | None) -> Any:
+    """A stored row, its strings sanitised (names and reasons are shown to clients)."""
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        return sanitize_frame(json.loads(raw))
     except ValueError:
         return None
 

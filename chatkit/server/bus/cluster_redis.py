@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from chatkit.errors import ChatkitError
+from chatkit.protocol.sanitize import sanitize_frame
 from chatkit.store import SavedTopic, StoredMessage
 
 PREFIX = "chatkit:"
@@ -324,7 +325,7 @@ def topic_json(saved: SavedTopic) -> str:
 
 
 def _topic(data: bytes) -> SavedTopic | None:
-    value = _json(data)
+    value = sanitize_frame(_json(data))  # shown to clients: never an escape sequence
     if not isinstance(value, list) or len(value) != 4 or not all(
             isinstance(v, str) for v in value[:3]) or not isinstance(value[3], (int, float)):
         return None
