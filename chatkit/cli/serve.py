@@ -125,6 +125,9 @@ class _ReloadSignal:
 @click.option("--irc-tls-port", type=click.IntRange(0, 65535), default=None,
               help="Also speak IRC over TLS on this port, with the server's certificate "
                    "(6697 is IRC's) [default: off].")
+@click.option("--reuse-port", is_flag=True,
+              help="Share the chat (and IRC) ports with other `chatkit serve --reuse-port` "
+                   "processes of this user: several cluster nodes on one host, one port.")
 def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
           log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
           log_private: bool, fsync: str, retain_days: float | None,
@@ -132,7 +135,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           require_tls: bool, password: str | None, password_file: TextIO | None,
           rate_limit: float, max_clients: int, crowd_size: int, max_per_address: int,
           max_unregistered: int, admins: tuple[str, ...], require_account: bool,
-          motd_file: str | None, irc_port: int | None, irc_tls_port: int | None) -> None:
+          motd_file: str | None, irc_port: int | None, irc_tls_port: int | None,
+          reuse_port: bool) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
 
@@ -164,7 +168,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           max_per_address=max_per_address,
                           max_unregistered=max_unregistered, crowd_size=crowd_size,
                           admins=admins, require_account=require_account,
-                          motd_file=motd_file, irc_port=irc_port, irc_tls_port=irc_tls_port)
+                          motd_file=motd_file, irc_port=irc_port, irc_tls_port=irc_tls_port,
+                          reuse_port=reuse_port)
     if name:
         config.name = name
     fd_limit = raise_fd_limit()
@@ -234,6 +239,9 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append("TLS off (--no-tls): everything travels unencrypted")
     lines.append(responder.describe() if responder is not None
                  else "discovery off (--no-discovery): clients need the address")
+    if config.reuse_port:
+        lines.append("listening ports shared with other --reuse-port processes: the system "
+                     "spreads new connections among them")
     if password:
         lines.append("clients need the password")
     if config.admins:

@@ -70,3 +70,6 @@ class ServerConfig:
     #: TLS-only port; None: off (docs/irc.md)
     irc_port: int | None = None
     irc_tls_port: int | None = None
+    #: SO_REUSEPORT on the listening sockets: several processes (the nodes of a cluster on
+    #: one host) share one port, the kernel spreading connections among them
+    reuse_port: bool = False
