@@ -305,9 +305,11 @@ def warn_if_name_taken(server: Server, discovery_port: int) -> threading.Thread:
         except (ChatkitError, OSError) as exc:
             log.debug("could not check whether the name %r is free: %s", server.name, exc)
             return
+        cluster = server.info().get("cluster")  # its nodes may share one name
         for other in found:
             if other.name.casefold() == server.name.casefold() \
-                    and other.instance != server.instance:
+                    and other.instance != server.instance \
+                    and (cluster is None or other.cluster != cluster):
                 log.warning("another server on the network is also called %r (at %s): "
                             "people choosing by name will be asked which; give this one its "
                             "own name with --name", server.name, other.address)
