@@ -119,10 +119,13 @@ def failover_targets(view: ClusterView, here: str, *, tls: bool, verified: bool,
 
 
 def _ranked(addresses: tuple[tuple[str, int], ...], here: str) -> list[tuple[str, int]]:
+    home: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     try:
         home = ipaddress.ip_address(here.split("%", 1)[0])
-    except ValueError:  # a host name: its IP version and scope are unknown
-        home = None
+    except ValueError:  # a host name: its IP version and scope are unknown, but for one
+        name = here.casefold().rstrip(".")
+        local = name == "localhost" or name.endswith(".localhost")
+        home = ipaddress.ip_address("127.0.0.1") if local else None
     usable = []
     for host, port in addresses:
         ip = ipaddress.ip_address(host)

@@ -62,6 +62,11 @@ def test_loopback_addresses_only_from_loopback_and_same_ip_version_first() -> No
     assert [t.address for t in local] == ["127.0.0.1:5002", "192.168.1.2:5002"]
     v6 = failover_targets(v, "2001:db8::1", tls=False, verified=False, pinned=never_pinned)
     assert v6[0].address == "[2001:db8::2]:5002"
+    by_name = failover_targets(v, "localhost", tls=False, verified=False, pinned=never_pinned)
+    assert by_name[0].address == "127.0.0.1:5002"
+    remote_name = failover_targets(v, "chat.example", tls=False, verified=False,
+                                   pinned=never_pinned)
+    assert [t.address for t in remote_name] == ["[2001:db8::2]:5002", "192.168.1.2:5002"]
 
 
 def test_trust_a_verified_channel_names_the_certificate_to_expect() -> None:
