@@ -8,7 +8,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from chatkit.cli.serve import start_discovery  # noqa: E402
 from chatkit.server import Server, ServerConfig  # noqa: E402
 
-from helpers import ServeProcess  # noqa: E402
+from helpers import RedisServer, ServeProcess  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -131,3 +131,27 @@ def opened() -> Iterator[list]:
     finally:
         for client in clients:
             client.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own on a free loopback port (skipped without one)."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    running = RedisServer(str(tmp_path / "redis"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def cluster(redis_server, server_factory) -> Callable[..., Server]:
+    """Start nodes of one cluster (in this process, real sockets, the test's own Redis)."""
+
+    def node(**overrides) -> Server:
+        return server_factory(cluster=redis_server.url, **overrides)
+
+    return node

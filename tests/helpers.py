@@ -325,3 +325,56 @@ class Relay:
                 sock.close()
         for thread in self.threads[1:]:
             thread.join(5)
+
+
+class RedisServer:
+    """A real `redis-server` of the test's own on a free loopback port, data in `workdir`
+    (`appendonly` when durability is the point). Stopped by PID."""
+
+    def __init__(self, workdir: str, *, appendonly: bool = False, port: int = 0) -> None:
+        self.workdir, self.appendonly = workdir, appendonly
+        self.port = port or _free_tcp_port()
+        self.proc: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        os.makedirs(self.workdir, exist_ok=True)
+        with open(os.path.join(self.workdir, "redis.log"), "ab") as out:
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+                 "--dir", self.workdir, "--protected-mode", "yes"],
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError("redis-server did not start")
+            time.sleep(0.02)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

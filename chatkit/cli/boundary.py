@@ -45,6 +45,8 @@ REMEDIES = {
                           "--max-per-address 0 --max-unregistered 0 (and --max-clients above "
                           "--clients)",
     "give_password": "give it with --password-file FILE (or CHATKIT_PASSWORD, or --password)",
+    "check_cluster": "start Redis or fix the URL of --cluster (docs/cluster.md)",
+    "install_cluster": "pip install 'chatkit[cluster]'",
 }
 
 

@@ -125,6 +125,12 @@ class _ReloadSignal:
 @click.option("--irc-tls-port", type=click.IntRange(0, 65535), default=None,
               help="Also speak IRC over TLS on this port, with the server's certificate "
                    "(6697 is IRC's) [default: off].")
+@click.option("--cluster", envvar="CHATKIT_SERVE_CLUSTER", default=None, metavar="URL",
+              help="Share rooms with the other nodes of a cluster through Redis: "
+                   "redis://[:PASSWORD@]HOST:6379/0 or rediss:// (also CHATKIT_SERVE_CLUSTER; "
+                   "docs/cluster.md). Needs chatkit[cluster].")
+@click.option("--cluster-name", default=None, metavar="NAME",
+              help="The cluster's name in discovery [default: the server's --name].")
 @click.option("--reuse-port", is_flag=True,
               help="Share the chat (and IRC) ports with other `chatkit serve --reuse-port` "
                    "processes of this user: several cluster nodes on one host, one port.")
@@ -136,7 +142,7 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           rate_limit: float, max_clients: int, crowd_size: int, max_per_address: int,
           max_unregistered: int, admins: tuple[str, ...], require_account: bool,
           motd_file: str | None, irc_port: int | None, irc_tls_port: int | None,
-          reuse_port: bool) -> None:
+          cluster: str | None, cluster_name: str | None, reuse_port: bool) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
 
@@ -169,6 +175,7 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           max_unregistered=max_unregistered, crowd_size=crowd_size,
                           admins=admins, require_account=require_account,
                           motd_file=motd_file, irc_port=irc_port, irc_tls_port=irc_tls_port,
+                          cluster=cluster, cluster_name=cluster_name,
                           reuse_port=reuse_port)
     if name:
         config.name = name
@@ -231,6 +238,11 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
     else:
         lines.append("messages kept in memory only (--no-history): lost when the server stops")
     lines += irc_lines(server, host)
+    if server.cluster is not None:
+        view = server.cluster.cluster_view() or {}
+        lines.append(f"node {view.get('node')} of cluster {view.get('name')!r} through Redis at "
+                     f"{server.cluster.where} (history from Redis; {config.db or 'memory'} "
+                     "keeps this node's archive)")
     if server.fingerprint:
         lines.append(f"TLS certificate fingerprint {server.fingerprint}")
         lines.append("  as openssl shows it: SHA256 Fingerprint="

@@ -16,13 +16,14 @@ import dataclasses
 import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from chatkit.client.connection import Connection
 from chatkit.client.link_options import LinkOptions
 from chatkit.errors import ChatkitError, ProtocolError, RefusedError
 from chatkit.net.addresses import format_address, parse_endpoint
 from chatkit.paths import known_servers_file
+from chatkit.protocol.events import ClusterInfo
 from chatkit.tls import KnownServers, TrustError
 
 #: addresses of one node tried in one round (a node lists every address it listens on)
@@ -53,9 +54,9 @@ class ClusterView:
         """The view a `welcome` gives (already checked by `check_server_frame`: a malformed
         `cluster` never got here); None without one. Addresses that are not `IP:PORT` are
         left out, never resolved."""
-        cluster = welcome.get("cluster")
-        if not isinstance(cluster, dict):
+        if not isinstance(welcome.get("cluster"), dict):
             return None
+        cluster = cast(ClusterInfo, welcome["cluster"])
         nodes = []
         for node in cluster["nodes"]:
             addresses = []

@@ -70,6 +70,10 @@ class ServerConfig:
     #: TLS-only port; None: off (docs/irc.md)
     irc_port: int | None = None
     irc_tls_port: int | None = None
+    #: the Redis URL of a cluster of nodes sharing rooms (docs/cluster.md); None: alone
+    cluster: str | None = None
+    #: the cluster's name, as discovery and `welcome` say it (default: the server's name)
+    cluster_name: str | None = None
     #: SO_REUSEPORT on the listening sockets: several processes (the nodes of a cluster on
     #: one host) share one port, the kernel spreading connections among them
     reuse_port: bool = False

@@ -17,7 +17,7 @@ import secrets
 import socket
 import ssl
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatkit import protocol
 from chatkit.errors import ChatkitError
@@ -26,6 +26,7 @@ from chatkit.net.interfaces import interface_addresses, reachable_addresses
 from chatkit.paths import server_cert_file, server_key_file
 from chatkit.protocol import PROTOCOL_VERSION, name_key
 from chatkit.server.bus.local import LocalBus
+from chatkit.server.bus.retention import Retention
 from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.irc.door import IrcDoor
@@ -35,6 +36,9 @@ from chatkit.server.hub.crowds import PresenceClock
 from chatkit.server.hub.hub import Hub, HubRules
 from chatkit.store import MessageStore
 from chatkit.tls import ensure_certificate, server_context
+
+if TYPE_CHECKING:
+    from chatkit.server.bus.cluster import ClusterBus
 
 log = logging.getLogger("chatkit.server")
 
@@ -53,6 +57,28 @@ def read_motd(path: str | None) -> list[str]:
     return lines[:MAX_MOTD_LINES]
 
 
+def cluster_bus(url: str, store: MessageStore, config: ServerConfig, name: str
+                ) -> ClusterBus:
+    """The bus of a node of the cluster at `url` (redis-py is imported only for a cluster)."""
+    try:
+        from chatkit.server.bus.cluster import ClusterBus
+    except ImportError as exc:
+        if exc.name != "redis":
+            raise
+        store.close()
+        raise ChatkitError("a cluster needs redis-py, which is not installed",
+                           remedy="install_cluster") from None
+    try:
+        return ClusterBus(url, store, cluster_name=name,
+                          archive=config.db is not None,
+                          retention=Retention(store, retain_days=config.retain_days,
+                                              max_messages=config.max_messages,
+                                              prune_every=config.prune_every))
+    except ChatkitError:
+        store.close()
+        raise
+
+
 class Service(Protocol):
     def stop(self) -> None: ...
 
@@ -66,8 +92,15 @@ class Server:
         self.instance = secrets.token_hex(8)  # tells two servers of one name apart
         store = MessageStore(config.db or ":memory:", fsync=config.fsync,
                              log_private=config.log_private)
-        self.bus = LocalBus(store, retain_days=config.retain_days,
-                            max_messages=config.max_messages, prune_every=config.prune_every)
+        self.bus: LocalBus | ClusterBus
+        self.cluster: ClusterBus | None = None  # --cluster
+        if config.cluster is not None:
+            name = protocol.sanitize_text(config.cluster_name or "")[:64] or self.name
+            self.bus = self.cluster = cluster_bus(config.cluster, store, config, name)
+        else:
+            self.bus = LocalBus(store, retain_days=config.retain_days,
+                                max_messages=config.max_messages,
+                                prune_every=config.prune_every)
         self.hub = Hub(self.name, self.bus, HubRules(
             history_on_join=config.history_on_join,
             max_rooms_per_client=config.max_rooms_per_client, password=config.password,
@@ -80,7 +113,6 @@ class Server:
         for name in self.hub.accounts.missing_admins():
             log.warning("admin %s is not a registered account, so not an admin: register it, "
                         "then reload (SIGHUP)", name)
-        self.bus.hub = self.hub
         self.presence = PresenceClock(self.hub.announce_presence)
         self.flusher = Flusher()
         self.tls_context: ssl.SSLContext | None = None
@@ -123,6 +155,8 @@ class Server:
             self.door = self.irc_door = self.irc_tls_door = None
             raise
         self.flusher.start()
+        if self.cluster is not None:
+            self.cluster.node_info = self.node_info
         self.bus.start()
         self.presence.start()
         # debug: `chatkit serve` prints this in its banner; the log must not say it twice
@@ -191,9 +225,19 @@ class Server:
                 "addresses": self.addresses(with_port=False), "version": PROTOCOL_VERSION,
                 "tls": self.tls_context is not None, "fingerprint": self.fingerprint,
                 "password": self.hub.gate.required, "users": users, "rooms": rooms,
+                **self._cluster_info(),
                 **{name: port for name, port in (("irc_port", self.irc_port),
                                                  ("irc_tls_port", self.irc_tls_port))
                    if port is not None}}
+
+    def node_info(self) -> dict[str, Any]:
+        """What this node tells the other nodes of its cluster (and they tell clients)."""
+        return {"addresses": self.addresses(), "fingerprint": self.fingerprint,
+                "users": self.hub.counts()[0] if self.door is not None else 0}
+
+    def _cluster_info(self) -> dict[str, str]:
+        view = self.bus.cluster_view()
+        return {} if view is None else {"cluster": view["name"], "node": view["node"]}
 
     def addresses(self, with_port: bool = True) -> list[str]:
         """Every address a client can use to reach this server."""

@@ -8,7 +8,6 @@ that lock and go to the bus in id order; replies to a member's own request go st
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from chatkit.server.hub.moderation import Moderation
 from chatkit.server.hub.pages import paged
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.ports import Bus
-from chatkit.server.hub.repeats import SentLines
+from chatkit.server.hub.repeats import SentLine, SentLines
 from chatkit.server.hub.rooms import Room
 from chatkit.store import Records, SavedTopic, StoredMessage
 
@@ -90,19 +89,19 @@ class Hub:
         self.rooms: dict[str, Room] = {}
         self.crowds = Crowds(self.rules.crowd_size)
         self.new_room(DEFAULT_ROOM)
-        self._ids = itertools.count(bus.last_id() + 1)
         self.sent_lines = SentLines()  # lines a client may send again after a reconnect
         self.stopping = False  # no quit events while the server shuts down
         from chatkit.server.hub.requests import Requests  # the handlers need the Hub class
 
         self.requests = Requests(self)
+        bus.attach(self)
 
     # ------------------------------------------------------------------ frames
 
     def stamp(self) -> tuple[int, float]:
         """The next id and the current time, which every server frame carries (frames are
         built as typed literals of chatkit/protocol/events.py, keys in wire order)."""
-        return next(self._ids), round(time.time(), 3)
+        return self.bus.next_id(), round(time.time(), 3)
 
     def reply(self, member: Member, frame: ServerFrame, request: Frame | None) -> None:
         """A reply to `member`'s request, carrying the request's `ref`."""
@@ -133,10 +132,12 @@ class Hub:
                 recipients: list[Member] | None = None, sender: Member | None = None,
                 ref: object = None, exclude: Member | None = None,
                 row: StoredMessage | None = None,
-                apply: Callable[[], None] | None = None) -> None:
+                apply: Callable[[], None] | None = None, line: SentLine | None = None,
+                again: bool = False) -> None:
         """Hand an event to the bus; the caller holds the lock, so ids stay in order. `apply`
         makes the change the event announces, once it is stored (see Pending)."""
-        self.bus.submit(Pending(event, room, recipients, sender, ref, exclude, row, apply))
+        self.bus.submit(Pending(event, room, recipients, sender, ref, exclude, row, apply,
+                                line, again))
 
     def dispatch(self, member: Member, frame: Frame) -> None:
         """One request from a door; raises FrameError for anything refused."""
@@ -180,8 +181,9 @@ class Hub:
         if member.retired:
             raise FrameError("replaced", "this connection was replaced by a newer one")
 
-    def retire(self, member: Member, reason: str | None) -> None:
-        """Free a member's nickname and rooms and tell those who shared a room; once only.
+    def retire(self, member: Member, reason: str | None, *, announce: bool = True) -> None:
+        """Free a member's nickname and rooms and tell those who shared a room (unless not
+        `announce`: it lives on, on another node of a cluster); once only.
 
         Called under the lock, when its connection ends or when a client's new connection
         replaces its old one (the old reader thread then only closes the socket)."""
@@ -192,15 +194,17 @@ class Hub:
             del self.nicks[name_key(member.nick)]
         # Crowds hear of it in their next presence summary (hub/crowds.py); the quit event
         # goes to the people of the other rooms.
-        audience = self.co_members(member, crowds=False)
+        audience = self.co_members(member, crowds=False) if announce else []
         for room in list(member.rooms.values()):
-            self.announce_departure(member, room)
+            if announce:
+                self.announce_departure(member, room)
             self.leave(member, room)
         if audience and not self.stopping and not member.quiet:
             id_, ts = self.stamp()
             quit_event: QuitEvent = {"type": "quit", "nick": member.nick, "reason": reason,
                                      "id": id_, "ts": ts}
             self.publish(quit_event, recipients=audience)
+        self.bus.member_changed(member)  # gone: its nickname is free on every node
         log.info("%s disconnected (%s)", member.label, reason or "quit")
 
     def co_members(self, member: Member, crowds: bool = True) -> list[Member]:
@@ -270,6 +274,7 @@ class Hub:
                 self.announce_arrival(member, room)
                 log.info("%s joined %s", member.nick, room.name)
             member.rooms[key] = room
+            self.bus.member_changed(member)  # its rooms: known on every node of a cluster
             nicks, partial = self.member_list(room, member)
             # `members`, `id` and `ts` are added per page (JoinedFrame in protocol/events.py)
             empty: Frame = {"type": "joined", "room": room.name, "topic": room.topic,
@@ -318,6 +323,8 @@ class Hub:
         """Take `member` out of `room`; an emptied room other than the lobby goes away."""
         member.rooms.pop(name_key(room.name), None)
         room.remove(member)
+        if not member.retired:  # a retiring member is announced gone once, by retire
+            self.bus.member_changed(member)
         if not room.members and name_key(room.name) != DEFAULT_ROOM:
             self.rooms.pop(name_key(room.name), None)
             self.crowds.forget(room.name)

@@ -49,6 +49,8 @@ class Member:
     """
 
     format: WireFormat
+    #: a member connected to another node of a cluster (hub/remote.py): its node delivers
+    remote = False
 
     def __init__(self, peer: str) -> None:
         self.peer = peer  # "host:port", for logs, per-address limits and the password gate
@@ -69,6 +71,9 @@ class Member:
         #: admin; None / False for a guest
         self.account: str | None = None
         self.admin = False
+        #: in a cluster, the generation of its claim on its nickname (the newer claim wins
+        #: when two nodes show one nick: a client that moved); 0 alone
+        self.claim = 0
         #: a login its door made before `hello` (IRC SASL, through Hub.accounts.identify):
         #: `hello` logs in to it instead of asking for a password again
         self.pending_login: Login | None = None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chatkit.protocol.events import Event
+from chatkit.server.hub.repeats import SentLine
 from chatkit.store import StoredMessage
 
 if TYPE_CHECKING:
@@ -31,3 +32,9 @@ class Pending:
     #: the change of state it announces (a topic), made by the bus under the hub's lock once
     #: the row is stored and before anyone hears of it; never made if storing failed
     apply: Callable[[], None] | None = None
+    #: the client's tagged line it became (hub/repeats.py): other nodes of a cluster remember
+    #: it too, so the line sent again to one of them after a failover is not taken twice
+    line: SentLine | None = None
+    #: an event published before, answered again to its sender (a repeated line): it keeps
+    #: its id and is not logged again
+    again: bool = False

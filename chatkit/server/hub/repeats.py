@@ -16,6 +16,9 @@ from collections.abc import Hashable
 
 from chatkit.protocol.events import Event
 
+#: a client's line: (client id, tag, content)
+SentLine = tuple[str, Hashable, Hashable]
+
 #: (client id, tag) pairs remembered, all clients together; the least recently used go first.
 #: A client re-sends at most the lines it had in flight when the connection dropped.
 MAX_REMEMBERED = 20_000

@@ -127,7 +127,7 @@ class Requests:
         with hub.lock:
             admit(hub, member, nick, login)  # the login, and no server ban
             holder = hub.nicks.get(name_key(nick))
-            if holder is not None:
+            if holder is not None and not holder.remote:
                 # the owner of a registered nickname takes it back from its ghost
                 owner = login is not None and holder.account == login.name
                 if not owner and not _same_client(holder, resume, client_id):
@@ -138,10 +138,17 @@ class Requests:
                          holder.label, member.peer)
                 hub.retire(holder, "reconnected")
                 holder.end("reconnected")
-            member.nick = nick
             member.client_id = client_id
+            # Another node of a cluster may hold it: the bus decides (the holder's node is
+            # gone, or this is the same client, moved here after a failover)
+            remote = holder if holder is not None and holder.remote else None
+            hub.bus.claim_nick(member, nick, remote)
+            if remote is not None:
+                hub.retire(remote, "moved", announce=False)  # it lives on here
+            member.nick = nick
             member.quiet = quiet
             hub.nicks[name_key(nick)] = member
+            hub.bus.member_changed(member)
             log.info("%s connected (%s%s)", member.label, member.format.description,
                      ", quiet" if quiet else "")
             id_, ts = hub.stamp()
@@ -152,6 +159,9 @@ class Requests:
                            "max_room": MAX_ROOM, "rate": hub.rules.rate_limit,
                            "burst": hub.rules.rate_burst},
                 "id": id_, "ts": ts, "resume": member.resume_token}
+            cluster = hub.bus.cluster_view()
+            if cluster is not None:
+                welcome["cluster"] = cluster
             hub.reply(member, welcome, frame)
             welcome_notices(hub, member)  # the message of the day; the login
         if hub.rules.require_account and member.account is None:
@@ -180,8 +190,10 @@ class Requests:
             id_, ts = hub.stamp()
             event: MessageEvent = {"type": "message", "room": room.name, "nick": _nick(member),
                                    "text": text, "action": action, "id": id_, "ts": ts}
+            line = (member.client_id, tag, content) \
+                if tag is not None and member.client_id is not None else None
             hub.publish(event, room=room, sender=member, ref=frame.get("ref"),
-                        row=stored_row(event, "action" if action else "message"))
+                        row=stored_row(event, "action" if action else "message"), line=line)
             if tag is not None and member.client_id is not None:
                 hub.sent_lines.remember(member.client_id, tag, content, event)
 
@@ -195,7 +207,8 @@ class Requests:
         event = self.hub.sent_lines.find(member.client_id, tag, content)
         if event is None:
             return False
-        self.hub.publish(event, recipients=[member], sender=member, ref=frame.get("ref"))
+        self.hub.publish(event, recipients=[member], sender=member, ref=frame.get("ref"),
+                         again=True)
         return True
 
     def on_me(self, member: Member, frame: Frame) -> None:
@@ -219,8 +232,10 @@ class Requests:
                                    "to": _nick(target), "text": text, "id": id_, "ts": ts}
             recipients = [target] if target is member else [target, member]
             row = stored_row(event, "private") if hub.rules.log_private else None
+            line = (member.client_id, tag, content) \
+                if tag is not None and member.client_id is not None else None
             hub.publish(event, recipients=recipients, sender=member, ref=frame.get("ref"),
-                        row=row)
+                        row=row, line=line)
             if tag is not None and member.client_id is not None:
                 hub.sent_lines.remember(member.client_id, tag, content, event)
 
@@ -308,6 +323,8 @@ class Requests:
                 raise FrameError("nick_taken", f"nickname {new} is taken; choose another")
             if new == old:
                 raise FrameError("bad_nick", f"you are already {new}")
+            if holder is None:
+                hub.bus.claim_nick(member, new, None)  # a node of a cluster may have it
             del hub.nicks[name_key(old)]
             hub.nicks[name_key(new)] = member
             for room in member.rooms.values():
@@ -318,6 +335,7 @@ class Requests:
                 room.renamed()
             member.nick = new
             hub.crowds.renamed([room.name for room in member.rooms.values()], old, new)
+            hub.bus.member_changed(member, old)
             id_, ts = hub.stamp()
             event: NickEvent = {"type": "nick", "old": old, "new": new, "id": id_, "ts": ts}
             hub.publish(event, recipients=[member, *hub.co_members(member)], sender=member,

@@ -1,0 +1,367 @@
+"""The cluster bus: several `chatkit serve` nodes sharing rooms through one Redis.
+
+Every node appends what its hub accepts to one Redis stream (cluster_redis.py), which gives
+each event its cluster-wide id, and reads that stream back (XREAD BLOCK): every node delivers
+every event in that one order, its own included, so the sender's echo means "in the cluster's
+log". Membership travels in the same stream, so each node's hub shows everyone
+(hub/remote.py). Threads, each with one job:
+
+- the appender takes accepted events in id order and appends them in batches, one script call
+  each; while Redis does not answer it keeps them (bounded: `MAX_HELD` lines, then people's
+  lines are refused by name) and appends them when it is back, exactly once;
+- the reader reads the log, stores what is to be kept in this node's SQLite archive
+  (`chatkit history` reads it) and delivers (delivery.py);
+- the heartbeat keeps this node alive in Redis, publishes its addresses and load, and reaps
+  nodes whose heartbeat expired: their people quit and their nicknames are freed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from chatkit.protocol import FrameError, name_key
+from chatkit.server.bus.cluster_entries import (
+    event_entry,
+    member_entry,
+    own_pending,
+    remote_pending,
+)
+from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
+from chatkit.server.bus.delivery import deliver
+from chatkit.server.bus.fanout import Output, fan_out
+from chatkit.server.bus.retention import Retention
+from chatkit.server.hub.pending import Pending
+from chatkit.server.hub.remote import apply_record
+from chatkit.server.repeated_log import RepeatedLog
+from chatkit.store import MessageStore, SavedTopic, StoredMessage, StoreError
+
+if TYPE_CHECKING:
+    from chatkit.server.hub.hub import Hub
+    from chatkit.server.hub.member import Member
+
+log = logging.getLogger("chatkit.server")
+
+MAX_BATCH = 256
+#: people's lines kept while Redis does not answer; more are refused (`cluster_unavailable`)
+MAX_HELD = 1_000
+HEARTBEAT_SECONDS = 1.0
+_STOP = object()
+_LINES = ("message", "private", "topic")  # what a person sends: refused when too many wait
+
+
+class ClusterBus:
+    """See the module docstring."""
+
+    def __init__(self, url: str, store: MessageStore, *, cluster_name: str,
+                 archive: bool = True, retention: Retention | None = None) -> None:
+        self.node = secrets.token_hex(6)
+        self.cluster_name = cluster_name
+        #: this node's archive of the cluster's stored events (`chatkit history` reads it);
+        #: none with --no-history: the cluster's history is in Redis
+        self.store = store
+        self.archive = archive
+        self.retention = retention or Retention(store)
+        self.link = RedisLog(url, self.node)  # raises ChatkitError: unreachable at start
+        self.where = safe_url(url)
+        last_id, self._topics, self._members = self.link.snapshot()
+        self.published_id = last_id  # everything before is history (in Redis)
+        self.hub: Hub | None = None
+        #: what this node says of itself (the server fills it in once its doors are up)
+        self.node_info: Callable[[], dict[str, Any]] = dict
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._seqs = itertools.count(1)  # this node's entries, in order (appends are idempotent)
+        self._inflight: dict[int, Pending | None] = {}
+        self._held_lines = 0  # people's lines accepted and not yet in the log
+        self._down_since: float | None = None
+        self._down_lock = threading.Lock()  # three threads notice an outage: one notice
+        self._up_since = time.monotonic()
+        self._infos: dict[str, dict[str, Any]] = {}
+        self._stopping = threading.Event()
+        self._appender = threading.Thread(target=self._append_loop, name="chatkit-cluster-out",
+                                          daemon=True)
+        self._reader = threading.Thread(target=self._read_loop, name="chatkit-cluster-in",
+                                        daemon=True)
+        self._beat = threading.Thread(target=self._beat_loop, name="chatkit-cluster-beat",
+                                      daemon=True)
+        self._log = RepeatedLog(log)
+
+    # ------------------------------------------------------------------ the Bus seam
+
+    def attach(self, hub: Hub) -> None:
+        """Show the members of the nodes already running (read with the last id at start)."""
+        self.hub = hub
+        with hub.lock:
+            for node, members in self._members.items():
+                for key, record in members.items():
+                    if isinstance(record, dict):
+                        apply_record(hub, node, key, record)
+        self._members = {}
+
+    def next_id(self) -> int:
+        # Events get their id when appended; a reply carries the newest id delivered before it
+        return self.published_id
+
+    def topics(self) -> dict[str, SavedTopic]:
+        return dict(self._topics)
+
+    def start(self) -> None:
+        try:  # in the set of nodes before anyone can connect through it
+            self._heartbeat()
+            self._infos = self.link.node_infos()
+        except ClusterUnavailable as exc:
+            self._went_down(exc)
+        self._appender.start()
+        self._reader.start()
+        self._beat.start()
+
+    def stop(self) -> None:
+        """Append everything accepted, deliver it, then leave the cluster: this node's people
+        quit on the other nodes at once (not after the heartbeat expires)."""
+        if not self._appender.is_alive():
+            return
+        self.queue.put(_STOP)
+        self._appender.join(10)
+        deadline = time.monotonic() + 5
+        while self._inflight and time.monotonic() < deadline and self._reader.is_alive():
+            time.sleep(0.01)
+        self._stopping.set()
+        self._reader.join(3)
+        self._beat.join(3)
+        try:
+            self.link.reap(self.node, "its server stopped")
+        except ClusterUnavailable:
+            pass  # the others reap this node when its heartbeat expires
+
+    def close(self) -> None:
+        self.store.close()
+        self.link.close()
+
+    def submit(self, pending: Pending) -> None:
+        if pending.again:  # an answer to a repeated line: its event is in the log already
+            out: Output = {}
+            fan_out(pending.event, pending.recipients or [], pending.sender, pending.ref, out)
+            for member, chunks in out.items():
+                member.deliver(b"".join(chunks))
+            return
+        line = pending.sender is not None and pending.event["type"] in _LINES
+        if line and self._down_since is not None and self._held_lines >= MAX_HELD:
+            raise FrameError("cluster_unavailable", f"the cluster's Redis has not answered "
+                             f"for {time.monotonic() - self._down_since:.0f} s and "
+                             f"{MAX_HELD} lines are waiting for it: not accepted, send it "
+                             "again later")
+        seq = next(self._seqs)
+        entry = event_entry(pending, seq)
+        if line:
+            self._held_lines += 1
+            entry["_line"] = True
+        self._inflight[seq] = pending
+        self.queue.put(entry)
+
+    def room_history(self, room: str, *, limit: int, after: int | None, up_to: int
+                     ) -> list[StoredMessage]:
+        try:
+            return self.link.room_history(name_key(room), limit=limit, after=after, up_to=up_to)
+        except ClusterUnavailable as exc:
+            self._log.log(logging.WARNING, "history", "cluster history unavailable: %s", exc)
+            return []
+
+    def claim_nick(self, member: Member, nick: str, takes_over: Member | None) -> None:
+        try:
+            claim = self.link.claim(name_key(nick), member.resume_token, member.client_id,
+                                    take_over=takes_over is not None)
+        except ClusterUnavailable:
+            raise FrameError("cluster_unavailable", "the cluster's Redis is not answering: "
+                             "nicknames cannot be checked; try again in a moment") from None
+        if claim == 0:
+            raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
+        member.claim = abs(claim)
+
+    def member_changed(self, member: Member, old_nick: str | None = None) -> None:
+        if member.remote or member.nick is None:
+            return
+        seq = next(self._seqs)
+        self._inflight[seq] = None
+        self.queue.put(member_entry(member, seq, old_nick))
+
+    def cluster_view(self) -> dict[str, Any] | None:
+        nodes = [{"id": node, "addresses": info.get("addresses", []),
+                  "fingerprint": info.get("fingerprint"), "users": info.get("users", 0)}
+                 for node, info in sorted(self._infos.items())]
+        return {"name": self.cluster_name, "node": self.node, "nodes": nodes}
+
+    # ------------------------------------------------------------------ appending
+
+    def _append_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self.queue.get()
+            batch: list[dict[str, Any]] = []
+            while item is not None:
+                if item is _STOP:
+                    stopping = True
+                elif isinstance(item, dict):
+                    batch.append(item)
+                if len(batch) >= MAX_BATCH:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    item = None
+            if batch:
+                self._append(batch, time.monotonic() + 8 if stopping else None)
+
+    def _append(self, batch: list[dict[str, Any]], deadline: float | None) -> None:
+        """Append `batch`, retrying until Redis takes it (a stopping node gives up at
+        `deadline`, saying so)."""
+        lines = sum(1 for entry in batch if entry.pop("_line", False))
+        while True:
+            try:
+                self.link.append(batch, self.published_id)
+                break
+            except ClusterUnavailable as exc:
+                self._went_down(exc)
+                if deadline is not None and time.monotonic() > deadline:
+                    log.error("cluster: %d events not appended: Redis at %s did not answer",
+                              len(batch), self.where)
+                    return
+                time.sleep(0.5)
+            except Exception:  # never lose the thread: later events still need it
+                log.exception("internal error appending %d events", len(batch))
+                return
+        with self._hub_lock():
+            self._held_lines -= lines
+
+    # ------------------------------------------------------------------ reading
+
+    def _read_loop(self) -> None:
+        after = self.published_id
+        while not self._stopping.is_set():
+            try:
+                entries = self.link.read(after, block_ms=500, count=MAX_BATCH)
+            except ClusterUnavailable as exc:
+                self._went_down(exc)
+                self._stopping.wait(0.5)
+                continue
+            self._came_back()
+            if not entries:
+                continue
+            after = entries[-1][0]
+            try:
+                self._deliver(entries)
+            except Exception:  # never lose the thread
+                log.exception("internal error delivering %d cluster events", len(entries))
+            self.retention.maybe_prune()
+
+    def _deliver(self, entries: list[tuple[int, dict[str, str]]]) -> None:
+        hub = self.hub
+        assert hub is not None, "a bus publishes for a hub"
+        batch: list[Pending] = []
+        rows: list[StoredMessage] = []
+        for id_, fields in entries:
+            if fields.get("o") == self.node:
+                seq = int(fields.get("s", "0"))
+                pending = own_pending(self._inflight.pop(seq, None), id_)
+                if pending.row is not None:
+                    rows.append(pending.row)
+            else:
+                pending, row = remote_pending(hub, fields.get("o", ""), id_, fields)
+                if row is not None:
+                    rows.append(row)
+            batch.append(pending)
+        if rows and self.archive:
+            try:
+                self.store.append(rows)
+            except StoreError as exc:  # the archive only: Redis holds the cluster's history
+                self._log.log(logging.ERROR, f"store:{exc}", "archive: %s", exc)
+        deliver(self, hub, batch)
+
+    # ------------------------------------------------------------------ liveness
+
+    def _beat_loop(self) -> None:
+        while not self._stopping.wait(HEARTBEAT_SECONDS):
+            try:
+                if self._heartbeat():
+                    self._reassert()
+                self._came_back()
+                dead = set(self.link.dead_nodes()) - {self.node}
+                # Only once every node had the time to say it is alive since this one last
+                # reached Redis: after an outage, the first node back must not reap the rest.
+                if time.monotonic() - self._up_since > ALIVE_MS / 1000 + 1:
+                    for node in sorted(dead):
+                        if self.link.reap(node, "its server is gone"):
+                            log.warning("cluster: node %s stopped answering; its people "
+                                        "were logged out", node)
+                self._infos = {node: info for node, info in self.link.node_infos().items()
+                               if node not in dead}
+            except ClusterUnavailable as exc:
+                self._went_down(exc)
+            except Exception:  # never lose the thread
+                log.exception("internal error in the cluster heartbeat")
+
+    def _heartbeat(self) -> bool:
+        try:
+            info = self.node_info()
+        except Exception:  # the server's own view; never fatal to the heartbeat
+            info = {}
+        return self.link.heartbeat(info)
+
+    def _reassert(self) -> None:
+        """This node was dropped from the cluster (Redis lost its data, or this node stalled
+        past its heartbeat): claim its people's nicknames again and tell the others who they
+        are. Someone who lost a nickname meanwhile is disconnected, saying why."""
+        hub = self.hub
+        if hub is None:
+            return
+        log.warning("cluster: this node was dropped by the cluster; telling it again who is "
+                    "connected here")
+        with hub.lock:
+            for member in [m for m in hub.nicks.values() if not m.remote]:
+                try:
+                    self.claim_nick(member, member.nick or "", None)
+                except FrameError:
+                    member.end("your nickname was taken while this server was cut off from "
+                               "its cluster")
+                    continue
+                self.member_changed(member)
+
+    def _went_down(self, exc: BaseException) -> None:
+        with self._down_lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
+        log.error("cluster: Redis at %s is not answering (%s); holding what people send",
+                  self.where, exc)
+        self._tell_everyone("the cluster's Redis is not answering: what you send is held "
+                            f"(up to {MAX_HELD} lines) and goes out when it is back")
+
+    def _came_back(self) -> None:
+        with self._down_lock:
+            if self._down_since is None:
+                return
+            lost = time.monotonic() - self._down_since
+            self._down_since = None
+            self._up_since = time.monotonic()
+        log.warning("cluster: Redis at %s answers again after %.0f s", self.where, lost)
+        self._tell_everyone(f"the cluster's Redis is back after {lost:.0f} s: held lines "
+                            "are sent")
+
+    def _tell_everyone(self, text: str) -> None:
+        hub = self.hub
+        if hub is None:
+            return
+        with hub.lock:
+            local = [m for m in hub.nicks.values() if not m.remote]
+            frame = hub.notice(text)
+        for member in local:
+            member.send_frame(frame)
+
+    def _hub_lock(self) -> Any:
+        assert self.hub is not None
+        return self.hub.lock

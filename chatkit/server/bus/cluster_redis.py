@@ -1,0 +1,317 @@
+"""The cluster's state in Redis, and the few atomic steps that change it (Lua scripts).
+
+Keys, all under one prefix (`chatkit:` and the database of the URL):
+
+    seq                  the last event id given (INCR): ids are cluster-wide
+    log                  a stream of every event and membership change, entry id `<id>-0`:
+                         one order for the whole cluster; every node reads it (XREAD BLOCK)
+    room:<key>           a stream of one room's stored events (same ids): history and gap fill
+    topics               room key -> the topic as JSON
+    nicks                nick key -> "node|token|client id|claim": who holds each nickname
+    claims               the last claim generation (INCR): the newer claim wins
+    members:<node>       nick key -> that node's member as JSON (nick, rooms, quiet)
+    lastseq              node -> the last of its batches appended (appends are idempotent)
+    nodes                the set of nodes taking part;  alive:<node>  its heartbeat (expires)
+    nodeinfo             node -> its addresses, fingerprint and users, as JSON
+
+Everything a node changes goes through `append`, one script per batch, so the log and the state
+beside it never disagree. Redis runs scripts one at a time: that is the cluster's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from chatkit.errors import ChatkitError
+from chatkit.store import SavedTopic, StoredMessage
+
+PREFIX = "chatkit:"
+LOG_MAX = 100_000  # entries kept in the cluster's log (nodes read it live)
+ROOM_MAX = 10_000  # stored events kept per room: history and gap fill reach this far
+ALIVE_MS = 5_000  # a node whose heartbeat is older than this is gone
+
+# ARGV: prefix, node, id floor, log max, room max, batch (JSON list of entries)
+_APPEND = r"""
+local p, node = ARGV[1], ARGV[2]
+local batch = cjson.decode(ARGV[6])
+local last = tonumber(redis.call('HGET', p..'lastseq', node) or '0')
+if tonumber(redis.call('GET', p..'seq') or '0') < tonumber(ARGV[3]) then
+  redis.call('SET', p..'seq', ARGV[3])
+end
+local function release(key, tok)
+  local held = redis.call('HGET', p..'nicks', key)
+  if held and string.sub(held, 1, #node + #tok + 2) == node..'|'..tok..'|' then
+    redis.call('HDEL', p..'nicks', key)
+  end
+end
+for _, e in ipairs(batch) do
+  if e.s > last then
+    local sid = redis.call('INCR', p..'seq')..'-0'
+    local fields = {'o', node, 's', tostring(e.s)}
+    for _, f in ipairs({'e', 't', 'm', 'c', 'k'}) do
+      if e[f] then fields[#fields + 1] = f; fields[#fields + 1] = e[f] end
+    end
+    redis.call('XADD', p..'log', 'MAXLEN', '~', ARGV[4], sid, unpack(fields))
+    if e.rk then
+      redis.call('XADD', p..'room:'..e.rk, 'MAXLEN', '~', ARGV[5], sid, 'row', e.row)
+    end
+    if e.mk then
+      if e.mrec then redis.call('HSET', p..'members:'..node, e.mk, e.mrec)
+      else redis.call('HDEL', p..'members:'..node, e.mk); release(e.mk, e.tok) end
+      if e.mold then redis.call('HDEL', p..'members:'..node, e.mold); release(e.mold, e.tok) end
+    end
+    if e.tk then
+      if e.topic then redis.call('HSET', p..'topics', e.tk, e.topic)
+      else redis.call('HDEL', p..'topics', e.tk) end
+    end
+    last = e.s
+  end
+end
+redis.call('HSET', p..'lastseq', node, last)
+return last
+"""
+
+# ARGV: prefix, nick key, node, token, client id, may take over ("1"/"0")
+# -> claim generation, or 0 (held by a live node), negative when taken from a live node
+_CLAIM = r"""
+local p = ARGV[1]
+local held = redis.call('HGET', p..'nicks', ARGV[2])
+local from_live = false
+if held then
+  local hn, ht, hc = string.match(held, '^([^|]*)|([^|]*)|([^|]*)|')
+  if hn ~= ARGV[3] and redis.call('EXISTS', p..'alive:'..hn) == 1 then
+    if ARGV[6] ~= '1' or ARGV[5] == '' or hc ~= ARGV[5] then return 0 end
+    from_live = true
+  end
+end
+local gen = redis.call('INCR', p..'claims')
+redis.call('HSET', p..'nicks', ARGV[2], ARGV[3]..'|'..ARGV[4]..'|'..ARGV[5]..'|'..gen)
+if from_live then return -gen end
+return gen
+"""
+
+# ARGV: prefix, dead node, reason, now -> 1 if this call reaped it
+# Its members quit (one log entry each, to their co-members on every node), its nicknames are
+# freed unless another node claimed one since (a client that moved), and it leaves the set.
+_REAP = r"""
+local p, dead = ARGV[1], ARGV[2]
+if redis.call('SREM', p..'nodes', dead) == 0 then return 0 end
+local members = redis.call('HGETALL', p..'members:'..dead)
+for i = 1, #members, 2 do
+  local key, rec = members[i], cjson.decode(members[i + 1])
+  local held = redis.call('HGET', p..'nicks', key)
+  if held and string.sub(held, 1, #dead + 1) == dead..'|' then
+    redis.call('HDEL', p..'nicks', key)
+    if not rec.quiet then
+      local event = cjson.encode({type = 'quit', nick = rec.nick, reason = ARGV[3], id = 0,
+                                  ts = tonumber(ARGV[4])})
+      local sid = redis.call('INCR', p..'seq')..'-0'
+      redis.call('XADD', p..'log', 'MAXLEN', '~', '100000', sid, 'o', '', 's', '0',
+                 'e', event, 't', cjson.encode({co = key, node = dead}))
+    end
+  end
+end
+local sid = redis.call('INCR', p..'seq')..'-0'
+redis.call('XADD', p..'log', 'MAXLEN', '~', '100000', sid, 'o', '', 's', '0', 'g', dead)
+redis.call('DEL', p..'members:'..dead, p..'alive:'..dead)
+redis.call('HDEL', p..'nodeinfo', dead)
+redis.call('HDEL', p..'lastseq', dead)
+return 1
+"""
+
+# ARGV: prefix -> {last id, topics..., then per live node: node, its members...}
+_SNAPSHOT = r"""
+local p = ARGV[1]
+local out = {redis.call('GET', p..'seq') or '0', redis.call('HGETALL', p..'topics')}
+for _, node in ipairs(redis.call('SMEMBERS', p..'nodes')) do
+  out[#out + 1] = node
+  out[#out + 1] = redis.call('HGETALL', p..'members:'..node)
+end
+return out
+"""
+
+
+def safe_url(url: str) -> str:
+    """`url` without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = (f"{parts.username}:***@" if parts.username else ":***@") + host + (
+        f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class ClusterUnavailable(Exception):
+    """Redis did not answer (down, unreachable, restarting)."""
+
+
+class RedisLog:
+    """One node's handle on the cluster's Redis: the scripts above and the plain reads."""
+
+    def __init__(self, url: str, node: str) -> None:
+        self.url, self.node = url, node
+        try:
+            self.redis = redis.Redis.from_url(url, socket_timeout=5.0,
+                                              socket_connect_timeout=3.0,
+                                              health_check_interval=10)
+            self.redis.ping()
+        except (redis.RedisError, ValueError, OSError) as exc:
+            raise ChatkitError(f"cannot reach the cluster's Redis at {safe_url(url)}: "
+                               f"{_reason(exc)}", remedy="check_cluster") from None
+        self._append = self.redis.register_script(_APPEND)
+        self._claim = self.redis.register_script(_CLAIM)
+        self._reap = self.redis.register_script(_REAP)
+        self._snapshot = self.redis.register_script(_SNAPSHOT)
+        # XREAD BLOCK holds its connection: the reader gets one of its own
+        self.reader = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
+            url, socket_timeout=10.0, socket_connect_timeout=3.0))
+
+    def close(self) -> None:
+        self.redis.close()
+        self.reader.close()
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise ClusterUnavailable(_reason(exc)) from None
+        except redis.ResponseError as exc:
+            if "LOADING" in str(exc) or "BUSY" in str(exc):
+                raise ClusterUnavailable(str(exc)) from None
+            raise
+
+    # ------------------------------------------------------------------ writes
+
+    def append(self, entries: Sequence[dict[str, Any]], floor: int) -> None:
+        self._call(self._append, args=[PREFIX, self.node, floor, LOG_MAX, ROOM_MAX,
+                                       json.dumps(entries)])
+
+    def claim(self, key: str, token: str, client_id: str | None, take_over: bool) -> int:
+        return int(self._call(self._claim, args=[PREFIX, key, self.node, token, client_id or "",
+                                                 "1" if take_over else "0"]))
+
+    def reap(self, node: str, reason: str) -> bool:
+        return bool(self._call(self._reap, args=[PREFIX, node, reason, round(time.time(), 3)]))
+
+    def heartbeat(self, info: dict[str, Any]) -> bool:
+        """Say this node is alive; True when it was not in the set of nodes (new, or reaped
+        while Redis or this node stalled: its members must be told again)."""
+        pipe = self.redis.pipeline()
+        pipe.set(f"{PREFIX}alive:{self.node}", "1", px=ALIVE_MS)
+        pipe.sadd(f"{PREFIX}nodes", self.node)
+        pipe.hset(f"{PREFIX}nodeinfo", self.node, json.dumps(info))
+        return bool(self._call(pipe.execute)[1])
+
+    # ------------------------------------------------------------------ reads
+
+    def dead_nodes(self) -> list[str]:
+        nodes = sorted(n.decode() for n in self._call(self.redis.smembers, f"{PREFIX}nodes"))
+        pipe = self.redis.pipeline()
+        for node in nodes:
+            pipe.exists(f"{PREFIX}alive:{node}")
+        alive = self._call(pipe.execute)
+        return [node for node, up in zip(nodes, alive, strict=True) if not up]
+
+    def node_infos(self) -> dict[str, dict[str, Any]]:
+        raw = self._call(self.redis.hgetall, f"{PREFIX}nodeinfo")
+        infos: dict[str, dict[str, Any]] = {}
+        for node, data in raw.items():
+            try:
+                info = json.loads(data)
+            except ValueError:
+                continue
+            if isinstance(info, dict):
+                infos[node.decode()] = info
+        return infos
+
+    def snapshot(self) -> tuple[int, dict[str, SavedTopic], dict[str, dict[str, Any]]]:
+        """(last id, topics by room key, members by node then nick key), read atomically."""
+        out = self._call(self._snapshot, args=[PREFIX])
+        topics: dict[str, SavedTopic] = {}
+        raw_topics = out[1]
+        for i in range(0, len(raw_topics), 2):
+            saved = _topic(raw_topics[i + 1])
+            if saved is not None:
+                topics[raw_topics[i].decode()] = saved
+        members: dict[str, dict[str, Any]] = {}
+        for i in range(2, len(out), 2):
+            node, pairs = out[i].decode(), out[i + 1]
+            members[node] = {pairs[j].decode(): _json(pairs[j + 1])
+                             for j in range(0, len(pairs), 2)}
+        return int(out[0]), topics, members
+
+    def read(self, after: int, block_ms: int, count: int) -> list[tuple[int, dict[str, str]]]:
+        """The log's entries after id `after` (waiting up to `block_ms` for one)."""
+        got = self._call(self.reader.xread, {f"{PREFIX}log": f"{after}-0"}, count=count,
+                         block=block_ms)
+        entries: list[tuple[int, dict[str, str]]] = []
+        for _stream, items in got or []:
+            for entry_id, fields in items:
+                entries.append((int(entry_id.split(b"-")[0]),
+                                {k.decode(): v.decode() for k, v in fields.items()}))
+        return entries
+
+    def room_history(self, room_key: str, *, limit: int, after: int | None, up_to: int
+                     ) -> list[StoredMessage]:
+        stream = f"{PREFIX}room:{room_key}"
+        if after is None:
+            items = list(reversed(self._call(self.redis.xrevrange, stream, f"{up_to}-0", "-",
+                                             count=limit)))
+        else:
+            if after >= up_to:
+                return []
+            items = self._call(self.redis.xrange, stream, f"({after}-0", f"{up_to}-0",
+                               count=limit)
+        rows = []
+        for entry_id, fields in items:
+            row = _row(int(entry_id.split(b"-")[0]), fields.get(b"row", b""))
+            if row is not None:
+                rows.append(row)
+        return rows
+
+
+def row_json(row: StoredMessage) -> str:
+    return json.dumps([row.room, row.kind, row.nick, row.target, row.text, row.ts])
+
+
+def _row(id_: int, data: bytes) -> StoredMessage | None:
+    value = _json(data)
+    if not isinstance(value, list) or len(value) != 6:
+        return None
+    room, kind, nick, target, text, ts = value
+    if not isinstance(kind, str) or not isinstance(ts, (int, float)):
+        return None
+    return StoredMessage(id_, room if isinstance(room, str) else None, kind, str(nick),
+                         target if isinstance(target, str) else None,
+                         text if isinstance(text, str) else None, float(ts))
+
+
+def topic_json(saved: SavedTopic) -> str:
+    return json.dumps([saved.room, saved.text, saved.nick, saved.ts])
+
+
+def _topic(data: bytes) -> SavedTopic | None:
+    value = _json(data)
+    if not isinstance(value, list) or len(value) != 4 or not all(
+            isinstance(v, str) for v in value[:3]) or not isinstance(value[3], (int, float)):
+        return None
+    return SavedTopic(value[0], value[1], value[2], float(value[3]))
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200].rstrip(".")

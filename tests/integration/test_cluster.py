@@ -1,0 +1,217 @@
+"""Several nodes of one cluster, one Redis (the test's own): one chat.
+
+Nodes run in this process (real sockets on 127.0.0.1, a real redis-server); the tests that kill
+a node or Redis are in test_cluster_failures.py.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from chatkit.errors import ChatkitError
+from chatkit.server import Server, ServerConfig
+
+from helpers import JsonClient, wait_for
+
+
+def client(opened: list, node: Server, nick: str, **kwargs) -> JsonClient:
+    joined = JsonClient(node.port, nick, **kwargs)
+    opened.append(joined)
+    return joined
+
+
+def test_a_line_sent_on_one_node_reaches_people_on_the_others(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice, bob = client(opened, a, "alice"), client(opened, b, "bob")
+    alice.expect("join", nick="bob")
+    echo = bob.request({"type": "msg", "room": "lobby", "text": "hello across"})
+    heard = alice.expect("message", text="hello across")
+    assert echo["id"] == heard["id"] and heard["nick"] == "bob"
+
+
+def test_every_member_sees_one_order_with_the_same_ids(cluster, opened):
+    nodes = [cluster(tls=False) for _ in range(3)]
+    listeners = [client(opened, node, f"ear{i}") for i, node in enumerate(nodes)]
+    senders = [client(opened, node, f"mouth{i}") for i, node in enumerate(nodes)]
+    per_sender = 60
+
+    def talk(sender: JsonClient, n: int) -> None:
+        for k in range(per_sender):
+            sender.send({"type": "msg", "room": "lobby", "text": f"{n}:{k}"})
+
+    threads = [threading.Thread(target=talk, args=(s, n)) for n, s in enumerate(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    seen = []
+    for listener in listeners:
+        lines = []
+        while len(lines) < 3 * per_sender:
+            frame = listener.expect("message")
+            lines.append((frame["id"], frame["nick"], frame["text"]))
+        seen.append(lines)
+    assert seen[0] == seen[1] == seen[2]
+    ids = [line[0] for line in seen[0]]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for n in range(3):  # each sender's own lines in the order it sent them
+        assert [t for _, nick, t in seen[0] if nick == f"mouth{n}"] == \
+            [f"{n}:{k}" for k in range(per_sender)]
+
+
+def test_two_nodes_claiming_one_nick_at_once_exactly_one_wins(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    for round_ in range(15):
+        nick = f"race{round_}"
+        results: dict[str, dict] = {}
+        threads = [threading.Thread(target=_claim, args=(opened, node, nick, results, name))
+                   for node, name in ((a, "a"), (b, "b"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        kinds = sorted(results[name]["type"] for name in ("a", "b"))
+        assert kinds == ["error", "welcome"], results
+        assert "nick_taken" in (results["a"].get("code"), results["b"].get("code"))
+
+
+def _claim(opened: list, node: Server, nick: str, results: dict, name: str) -> None:
+    conn = JsonClient(node.port)
+    opened.append(conn)
+    conn.send({"type": "hello", "version": 1, "nick": nick, "room": None})
+    results[name] = conn.read_frame() or {"type": None}
+
+
+def test_private_messages_reach_a_nick_on_another_node(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice, bob = client(opened, a, "alice", room=None), client(opened, b, "bob", room=None)
+    wait_for(lambda: any(u["nick"] == "alice" for u in
+                         bob.request({"type": "who"})["users"]), message="alice seen on b")
+    sent = bob.request({"type": "privmsg", "to": "alice", "text": "psst"})
+    got = alice.expect("private", text="psst")
+    assert sent["id"] == got["id"] and got["from"] == "bob"
+
+
+def test_who_and_rooms_show_everyone_on_every_node(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    client(opened, a, "alice", room="kitchen")
+    bob = client(opened, b, "bob")
+
+    def views():
+        who = {u["nick"]: u["rooms"] for u in bob.request({"type": "who"})["users"]}
+        rooms = {r["name"]: r["members"] for r in bob.request({"type": "rooms"})["rooms"]}
+        return who, rooms
+
+    def seen():
+        who, rooms = views()
+        return (who, rooms) if "alice" in who else None
+
+    who, rooms = wait_for(seen, message="alice seen on the other node")
+    assert who == {"alice": ["kitchen"], "bob": ["lobby"]}
+    assert rooms["kitchen"] == 1 and rooms["lobby"] == 1
+
+
+def test_history_on_join_and_gap_fill_come_from_the_cluster(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice = client(opened, a, "alice", room="den")
+    ids = [alice.request({"type": "msg", "room": "den", "text": f"line {i}"})["id"]
+           for i in range(5)]
+    bob = JsonClient(b.port)
+    opened.append(bob)
+    bob.send({"type": "hello", "version": 1, "nick": "bob", "room": None})
+    bob.expect("welcome")
+    bob.send({"type": "join", "room": "den", "history": 3})
+    bob.expect("joined")
+    history = [bob.expect("message") for _ in range(3)]
+    assert [m["text"] for m in history] == ["line 2", "line 3", "line 4"]
+    assert all(m.get("history") for m in history)
+    bob.expect("history_end", count=3)
+    # gap fill on yet another node: exactly what came after the last id seen
+    c = cluster(tls=False)
+    carol = JsonClient(c.port)
+    opened.append(carol)
+    carol.send({"type": "hello", "version": 1, "nick": "carol", "room": None})
+    carol.expect("welcome")
+    carol.send({"type": "join", "room": "den", "after": ids[1]})
+    carol.expect("joined")
+    replay = [carol.expect("message")["id"] for _ in range(3)]
+    assert replay == ids[2:]
+    carol.expect("history_end", count=3)
+
+
+def test_a_node_started_late_knows_the_rooms_people_and_topics(cluster, opened):
+    a = cluster(tls=False)
+    alice = client(opened, a, "alice", room="porch")
+    alice.request({"type": "topic", "room": "porch", "text": "sunsets"})
+    late = cluster(tls=False)
+    dave = client(opened, late, "dave", room=None)
+    rooms = {r["name"]: r for r in dave.request({"type": "rooms"})["rooms"]}
+    assert rooms["porch"]["members"] == 1 and rooms["porch"]["topic"] == "sunsets"
+    joined = dave.request({"type": "join", "room": "porch"})
+    assert joined["topic"] == "sunsets" and set(joined["members"]) == {"alice", "dave"}
+    # and a topic changed later reaches it too, in the room and for the next joiner
+    alice.request({"type": "topic", "room": "porch", "text": "rain"})
+    assert dave.expect("topic", text="rain")["nick"] == "alice"
+
+
+def test_a_nick_change_is_seen_and_frees_the_old_nick_everywhere(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice, bob = client(opened, a, "alice"), client(opened, b, "bob")
+    alice.expect("join", nick="bob")
+    alice.request({"type": "nick", "nick": "alicia"})
+    assert bob.expect("nick", old="alice")["new"] == "alicia"
+    other = client(opened, b, "alice")  # the old nick is free on the other node
+    assert other.welcome["nick"] == "alice"
+    refused = bob.request({"type": "nick", "nick": "alicia"})
+    assert refused["type"] == "error" and refused["code"] == "nick_taken"
+
+
+def test_a_client_that_leaves_is_seen_leaving_and_its_nick_is_free(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice, bob = client(opened, a, "alice"), client(opened, b, "bob")
+    alice.expect("join", nick="bob")
+    alice.send({"type": "quit", "reason": "lunch"})
+    assert bob.expect("quit", nick="alice")["reason"] == "lunch"
+    again = client(opened, b, "alice")
+    assert again.welcome["nick"] == "alice"
+
+
+def test_welcome_names_the_cluster_and_its_nodes(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice = client(opened, b, "alice")
+    view = alice.welcome["cluster"]
+    assert view["node"] in {n["id"] for n in view["nodes"]}
+    ports = {address.rsplit(":", 1)[1] for n in view["nodes"] for address in n["addresses"]}
+    assert {str(a.port), str(b.port)} <= ports
+    assert a.info()["cluster"] == b.info()["cluster"] == "test"
+    assert a.info()["node"] != b.info()["node"]
+
+
+def test_a_node_whose_redis_is_unreachable_fails_at_start_in_one_line(tmp_path):
+    config = ServerConfig(host="127.0.0.1", port=0, tls=False,
+                          cluster="redis://:hunter2@127.0.0.1:9/0")
+    with pytest.raises(ChatkitError) as caught:
+        Server(config)
+    message = str(caught.value)
+    assert "127.0.0.1:9" in message and "\n" not in message
+    assert "hunter2" not in message  # never the password
+
+
+def test_moderation_refuses_by_name_to_act_on_someone_of_another_node(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice = client(opened, a, "alice", room=None)
+    assert alice.request({"type": "register", "password": "correct horse battery"}
+                         )["type"] != "error"
+    alice.request({"type": "join", "room": "den"})  # its founder: an operator there
+    bob = JsonClient(b.port)
+    opened.append(bob)
+    bob.send({"type": "hello", "version": 1, "nick": "bob", "room": "den"})
+    bob.expect("history_end")
+    alice.expect("join", nick="bob")
+    refused = alice.request({"type": "command", "line": "/kick bob"})
+    assert refused["type"] == "error" and refused["code"] == "other_node"
+    assert "another node" in refused["message"]
+    who = {u["nick"] for u in alice.request({"type": "who", "room": "den"})["users"]}
+    assert who == {"alice", "bob"}  # nobody half-removed
