@@ -310,7 +310,10 @@ class Link:
             host, port, nick, room, timeout=options.connect_timeout,
             tls=options.tls, insecure=options.insecure, password=options.password,
             expected_fingerprint=expected,
-            on_pin=lambda c: self.status(pinned_note(c), level="security"),
+            on_pin=lambda c: self.status(pinned_note(c) if expected is None or target is None
+                                         else f"pinned the certificate of cluster node "
+                                         f"{c.address}, {expected}, as its cluster named it",
+                                         level="security"),
             resume=self._resume_token if nick == self.hooks.nick() else None,
             client_id=self.client_id, history=options.history,
             identify=options.account[1] if options.account is not None
