@@ -169,3 +169,35 @@ def test_discover_groups_the_nodes_and_server_takes_the_cluster_name(two_nodes,
             "hi from a pipe"
     finally:
         listener.close()
+
+
+def test_two_nodes_on_one_port_with_reuse_port(redis_server, tmp_path) -> None:
+    nodes: list[ServeProcess] = []
+    clients: dict[str, JsonClient] = {}
+    try:
+        for name in ("a", "b"):
+            nodes.append(ServeProcess.start(
+                ["--cluster", redis_server.url, "--cluster-name", CLUSTER, "--name", name,
+                 "--reuse-port", "--no-discovery", "--no-history"],
+                env_home=str(tmp_path / f"home-{name}"),
+                port=nodes[0].port if nodes else 0))
+        port = nodes[0].port
+        for attempt in range(64):  # one port; the kernel picks a process per connection
+            client = JsonClient(port, f"p{attempt}")
+            assert client.welcome is not None
+            server = client.welcome["server"]
+            if server in clients:
+                client.close()
+            else:
+                clients[server] = client
+            if len(clients) == 2:
+                break
+        assert set(clients) == {"a", "b"}
+        clients["a"].request({"type": "msg", "room": "lobby", "text": "one port, two cores"})
+        heard = clients["b"].expect("message", text="one port, two cores", timeout=TIMEOUT)
+        assert heard["nick"] == clients["a"].welcome["nick"]  # type: ignore[index]
+    finally:
+        for client in clients.values():
+            client.close()
+        for node in nodes:
+            node.stop()
