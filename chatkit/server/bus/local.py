@@ -79,6 +79,9 @@ class LocalBus:
     def member_changed(self, member: Member, old_nick: str | None = None) -> None:
         pass
 
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        raise RuntimeError("a lone server has no members of other nodes")
+
     def cluster_view(self) -> dict[str, Any] | None:
         return None
 
