@@ -1,4 +1,4 @@
-"""The cluster a client is on (`serve --cluster`, docs/cluster-clients.md): which nodes the last
+"""The cluster a client is on (`serve --cluster`, docs/cluster.md): which nodes the last
 `welcome` listed, and where to go, in which order, when the node the client was on is gone.
 
 Owns: `Failover` (what the link keeps and asks), `ClusterView` (the `welcome`'s `cluster`,
