@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from helpers import JsonClient, RedisServer, ServeProcess
+from helpers import JsonClient, RedisServer, ServeProcess, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -335,3 +335,62 @@ def test_a_node_stopped_and_started_again_has_the_rooms_topics_and_history(nodes
         assert len(nodes_seen) == 2, carol.welcome["cluster"]
     finally:
         carol.close()
+
+
+def test_a_node_stalled_past_its_heartbeat_brings_its_people_back(nodes, talkers):
+    """A node frozen (SIGSTOP: a paused VM, a swap storm) longer than its heartbeat is reaped
+    like a dead one; thawed, it tells the cluster again who is connected to it: the others
+    see its people join again, except one whose nickname someone took meanwhile, who is
+    disconnected, and whose quit nobody else hears (the nick is someone else's now)."""
+    one, two = nodes("one"), nodes("two")
+    up = time.monotonic()
+    ear = Talker(two.port, "ear")
+    talkers.append(ear)
+    sleepy, loser = Talker(one.port, "sleepy"), Talker(one.port, "loser")
+    talkers.extend([sleepy, loser])
+    for nick in ("sleepy", "loser"):
+        ear.wait_frame(lambda f, nick=nick: f["type"] == "join" and f["nick"] == nick)
+    wait_for(lambda: time.monotonic() - up > STEADY, timeout=STEADY + 1, message="steady")
+
+    one.proc.send_signal(signal.SIGSTOP)
+    try:
+        for nick in ("sleepy", "loser"):
+            ear.wait_frame(lambda f, nick=nick: f["type"] == "quit" and f["nick"] == nick,
+                           timeout=QUIT_BOUND)
+        taker = Talker(two.port, "loser")  # the nick is free: someone else takes it
+        talkers.append(taker)
+        assert taker.welcome["type"] == "welcome", taker.welcome
+        ear.wait_frame(lambda f: f["type"] == "join" and f["nick"] == "loser" and
+                       f["id"] > min(q["id"] for q in ear.snapshot() if q["type"] == "quit"))
+    finally:
+        one.proc.send_signal(signal.SIGCONT)
+
+    # sleepy is back: the others are told, and hear it
+    back = ear.wait_frame(lambda f: f["type"] == "join" and f["nick"] == "sleepy" and
+                          f["id"] > quit_id(ear, "sleepy"), timeout=10)
+    assert back["room"] == "lobby"
+    loser.wait(lambda frames: False, timeout=10)  # its nick is someone else's: disconnected
+    assert loser.closed_at is not None
+    sleepy.send({"type": "msg", "room": "lobby", "text": "was I away?", "ref": "away"})
+    sleepy.wait_frame(lambda f: f.get("ref") == "away")
+    ear.wait_frame(lambda f: f.get("text") == "was I away?")
+    ear.send({"type": "msg", "room": "lobby", "text": "a little", "ref": "little"})
+    sleepy.wait_frame(lambda f: f.get("text") == "a little")
+    # nobody on node two heard "loser" quit again: the loser there is the one who took it
+    assert [f["nick"] for f in ear.snapshot() if f["type"] == "quit"].count("loser") == 1
+    # and both nodes show the same people in the same rooms
+    def who(node: ServeProcess) -> dict[str, list[str]]:
+        with_who = JsonClient(node.port, "counter", room=None)
+        try:
+            return {u["nick"]: u["rooms"] for u in with_who.request({"type": "who"})["users"]
+                    if u["nick"] != "counter"}
+        finally:
+            with_who.close()
+
+    expected = {"ear": ["lobby"], "sleepy": ["lobby"], "loser": ["lobby"]}
+    wait_for(lambda: who(one) == expected, timeout=5, message="node one's view")
+    assert who(two) == expected
+
+
+def quit_id(listener: Talker, nick: str) -> int:
+    return max(f["id"] for f in listener.snapshot() if f["type"] == "quit" and f["nick"] == nick)

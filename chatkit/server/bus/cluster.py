@@ -12,7 +12,9 @@ log". Membership travels in the same stream, so each node's hub shows everyone
 - the reader reads the log, stores what is to be kept in this node's SQLite archive
   (`chatkit history` reads it) and delivers (delivery.py);
 - the heartbeat keeps this node alive in Redis, publishes its addresses and load, and reaps
-  nodes whose heartbeat expired: their people quit and their nicknames are freed.
+  nodes whose heartbeat expired: their people quit and their nicknames are freed. A node
+  dropped so while it was only stalled says again who it has when it wakes: the people of
+  the other nodes who saw them quit see them join again.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatkit.protocol import FrameError, name_key
+from chatkit.protocol.events import JoinEvent
 from chatkit.server.bus.cluster_entries import (
+    back_entry,
     event_entry,
     member_entry,
     own_pending,
@@ -321,6 +325,15 @@ class ClusterBus:
                     member.end("your nickname was taken while this server was cut off from "
                                "its cluster")
                     continue
+                if not member.quiet:  # the others may have seen it quit: it is back
+                    for room in member.rooms.values():
+                        id_, ts = hub.stamp()
+                        event: JoinEvent = {"type": "join", "room": room.name,
+                                            "nick": member.nick or "", "id": id_, "ts": ts}
+                        seq = next(self._seqs)
+                        self._inflight[seq] = Pending(event, recipients=[])  # not here
+                        self.queue.put(back_entry(event, name_key(member.nick or ""),
+                                                  self.node, seq))
                 self.member_changed(member)
 
     def _went_down(self, exc: BaseException) -> None:
