@@ -31,17 +31,20 @@ from typing import TYPE_CHECKING, Any
 from chatkit.protocol import FrameError, name_key
 from chatkit.protocol.events import JoinEvent
 from chatkit.server.bus.cluster_entries import (
+    act_entry,
     back_entry,
     event_entry,
     member_entry,
     own_pending,
     remote_pending,
 )
+from chatkit.server.bus.cluster_records import RedisRecords
 from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
+from chatkit.server.bus.retention import Retention
 from chatkit.server.hub.pending import Pending
-from chatkit.server.hub.remote import apply_record
+from chatkit.server.hub.remote import RemoteMember, apply_record
 from chatkit.server.repeated_log import RepeatedLog
 from chatkit.store import MessageStore, SavedTopic, StoredMessage, StoreError
 
@@ -62,10 +65,15 @@ _LINES = ("message", "private", "topic")  # what a person sends: refused when to
 class ClusterBus:
     """See the module docstring."""
 
-    def __init__(self, url: str, store: MessageStore, *, cluster_name: str) -> None:
+    def __init__(self, url: str, store: MessageStore, *, cluster_name: str,
+                 archive: bool = True, retention: Retention | None = None) -> None:
         self.node = secrets.token_hex(6)
         self.cluster_name = cluster_name
-        self.store = store  # this node's archive of the cluster's stored events
+        #: this node's archive of the cluster's stored events (`chatkit history` reads it);
+        #: none with --no-history: the cluster's history is in Redis
+        self.store = store
+        self.archive = archive
+        self.retention = retention or Retention(store)
         self.link = RedisLog(url, self.node)  # raises ChatkitError: unreachable at start
         self.where = safe_url(url)
         last_id, self._topics, self._members = self.link.snapshot()
@@ -78,8 +86,11 @@ class ClusterBus:
         self._inflight: dict[int, Pending | None] = {}
         self._held_lines = 0  # people's lines accepted and not yet in the log
         self._down_since: float | None = None
+        self._down_lock = threading.Lock()  # three threads notice an outage: one notice
         self._up_since = time.monotonic()
         self._infos: dict[str, dict[str, Any]] = {}
+        #: this node was missing from Redis's set of nodes: its people must be told again
+        self._dropped = False
         self._stopping = threading.Event()
         self._appender = threading.Thread(target=self._append_loop, name="chatkit-cluster-out",
                                           daemon=True)
@@ -88,6 +99,10 @@ class ClusterBus:
         self._beat = threading.Thread(target=self._beat_loop, name="chatkit-cluster-beat",
                                       daemon=True)
         self._log = RepeatedLog(log)
+
+    def records(self) -> RedisRecords:
+        """Accounts and moderation, shared by every node (bus/cluster_records.py)."""
+        return RedisRecords(self.link)
 
     # ------------------------------------------------------------------ the Bus seam
 
@@ -98,7 +113,9 @@ class ClusterBus:
             for node, members in self._members.items():
                 for key, record in members.items():
                     if isinstance(record, dict):
-                        apply_record(hub, node, key, record)
+                        claim = record.get("claim")
+                        apply_record(hub, node, key, record,
+                                     claim=claim if isinstance(claim, int) else 0)
         self._members = {}
 
     def next_id(self) -> int:
@@ -170,6 +187,10 @@ class ClusterBus:
             return []
 
     def claim_nick(self, member: Member, nick: str, takes_over: Member | None) -> None:
+        # Under the hub's lock: while Redis is known to be away, do not wait for it again
+        if self._down_since is not None:
+            raise FrameError("cluster_unavailable", "the cluster's Redis is not answering: "
+                             "nicknames cannot be checked; try again in a moment")
         try:
             claim = self.link.claim(name_key(nick), member.resume_token, member.client_id,
                                     take_over=takes_over is not None)
@@ -186,6 +207,11 @@ class ClusterBus:
         seq = next(self._seqs)
         self._inflight[seq] = None
         self.queue.put(member_entry(member, seq, old_nick))
+
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        seq = next(self._seqs)
+        self._inflight[seq] = None
+        self.queue.put(act_entry(target, seq, action, room, reason))
 
     def cluster_view(self) -> dict[str, Any] | None:
         nodes = [{"id": node, "addresses": info.get("addresses", []),
@@ -254,6 +280,7 @@ class ClusterBus:
                 self._deliver(entries)
             except Exception:  # never lose the thread
                 log.exception("internal error delivering %d cluster events", len(entries))
+            self.retention.maybe_prune()
 
     def _deliver(self, entries: list[tuple[int, dict[str, str]]]) -> None:
         hub = self.hub
@@ -271,7 +298,7 @@ class ClusterBus:
                 if row is not None:
                     rows.append(row)
             batch.append(pending)
-        if rows:
+        if rows and self.archive:
             try:
                 self.store.append(rows)
             except StoreError as exc:  # the archive only: Redis holds the cluster's history
@@ -284,14 +311,22 @@ class ClusterBus:
         while not self._stopping.wait(HEARTBEAT_SECONDS):
             try:
                 if self._heartbeat():
-                    self._reassert()
+                    self._dropped = True
                 self._came_back()
-                dead = set(self.link.dead_nodes()) - {self.node}
+                if self._dropped:
+                    self._reassert()
+                nodes, dead = self.link.nodes()
+                dead.discard(self.node)
                 # Only once every node had the time to say it is alive since this one last
                 # reached Redis: after an outage, the first node back must not reap the rest.
                 if time.monotonic() - self._up_since > ALIVE_MS / 1000 + 1:
+                    # A node this hub still shows people of, unknown to Redis (which lost its
+                    # data while that node died): reaped too, or they would stay for ever.
+                    for node in self._shown_nodes() - nodes - {self.node}:
+                        self.link.enlist(node)
+                        dead.add(node)
                     for node in sorted(dead):
-                        if self.link.reap(node, "its server is gone"):
+                        if self.link.reap(node, "their server went away"):
                             log.warning("cluster: node %s stopped answering; its people "
                                         "were logged out", node)
                 self._infos = {node: info for node, info in self.link.node_infos().items()
@@ -300,6 +335,13 @@ class ClusterBus:
                 self._went_down(exc)
             except Exception:  # never lose the thread
                 log.exception("internal error in the cluster heartbeat")
+
+    def _shown_nodes(self) -> set[str]:
+        hub = self.hub
+        if hub is None:
+            return set()
+        with hub.lock:
+            return {m.node for m in hub.nicks.values() if isinstance(m, RemoteMember)}
 
     def _heartbeat(self) -> bool:
         try:
@@ -317,14 +359,15 @@ class ClusterBus:
             return
         log.warning("cluster: this node was dropped by the cluster; telling it again who is "
                     "connected here")
-        with hub.lock:
+        with hub.lock:  # Redis answers again: a claim fails only if someone took the nick
             for member in [m for m in hub.nicks.values() if not m.remote]:
-                try:
-                    self.claim_nick(member, member.nick or "", None)
-                except FrameError:
+                claim = self.link.claim(name_key(member.nick or ""), member.resume_token,
+                                        member.client_id, take_over=False)
+                if claim == 0:
                     member.end("your nickname was taken while this server was cut off from "
                                "its cluster")
                     continue
+                member.claim = abs(claim)
                 if not member.quiet:  # the others may have seen it quit: it is back
                     for room in member.rooms.values():
                         id_, ts = hub.stamp()
@@ -335,22 +378,25 @@ class ClusterBus:
                         self.queue.put(back_entry(event, name_key(member.nick or ""),
                                                   self.node, seq))
                 self.member_changed(member)
+        self._dropped = False
 
     def _went_down(self, exc: BaseException) -> None:
-        if self._down_since is not None:
-            return
-        self._down_since = time.monotonic()
+        with self._down_lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
         log.error("cluster: Redis at %s is not answering (%s); holding what people send",
                   self.where, exc)
         self._tell_everyone("the cluster's Redis is not answering: what you send is held "
                             f"(up to {MAX_HELD} lines) and goes out when it is back")
 
     def _came_back(self) -> None:
-        if self._down_since is None:
-            return
-        lost = time.monotonic() - self._down_since
-        self._down_since = None
-        self._up_since = time.monotonic()
+        with self._down_lock:
+            if self._down_since is None:
+                return
+            lost = time.monotonic() - self._down_since
+            self._down_since = None
+            self._up_since = time.monotonic()
         log.warning("cluster: Redis at %s answers again after %.0f s", self.where, lost)
         self._tell_everyone(f"the cluster's Redis is back after {lost:.0f} s: held lines "
                             "are sent")

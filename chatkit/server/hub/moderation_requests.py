@@ -62,7 +62,8 @@ class ModerationRequests:
         return self.hub.nicks.get(name_key(unicodedata.normalize("NFKC", nick.strip())))
 
     def protect(self, actor: Member, target: Member, room: Room | None) -> None:
-        """Operators cannot act on admins or on the room's founder; nobody on themselves."""
+        """Operators cannot act on admins or on the room's founder; nobody on themselves;
+        nobody on a member of another node of a cluster (moderation is each node's own)."""
         if target is actor:
             raise FrameError("bad_target", "not on yourself")
         if actor.admin:
@@ -170,15 +171,7 @@ class ModerationRequests:
         self.remove(target, room, f"kicked by {member.nick}{_why(reason)}")
 
     def remove(self, target: Member, room: Room, reason: str) -> None:
-        """Take `target` out of `room`, as a `part` everyone there sees (in a crowd: the
-        target now, the others in the next presence summary, as for any part)."""
-        hub = self.hub
-        id_, ts = hub.stamp()
-        event: PartEvent = {"type": "part", "room": room.name, "nick": target.nick or "",
-                            "reason": reason, "id": id_, "ts": ts}
-        crowd = hub.announce_departure(target, room)
-        hub.publish(event, recipients=[target] if crowd else list(room.members.values()))
-        hub.leave(target, room)
+        remove_from_room(self.hub, target, room, reason)
 
     def sanction(self, member: Member, room: Room | None, what: str, frame: Frame
                  ) -> list[Write]:
@@ -206,7 +199,9 @@ class ModerationRequests:
         if what == "ban":  # everyone the ban covers goes, whatever nickname they use
             for other in list(hub.nicks.values()):
                 scope = room.name if room else None
-                if other.admin or (room is not None and hub.moderation.is_op(other, room.name)) \
+                # people of other nodes: their node applies the ban (enforce_bans)
+                if other.remote or other.admin or (
+                        room is not None and hub.moderation.is_op(other, room.name)) \
                         or hub.moderation.matching("ban", other, scope) is None:
                     continue
                 if room is None:
@@ -281,6 +276,10 @@ class ModerationRequests:
             self.announce(member, "kill", f"{member.nick} disconnected {target.nick}"
                           f"{_why(reason)}", room=None, target=target.nick,
                           recipients=[target, *hub.co_members(target)], frame=frame)
+            if target.remote:  # its own node disconnects it, after the notice
+                hub.bus.act_remote(target, "kill", None, f"killed by {member.nick}"
+                                   f"{_why(reason)}")
+                return
             hub.retire(target, f"killed by {member.nick}{_why(reason)}")
             target.end(f"killed by {member.nick}")
 
@@ -293,6 +292,35 @@ class ModerationRequests:
                 raise FrameError("not_operator", "only server admins do that")
             self.announce(member, "wall", f"[{member.nick} to everyone] {text}", room=None,
                           target=None, recipients=list(hub.nicks.values()), frame=frame)
+
+
+def remove_from_room(hub: Hub, target: Member, room: Room, reason: str) -> None:
+    """Take `target` out of `room`, as a `part` everyone there sees (in a crowd: the target
+    now, the others in the next presence summary, as for any part). Someone on another node
+    of a cluster is taken out by its own node. Under the hub's lock."""
+    if target.remote:
+        hub.bus.act_remote(target, "kick", room.name, reason)
+        return
+    id_, ts = hub.stamp()
+    event: PartEvent = {"type": "part", "room": room.name, "nick": target.nick or "",
+                        "reason": reason, "id": id_, "ts": ts}
+    crowd = hub.announce_departure(target, room)
+    hub.publish(event, recipients=[target] if crowd else list(room.members.values()))
+    hub.leave(target, room)
+
+
+def enforce_bans(hub: Hub) -> None:
+    """Apply the bans in force to this node's own people (another node of a cluster banned
+    someone; the bans were just read again). Under the hub's lock."""
+    for member in [m for m in hub.nicks.values() if not m.remote and not m.admin]:
+        if hub.moderation.matching("ban", member, None) is not None:
+            hub.retire(member, "banned from the server")
+            member.end("banned from the server")
+            continue
+        for room in list(member.rooms.values()):
+            if not hub.moderation.is_op(member, room.name) and \
+                    hub.moderation.matching("ban", member, room.name) is not None:
+                remove_from_room(hub, member, room, "banned")
 
 
 def _reason(frame: Frame) -> str | None:

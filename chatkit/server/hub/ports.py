@@ -62,5 +62,9 @@ class Bus(Protocol):
         """`member`'s nick or rooms changed (or it retired): told to the other nodes in order
         with the events around it. Under the lock."""
 
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        """Ask the node `target` (a member of another node) is on to `kick` it from `room`
+        or `kill` its connection, in order after the events before. Under the lock."""
+
     def cluster_view(self) -> dict[str, Any] | None:
         """What `welcome` says of the cluster (its name and live nodes), None alone."""
