@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatkit.protocol import FrameError, name_key
-from chatkit.protocol.events import JoinEvent
 from chatkit.server.bus.cluster_entries import (
     act_entry,
     back_entry,
@@ -40,6 +39,7 @@ from chatkit.server.bus.cluster_entries import (
 )
 from chatkit.server.bus.cluster_records import RedisRecords
 from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
+from chatkit.server.bus.cluster_rejoin import back_joins, lost_nick
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
 from chatkit.server.bus.retention import Retention
@@ -353,7 +353,8 @@ class ClusterBus:
     def _reassert(self) -> None:
         """This node was dropped from the cluster (Redis lost its data, or this node stalled
         past its heartbeat): claim its people's nicknames again and tell the others who they
-        are. Someone who lost a nickname meanwhile is disconnected, saying why."""
+        are: the others hear its people join again (if they saw them quit). Someone who lost a
+        nickname meanwhile is disconnected, saying why (cluster_rejoin.py)."""
         hub = self.hub
         if hub is None:
             return
@@ -364,19 +365,14 @@ class ClusterBus:
                 claim = self.link.claim(name_key(member.nick or ""), member.resume_token,
                                         member.client_id, take_over=False)
                 if claim == 0:
-                    member.end("your nickname was taken while this server was cut off from "
-                               "its cluster")
+                    lost_nick(hub, member)  # cluster_rejoin.py
                     continue
                 member.claim = abs(claim)
-                if not member.quiet:  # the others may have seen it quit: it is back
-                    for room in member.rooms.values():
-                        id_, ts = hub.stamp()
-                        event: JoinEvent = {"type": "join", "room": room.name,
-                                            "nick": member.nick or "", "id": id_, "ts": ts}
-                        seq = next(self._seqs)
-                        self._inflight[seq] = Pending(event, recipients=[])  # not here
-                        self.queue.put(back_entry(event, name_key(member.nick or ""),
-                                                  self.node, seq))
+                for event in back_joins(hub, member):
+                    seq = next(self._seqs)
+                    self._inflight[seq] = Pending(event, recipients=[])  # nobody here
+                    self.queue.put(back_entry(event, name_key(member.nick or ""), self.node,
+                                              seq))
                 self.member_changed(member)
         self._dropped = False
 
