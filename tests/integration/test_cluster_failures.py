@@ -358,10 +358,12 @@ def test_a_node_stalled_past_its_heartbeat_brings_its_people_back(nodes, talkers
     wait_for(lambda: time.monotonic() - up > STEADY, timeout=STEADY + 1, message="steady")
 
     one.proc.send_signal(signal.SIGSTOP)
+    frozen = time.monotonic()
     try:
         for nick in ("sleepy", "loser"):
             ear.wait_frame(lambda f, nick=nick: f["type"] == "quit" and f["nick"] == nick,
                            timeout=QUIT_BOUND)
+        reaped = time.monotonic() - frozen
         taker = Talker(two.port, "loser")  # the nick is free: someone else takes it
         talkers.append(taker)
         assert taker.welcome["type"] == "welcome", taker.welcome
@@ -369,11 +371,14 @@ def test_a_node_stalled_past_its_heartbeat_brings_its_people_back(nodes, talkers
                        f["id"] > min(q["id"] for q in ear.snapshot() if q["type"] == "quit"))
     finally:
         one.proc.send_signal(signal.SIGCONT)
+    thawed = time.monotonic()
 
     # sleepy is back: the others are told, and hear it
     back = ear.wait_frame(lambda f: f["type"] == "join" and f["nick"] == "sleepy" and
                           f["id"] > quit_id(ear, "sleepy"), timeout=10)
     assert back["room"] == "lobby"
+    print(f"\nstalled node: its people quit after {reaped:.2f} s, joined again "
+          f"{time.monotonic() - thawed:.2f} s after it woke")
     loser.wait(lambda frames: False, timeout=10)  # its nick is someone else's: disconnected
     assert loser.closed_at is not None
     sleepy.send({"type": "msg", "room": "lobby", "text": "was I away?", "ref": "away"})
