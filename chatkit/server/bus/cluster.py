@@ -12,7 +12,9 @@ log". Membership travels in the same stream, so each node's hub shows everyone
 - the reader reads the log, stores what is to be kept in this node's SQLite archive
   (`chatkit history` reads it) and delivers (delivery.py);
 - the heartbeat keeps this node alive in Redis, publishes its addresses and load, and reaps
-  nodes whose heartbeat expired: their people quit and their nicknames are freed.
+  nodes whose heartbeat expired: their people quit and their nicknames are freed. A node
+  dropped so while it was only stalled says again who it has when it wakes: the people of
+  the other nodes who saw them quit see them join again.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from chatkit.protocol import FrameError, name_key
 from chatkit.server.bus.cluster_entries import (
     act_entry,
+    back_entry,
     event_entry,
     member_entry,
     own_pending,
@@ -36,6 +39,7 @@ from chatkit.server.bus.cluster_entries import (
 )
 from chatkit.server.bus.cluster_records import RedisRecords
 from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
+from chatkit.server.bus.cluster_rejoin import back_joins, lost_nick
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
 from chatkit.server.bus.retention import Retention
@@ -349,7 +353,8 @@ class ClusterBus:
     def _reassert(self) -> None:
         """This node was dropped from the cluster (Redis lost its data, or this node stalled
         past its heartbeat): claim its people's nicknames again and tell the others who they
-        are. Someone who lost a nickname meanwhile is disconnected, saying why."""
+        are: the others hear its people join again (if they saw them quit). Someone who lost a
+        nickname meanwhile is disconnected, saying why (cluster_rejoin.py)."""
         hub = self.hub
         if hub is None:
             return
@@ -360,10 +365,14 @@ class ClusterBus:
                 claim = self.link.claim(name_key(member.nick or ""), member.resume_token,
                                         member.client_id, take_over=False)
                 if claim == 0:
-                    member.end("your nickname was taken while this server was cut off from "
-                               "its cluster")
+                    lost_nick(hub, member)  # cluster_rejoin.py
                     continue
                 member.claim = abs(claim)
+                for event in back_joins(hub, member):
+                    seq = next(self._seqs)
+                    self._inflight[seq] = Pending(event, recipients=[])  # nobody here
+                    self.queue.put(back_entry(event, name_key(member.nick or ""), self.node,
+                                              seq))
                 self.member_changed(member)
         self._dropped = False
 

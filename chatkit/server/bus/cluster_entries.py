@@ -78,6 +78,14 @@ def member_entry(member: Member, seq: int, old_nick: str | None) -> dict[str, An
     return entry
 
 
+def back_entry(event: Event, key: str, node: str, seq: int) -> dict[str, Any]:
+    """The `join` of member `key` of `node` in a room, after the cluster dropped that node (its
+    heartbeat expired while it stalled) and it said again who it has: heard on another node
+    only by those who saw the member quit there (`_resolve`), so never twice."""
+    target = {"back": key, "node": node, "in": event.get("room")}
+    return {"s": seq, "e": json.dumps(event), "t": json.dumps(target)}
+
+
 def act_entry(target: Member, seq: int, action: str, room: str | None, reason: str
               ) -> dict[str, Any]:
     """The entry asking the node of `target` (a member of another node) to kick or kill it."""
@@ -176,6 +184,15 @@ def _act(hub: Hub, act: dict[str, Any]) -> None:
 
 def _resolve(hub: Hub, pending: Pending, target: dict[str, Any]) -> None:
     """Who of this node's members gets it, read now (in log order, under the lock)."""
+    back = target.get("back")
+    if isinstance(back, str):  # back after its node was dropped: for those who saw it quit
+        room = hub.rooms.get(name_key(str(target.get("in"))))
+        member = hub.nicks.get(back)
+        seen = isinstance(member, RemoteMember) and member.node == target.get("node") and \
+            room is not None and member.rooms.get(name_key(room.name)) is room
+        pending.recipients = [] if seen or room is None else \
+            [m for m in room.members.values() if not m.remote]
+        return
     room = target.get("room")
     if isinstance(room, str):
         pending.room = hub.rooms.get(name_key(room))
