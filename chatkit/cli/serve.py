@@ -239,10 +239,10 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append("messages kept in memory only (--no-history): lost when the server stops")
     lines += irc_lines(server, host)
     if server.cluster is not None:
-        view = server.cluster.cluster_view() or {}
-        lines.append(f"node {view.get('node')} of cluster {view.get('name')!r} through Redis at "
-                     f"{server.cluster.where} (history from Redis; {config.db or 'memory'} "
-                     "keeps this node's archive)")
+        cluster = server.cluster
+        archive = f"{config.db} keeps this node's archive" if config.db else "no archive here"
+        lines.append(f"node {cluster.node} of cluster {cluster.cluster_name!r} through Redis at "
+                     f"{cluster.where} (history from Redis; {archive})")
     if server.fingerprint:
         lines.append(f"TLS certificate fingerprint {server.fingerprint}")
         lines.append("  as openssl shows it: SHA256 Fingerprint="

@@ -13,7 +13,7 @@ with `check_server_frame`, so nothing past decoding has to survive a missing or 
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired
@@ -240,7 +240,7 @@ class WelcomeFrame(_Stamped):
     #: a node of a cluster: the cluster's name and its live nodes (docs/cluster.md), shaped
     #: as `ClusterInfo`; absent otherwise. A malformed one is dropped on arrival
     #: (`check_server_frame`).
-    cluster: NotRequired[dict[str, Any]]
+    cluster: NotRequired[ClusterInfo]
 
 
 class JoinedFrame(_Stamped):

@@ -10,8 +10,9 @@ cluster needs to keep one chat over several nodes; the local bus has nothing to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from chatkit.protocol.events import ClusterInfo
 from chatkit.server.hub.pending import Pending
 from chatkit.store import SavedTopic, StoredMessage
 
@@ -66,5 +67,5 @@ class Bus(Protocol):
         """Ask the node `target` (a member of another node) is on to `kick` it from `room`
         or `kill` its connection, in order after the events before. Under the lock."""
 
-    def cluster_view(self) -> dict[str, Any] | None:
+    def cluster_view(self) -> ClusterInfo | None:
         """What `welcome` says of the cluster (its name and live nodes), None alone."""
