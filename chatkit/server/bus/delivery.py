@@ -36,7 +36,7 @@ def deliver(bus: Publishing, hub: Hub, batch: list[Pending], *, stored: bool = T
 
         def flush_run() -> None:
             if run and run_room is not None:
-                fan_out_run(run, run_room.members.values(), out)
+                fan_out_run(run, run_room.local.values(), out)
             run.clear()
 
         for pending in batch:
@@ -80,7 +80,7 @@ def _targets(pending: Pending, room: Room | None, sender_in_room: bool) -> Itera
     """Who gets an event that is not part of a room run."""
     if pending.room is None:
         return pending.recipients or []
-    targets: Iterable[Member] = room.members.values() if room is not None else []
+    targets: Iterable[Member] = room.local.values() if room is not None else []
     if pending.exclude is not None:
         targets = [m for m in targets if m is not pending.exclude]
     if not sender_in_room and pending.sender is not None:

@@ -14,6 +14,9 @@ class Room:
     def __init__(self, name: str) -> None:
         self.name = name
         self.members: dict[str, Member] = {}  # by nick key, in joining order
+        #: the members this process delivers to: all of them, but for a cluster's people of
+        #: other nodes (hub/remote.py), whose own node delivers; in joining order too
+        self.local: dict[str, Member] = {}
         self.topic: str | None = None
         self.topic_by: str | None = None
         self.quiet = 0  # members that are script senders (Member.quiet): not in `count`
@@ -27,7 +30,10 @@ class Room:
         return len(self.members) - self.quiet
 
     def add(self, member: Member) -> None:
-        self.members[name_key(member.nick or "")] = member
+        key = name_key(member.nick or "")
+        self.members[key] = member
+        if not member.remote:
+            self.local[key] = member
         self.quiet += member.quiet
         if self._first is not None and len(self._first) < self._first_limit:
             self._first = None  # the newcomer is among the first
@@ -37,6 +43,7 @@ class Room:
         if self.members.get(name_key(member.nick or "")) is not member:
             return False
         del self.members[name_key(member.nick or "")]
+        self.local.pop(name_key(member.nick or ""), None)
         self.quiet -= member.quiet
         self._first = None
         return True
@@ -44,6 +51,7 @@ class Room:
     def renamed(self) -> None:
         """A member changed its nick (the caller rebuilt `members`)."""
         self._first = None
+        self.local = {key: m for key, m in self.members.items() if not m.remote}
 
     def first_names(self, limit: int) -> list[str]:
         """The first `limit` nicks in joining order (script senders left out), kept between
