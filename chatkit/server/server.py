@@ -26,6 +26,7 @@ from chatkit.net.interfaces import interface_addresses, reachable_addresses
 from chatkit.paths import server_cert_file, server_key_file
 from chatkit.protocol import PROTOCOL_VERSION, name_key
 from chatkit.server.bus.local import LocalBus
+from chatkit.server.bus.retention import Retention
 from chatkit.server.config import ServerConfig
 from chatkit.server.doors.flusher import Flusher
 from chatkit.server.doors.irc.door import IrcDoor
@@ -56,7 +57,8 @@ def read_motd(path: str | None) -> list[str]:
     return lines[:MAX_MOTD_LINES]
 
 
-def cluster_bus(url: str, store: MessageStore, name: str) -> ClusterBus:
+def cluster_bus(url: str, store: MessageStore, config: ServerConfig, name: str
+                ) -> ClusterBus:
     """The bus of a node of the cluster at `url` (redis-py is imported only for a cluster)."""
     try:
         from chatkit.server.bus.cluster import ClusterBus
@@ -67,7 +69,11 @@ def cluster_bus(url: str, store: MessageStore, name: str) -> ClusterBus:
         raise ChatkitError("a cluster needs redis-py, which is not installed",
                            remedy="install_cluster") from None
     try:
-        return ClusterBus(url, store, cluster_name=name)
+        return ClusterBus(url, store, cluster_name=name,
+                          archive=config.db is not None,
+                          retention=Retention(store, retain_days=config.retain_days,
+                                              max_messages=config.max_messages,
+                                              prune_every=config.prune_every))
     except ChatkitError:
         store.close()
         raise
@@ -89,8 +95,8 @@ class Server:
         self.bus: LocalBus | ClusterBus
         self.cluster: ClusterBus | None = None  # --cluster
         if config.cluster is not None:
-            self.bus = self.cluster = cluster_bus(config.cluster, store,
-                                                  config.cluster_name or self.name)
+            name = protocol.sanitize_text(config.cluster_name or "")[:64] or self.name
+            self.bus = self.cluster = cluster_bus(config.cluster, store, config, name)
         else:
             self.bus = LocalBus(store, retain_days=config.retain_days,
                                 max_messages=config.max_messages,

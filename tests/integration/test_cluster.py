@@ -197,3 +197,21 @@ def test_a_node_whose_redis_is_unreachable_fails_at_start_in_one_line(tmp_path):
     message = str(caught.value)
     assert "127.0.0.1:9" in message and "\n" not in message
     assert "hunter2" not in message  # never the password
+
+
+def test_moderation_refuses_by_name_to_act_on_someone_of_another_node(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice = client(opened, a, "alice", room=None)
+    assert alice.request({"type": "register", "password": "correct horse battery"}
+                         )["type"] != "error"
+    alice.request({"type": "join", "room": "den"})  # its founder: an operator there
+    bob = JsonClient(b.port)
+    opened.append(bob)
+    bob.send({"type": "hello", "version": 1, "nick": "bob", "room": "den"})
+    bob.expect("history_end")
+    alice.expect("join", nick="bob")
+    refused = alice.request({"type": "command", "line": "/kick bob"})
+    assert refused["type"] == "error" and refused["code"] == "other_node"
+    assert "another node" in refused["message"]
+    who = {u["nick"] for u in alice.request({"type": "who", "room": "den"})["users"]}
+    assert who == {"alice", "bob"}  # nobody half-removed

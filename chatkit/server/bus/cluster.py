@@ -36,6 +36,7 @@ from chatkit.server.bus.cluster_entries import (
 from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
+from chatkit.server.bus.retention import Retention
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.remote import apply_record
 from chatkit.server.repeated_log import RepeatedLog
@@ -58,10 +59,15 @@ _LINES = ("message", "private", "topic")  # what a person sends: refused when to
 class ClusterBus:
     """See the module docstring."""
 
-    def __init__(self, url: str, store: MessageStore, *, cluster_name: str) -> None:
+    def __init__(self, url: str, store: MessageStore, *, cluster_name: str,
+                 archive: bool = True, retention: Retention | None = None) -> None:
         self.node = secrets.token_hex(6)
         self.cluster_name = cluster_name
-        self.store = store  # this node's archive of the cluster's stored events
+        #: this node's archive of the cluster's stored events (`chatkit history` reads it);
+        #: none with --no-history: the cluster's history is in Redis
+        self.store = store
+        self.archive = archive
+        self.retention = retention or Retention(store)
         self.link = RedisLog(url, self.node)  # raises ChatkitError: unreachable at start
         self.where = safe_url(url)
         last_id, self._topics, self._members = self.link.snapshot()
@@ -74,6 +80,7 @@ class ClusterBus:
         self._inflight: dict[int, Pending | None] = {}
         self._held_lines = 0  # people's lines accepted and not yet in the log
         self._down_since: float | None = None
+        self._down_lock = threading.Lock()  # three threads notice an outage: one notice
         self._up_since = time.monotonic()
         self._infos: dict[str, dict[str, Any]] = {}
         self._stopping = threading.Event()
@@ -250,6 +257,7 @@ class ClusterBus:
                 self._deliver(entries)
             except Exception:  # never lose the thread
                 log.exception("internal error delivering %d cluster events", len(entries))
+            self.retention.maybe_prune()
 
     def _deliver(self, entries: list[tuple[int, dict[str, str]]]) -> None:
         hub = self.hub
@@ -267,7 +275,7 @@ class ClusterBus:
                 if row is not None:
                     rows.append(row)
             batch.append(pending)
-        if rows:
+        if rows and self.archive:
             try:
                 self.store.append(rows)
             except StoreError as exc:  # the archive only: Redis holds the cluster's history
@@ -324,20 +332,22 @@ class ClusterBus:
                 self.member_changed(member)
 
     def _went_down(self, exc: BaseException) -> None:
-        if self._down_since is not None:
-            return
-        self._down_since = time.monotonic()
+        with self._down_lock:
+            if self._down_since is not None:
+                return
+            self._down_since = time.monotonic()
         log.error("cluster: Redis at %s is not answering (%s); holding what people send",
                   self.where, exc)
         self._tell_everyone("the cluster's Redis is not answering: what you send is held "
                             f"(up to {MAX_HELD} lines) and goes out when it is back")
 
     def _came_back(self) -> None:
-        if self._down_since is None:
-            return
-        lost = time.monotonic() - self._down_since
-        self._down_since = None
-        self._up_since = time.monotonic()
+        with self._down_lock:
+            if self._down_since is None:
+                return
+            lost = time.monotonic() - self._down_since
+            self._down_since = None
+            self._up_since = time.monotonic()
         log.warning("cluster: Redis at %s answers again after %.0f s", self.where, lost)
         self._tell_everyone(f"the cluster's Redis is back after {lost:.0f} s: held lines "
                             "are sent")

@@ -314,4 +314,4 @@ def _json(data: bytes) -> Any:
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
+    return text.splitlines()[0][:200].rstrip(".")

@@ -10,10 +10,10 @@ import itertools
 import logging
 import queue
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from chatkit.server.bus.delivery import deliver
+from chatkit.server.bus.retention import Retention
 from chatkit.server.hub.pending import Pending
 from chatkit.server.repeated_log import RepeatedLog
 from chatkit.store import MessageStore, SavedTopic, StoredMessage, StoreError
@@ -38,9 +38,8 @@ class LocalBus:
         self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.published_id = store.last_id()  # everything stored before a restart is history
         self._ids = itertools.count(self.published_id + 1)  # one sequence for every frame
-        self.retain_days, self.max_messages = retain_days, max_messages
-        self.prune_every = prune_every
-        self._next_prune = time.monotonic() + prune_every
+        self.retention = Retention(store, retain_days=retain_days, max_messages=max_messages,
+                                   prune_every=prune_every)
         self._thread = threading.Thread(target=self._run, name="chatkit-publisher", daemon=True)
         self._log = RepeatedLog(log)  # a full disk fails every batch: say so once per 10 s
 
@@ -89,7 +88,7 @@ class LocalBus:
         stopping = False
         while not stopping:
             try:
-                first = self.queue.get(timeout=self.prune_every)
+                first = self.queue.get(timeout=self.retention.prune_every)
             except queue.Empty:
                 first = None
             batch: list[Pending] = []
@@ -111,7 +110,7 @@ class LocalBus:
                     self._publish(batch)
                 except Exception:  # never lose the thread: later messages still need it
                     log.exception("internal error publishing %d events", len(batch))
-            self._maybe_prune()
+            self.retention.maybe_prune()
 
     def _publish(self, batch: list[Pending]) -> None:
         stored = True
@@ -123,19 +122,3 @@ class LocalBus:
             stored = False
         assert self.hub is not None, "a bus publishes for a hub"
         deliver(self, self.hub, batch, stored=stored)
-
-    def _maybe_prune(self) -> None:
-        if (self.retain_days is None and self.max_messages is None) \
-                or time.monotonic() < self._next_prune:
-            return
-        self._next_prune = time.monotonic() + self.prune_every
-        try:
-            deleted = self.store.prune(retain_days=self.retain_days,
-                                       max_messages=self.max_messages)
-        except StoreError as exc:
-            log.error("retention: %s", exc)
-            return
-        if deleted:
-            log.info("retention: deleted %d old messages", deleted)
-            self._next_prune = time.monotonic() + 1.0  # more to do: continue soon
-

@@ -62,9 +62,11 @@ class ModerationRequests:
         return self.hub.nicks.get(name_key(unicodedata.normalize("NFKC", nick.strip())))
 
     def protect(self, actor: Member, target: Member, room: Room | None) -> None:
-        """Operators cannot act on admins or on the room's founder; nobody on themselves."""
+        """Operators cannot act on admins or on the room's founder; nobody on themselves;
+        nobody on a member of another node of a cluster (moderation is each node's own)."""
         if target is actor:
             raise FrameError("bad_target", "not on yourself")
+        _this_node(target)
         if actor.admin:
             return
         founder = self.hub.moderation.founder(room.name) if room else None
@@ -206,7 +208,8 @@ class ModerationRequests:
         if what == "ban":  # everyone the ban covers goes, whatever nickname they use
             for other in list(hub.nicks.values()):
                 scope = room.name if room else None
-                if other.admin or (room is not None and hub.moderation.is_op(other, room.name)) \
+                if other.remote or other.admin or (
+                        room is not None and hub.moderation.is_op(other, room.name)) \
                         or hub.moderation.matching("ban", other, scope) is None:
                     continue
                 if room is None:
@@ -278,6 +281,7 @@ class ModerationRequests:
                 raise FrameError("no_such_nick", f"no such nick: {spec}")
             if target is member:
                 raise FrameError("bad_target", "not on yourself")
+            _this_node(target)
             self.announce(member, "kill", f"{member.nick} disconnected {target.nick}"
                           f"{_why(reason)}", room=None, target=target.nick,
                           recipients=[target, *hub.co_members(target)], frame=frame)
@@ -293,6 +297,14 @@ class ModerationRequests:
                 raise FrameError("not_operator", "only server admins do that")
             self.announce(member, "wall", f"[{member.nick} to everyone] {text}", room=None,
                           target=None, recipients=list(hub.nicks.values()), frame=frame)
+
+
+def _this_node(target: Member) -> None:
+    """Refuse to act on someone connected to another node of a cluster: roles, bans and mutes
+    live in each node's own database (docs/cluster.md, "Limits")."""
+    if target.remote:
+        raise FrameError("other_node", f"{target.nick} is on another node of this cluster: "
+                         "kicks, bans, mutes and kills reach only the people of this node")
 
 
 def _reason(frame: Frame) -> str | None:
