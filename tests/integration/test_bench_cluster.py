@@ -5,13 +5,18 @@ targets live in benchmarks/README.md)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from chatkit.bench import BenchConfig, run_bench
 
 from helpers import chatkit_cmd, cli_env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -54,3 +59,24 @@ def test_cli_two_addresses_json_and_summary(two_nodes, tmp_path):
     assert human.returncode == 0, human.stderr
     assert f"target       chatkit {' '.join(where)} room bench-" in human.stdout
     assert "cross-node   p50 " in human.stdout and "same node    p50 " in human.stdout
+
+
+def test_cluster_suite_smoke(tmp_path):
+    """`benchmarks/run.py --cluster-only --smoke` end to end: one node, a cluster (spread over
+    its nodes, cross-node latency), Redis pub/sub, clean counts, the targets table."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--cluster-only", "--smoke",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=90, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr[-2000:]
+    raw = list(tmp_path.glob("smoke-cluster-*.json"))
+    assert len(raw) == 1
+    records = json.loads(raw[0].read_text())["records"]
+    assert {r["target"] for r in records} == {"node", "cluster", "redis"}
+    assert all(r["ok"] and r["deliveries"] == r["expected_deliveries"] for r in records)
+    spread = [r for r in records if r["target"] == "cluster" and r["nodes"] == 2]
+    assert spread and all(r["cross_latency_ms"] and len(r["node_cpu_s"]) == 2 for r in spread)
+    assert "| cross-node p99 at 200 msg/s ≤ 2× the single node's p99 (6 clients) |" \
+        in done.stdout
+    assert "| no loss or reordering in any cluster cell |" in done.stdout
