@@ -276,6 +276,14 @@ def _generator(records: list[dict[str, Any]]) -> str:
     return f"{procs:g}×{busiest:.0%} ({cores:.2f} cores)"
 
 
+def _ceiling(record: dict[str, Any]) -> float | None:
+    """Deliveries/s if every server (each node, Redis) had a core of its own and nothing else
+    limited: the busiest one's CPU per delivery sets it. A projection: a node's threads share
+    one GIL, so about one core is what a node can use anyway."""
+    busiest = max([*record["node_cpu_s"], record["redis_cpu_s"]], default=0.0)
+    return record["deliveries"] / busiest if busiest > 0 else None
+
+
 def report(data: dict[str, Any], command: str, machine: dict[str, Any]) -> str:
     """The Markdown the README gets between its cluster markers."""
     records = data["records"]
@@ -361,6 +369,13 @@ def targets(data: dict[str, Any]) -> list[str]:
             b = _median(_cells(records, label, more), _dps)
             if a and b:
                 row(name, f"{b:,.0f} vs {a:,.0f}/s = {b / a:.2f}×", None)
+        for setup in ("1 node", Setup("cluster", 1).name, two):
+            cells = _cells(records, label, setup)
+            ceiling = _median(cells, _ceiling)
+            if ceiling:
+                row(f"(not a target) ceiling if each server had a core of its own (1 s ÷ the "
+                    f"busiest server's CPU µs per delivery), {setup}, {clients} clients max",
+                    f"{ceiling:,.0f}/s", None)
         alone = _median(_cells(records, label, "1 node"),
                         lambda r: r["server_us_per_delivery"])
         bus = _cells(records, label, Setup("cluster", 1).name)
