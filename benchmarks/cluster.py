@@ -166,6 +166,7 @@ def run_cluster_suite(plan: ClusterPlan, serve_args: list[str], log: Callable[[s
                       pinning: bool = True) -> dict[str, Any]:
     """The cells, each setup on the same cell before the next (so all see the same load)."""
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     records: list[dict[str, Any]] = []
     workdir = Path(tempfile.mkdtemp(prefix="chatkit-cluster-bench-"))
     n = plan.nodes
@@ -206,7 +207,8 @@ def run_cluster_suite(plan: ClusterPlan, serve_args: list[str], log: Callable[[s
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"plan": plan.__dict__, "serve_args": serve_args, "processes": processes,
-            "pinning": pinning, "elapsed_s": time.monotonic() - started, "records": records}
+            "pinning": pinning, "elapsed_s": time.monotonic() - started, "records": records,
+            "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
 def _mode(rate: float | None) -> str:
@@ -291,8 +293,9 @@ def report(data: dict[str, Any], command: str, machine: dict[str, Any]) -> str:
     lines = [
         f"Measured {machine['date']} on {machine['cpu'] or 'unknown CPU'}, "
         f"{machine['cores']} cores, Linux {machine['kernel']}, Python {machine['python']}, "
-        f"Redis {machine['redis']}; load average before the run "
-        f"{_fmt(machine['load_before'], '.2f')}. The cluster cells took "
+        f"Redis {machine['redis']}; load average (1 min) before the cluster cells "
+        f"{_fmt(data.get('load_before', machine['load_before']), '.2f')}, after "
+        f"{_fmt(data.get('load_after'), '.2f')}. The cluster cells took "
         f"{data['elapsed_s']:.0f} s.",
         "",
         f"Command: `{command}`. Every cell has fresh servers on 127.0.0.1 (chatkit flags "
@@ -303,8 +306,11 @@ def report(data: dict[str, Any], command: str, machine: dict[str, Any]) -> str:
         "receiver on another. *server CPU*: every node's and the cluster Redis's CPU time "
         "from the moment all clients were connected to the last delivery, per delivery "
         "(nodes + Redis in brackets). *pinned*: node k runs on core k (`taskset -c k`), "
-        "Redis and the generator are not pinned. Medians where a cell ran more than once, "
-        "the spread of p99 in brackets.",
+        "Redis and the generator are not pinned. *ceiling with a core per server*: 1 s ÷ "
+        "the busiest server's CPU µs per delivery, what the cell would reach if every "
+        "server (each node, Redis) had a core of its own and the generator ran elsewhere (a "
+        "projection). Medians where a cell ran more than once, the spread of p99 in "
+        "brackets.",
         "",
     ]
     failed = [r for r in records if "failed" in r]
@@ -373,8 +379,8 @@ def targets(data: dict[str, Any]) -> list[str]:
             cells = _cells(records, label, setup)
             ceiling = _median(cells, _ceiling)
             if ceiling:
-                row(f"(not a target) ceiling if each server had a core of its own (1 s ÷ the "
-                    f"busiest server's CPU µs per delivery), {setup}, {clients} clients max",
+                row(f"(not a target) ceiling with a core per server, {setup}, {clients} "
+                    "clients max",
                     f"{ceiling:,.0f}/s", None)
         alone = _median(_cells(records, label, "1 node"),
                         lambda r: r["server_us_per_delivery"])
