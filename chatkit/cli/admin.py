@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 import click
@@ -26,8 +27,40 @@ _DB = click.option("--db", "db_path", type=click.Path(dir_okay=False), default=N
 _RELOAD = "a running server applies this on SIGHUP (`kill -HUP PID`) or restart"
 
 
+@dataclass
+class _Cluster:
+    url: str | None = None
+
+
 def _open(db_path: str | None) -> Records:
+    """The server's database, or with `--cluster` the cluster's shared records in Redis."""
+    cluster = click.get_current_context().find_object(_Cluster)
+    if cluster is not None and cluster.url:
+        if db_path is not None:
+            raise click.UsageError("--db and --cluster cannot be combined: a cluster keeps "
+                                   "its accounts and bans in Redis")
+        return _cluster_records(cluster.url)
     return Records.open(db_path or paths.default_db_file())
+
+
+def _cluster_records(url: str) -> Records:
+    try:
+        from chatkit.server.bus.cluster_records import RedisRecords
+        from chatkit.server.bus.cluster_redis import RedisLog
+    except ImportError as exc:
+        if exc.name != "redis":
+            raise
+        raise ChatkitError("a cluster needs redis-py, which is not installed",
+                           remedy="install_cluster") from None
+    return RedisRecords(RedisLog(url, "admin"))
+
+
+def _applied() -> str:
+    """When a running server sees a change made here."""
+    cluster = click.get_current_context().find_object(_Cluster)
+    if cluster is not None and cluster.url:
+        return "every node of the cluster applies this at once"
+    return _RELOAD
 
 
 def _ask_password() -> str:
@@ -53,8 +86,13 @@ def _name(name: str) -> str:
 
 
 @click.group()
-def admin() -> None:
+@click.option("--cluster", envvar="CHATKIT_SERVE_CLUSTER", default=None, metavar="URL",
+              help="The Redis of a cluster (`serve --cluster`): its accounts and bans "
+                   "instead of one server's database (docs/cluster.md).")
+@click.pass_context
+def admin(ctx: click.Context, cluster: str | None) -> None:
     """Manage accounts and bans (with the server stopped, or while it runs)."""
+    ctx.obj = _Cluster(cluster)
 
 
 @admin.command("accounts")
@@ -91,7 +129,7 @@ def register(name: str, db_path: str | None) -> None:
                 raise ChatkitError(f"{name} is registered already")
         finally:
             records.close()
-    click.echo(f"chatkit: account {name} registered; {_RELOAD}")
+    click.echo(f"chatkit: account {name} registered; {_applied()}")
 
 
 @admin.command("reset-password")
@@ -175,7 +213,7 @@ def unban(ban_id: int, db_path: str | None) -> None:
                 raise ChatkitError(f"no ban or mute #{ban_id}")
         finally:
             records.close()
-    click.echo(f"chatkit: #{ban_id} lifted; {_RELOAD}")
+    click.echo(f"chatkit: #{ban_id} lifted; {_applied()}")
 
 
 def format_sanction(s: Sanction) -> str:

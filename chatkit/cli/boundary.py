@@ -35,6 +35,9 @@ REMEDIES = {
     "own_db": "give this server its own with --db PATH, or --no-history",
     "give_db": "start `chatkit serve` first, or give --db PATH",
     "choose_port": "choose another with --port",
+    "drop_reuse_port": "drop --reuse-port (give each server its own --port)",
+    "share_port": "start every server on that port with --reuse-port, or give this one "
+                  "another port",
     "choose_irc_port": "choose another with --irc-port",
     "choose_irc_tls_port": "choose another with --irc-tls-port",
     "drop_no_tls": "drop --no-tls",

@@ -40,19 +40,38 @@ def irc_cell(server: ServerFound) -> str:
 
 def format_table(servers: list[ServerFound]) -> str:
     """A plain-text table: name, address:port, users, rooms, TLS, password (? for a server
-    too old to say), round-trip time."""
+    too old to say), round-trip time. The nodes of a cluster (`serve --cluster`) come after
+    the other servers, under one heading per cluster (its name, nodes and users in all),
+    indented."""
+    alone = [s for s in servers if not s.cluster]
+    clusters: dict[str, list[ServerFound]] = {}
+    for s in servers:
+        if s.cluster:
+            clusters.setdefault(s.cluster.casefold(), []).append(s)
+    ordered = alone + [s for key in sorted(clusters) for s in clusters[key]]
     rows: list[tuple[str, ...]] = [("NAME", "ADDRESS", "USERS", "ROOMS", "TLS", "PASSWORD",
                                     "RTT")]
-    for s in servers:
-        rows.append((s.name, s.address, str(s.users), str(s.rooms), "yes" if s.tls else "no",
+    for s in ordered:
+        name = s.name if not s.cluster else f"  {s.name}" + (
+            f" ({s.node})" if s.node and s.node != s.name else "")
+        rows.append((name, s.address, str(s.users), str(s.rooms), "yes" if s.tls else "no",
                      password_cell(s.password), format_rtt(s.rtt)))
     if any(s.irc_port or s.irc_tls_port for s in servers):  # a column only when it says more
         rows = [(*rows[0], "IRC"), *((*row, irc_cell(s)) for row, s in
-                                      zip(rows[1:], servers, strict=True))]
+                                      zip(rows[1:], ordered, strict=True))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     right = {2, 3, 6}
     lines = []
-    for row in rows:
+    previous = ""
+    for index, row in enumerate(rows):
+        cluster = (ordered[index - 1].cluster or "") if index else ""
+        if cluster and cluster.casefold() != previous:
+            previous = cluster.casefold()
+            nodes = clusters[previous]
+            users = sum(n.users for n in nodes)
+            lines.append(f"cluster {cluster}: {len(nodes)} node"
+                         f"{'s' if len(nodes) != 1 else ''}, {users} user"
+                         f"{'s' if users != 1 else ''}")
         cells = [cell.rjust(w) if i in right else cell.ljust(w)
                  for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
@@ -73,7 +92,8 @@ def format_event(event: WatchEvent) -> str:
     if event.kind == "leave":
         detail = {"stopped": "stopped", "silent": "no longer heard",
                   "replaced": "restarted"}.get(event.reason, event.reason)
-    return f"{stamp} {mark} {s.name}  {s.address}  ({detail})"
+    cluster = f"  [cluster {s.cluster}, node {s.node}]" if s.cluster else ""
+    return f"{stamp} {mark} {s.name}  {s.address}  ({detail}){cluster}"
 
 
 def format_cause(cause: Cause, port: int) -> str:

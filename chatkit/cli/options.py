@@ -182,7 +182,7 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
     machine pinned, announcing another certificate, is refused before anything is sent to it;
     the connection then checks the presented certificate against the announced one.
     """
-    from chatkit.discovery import find_server
+    from chatkit.discovery import find_server, one_cluster, pick_node
     from chatkit.paths import known_servers_file
     from chatkit.tls import KnownNames, KnownServers, Sighting
 
@@ -190,6 +190,9 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
         found = find_server(server_name, broadcast=list(broadcast) or None,
                             discovery_port=discovery_port)
     known = KnownServers(known_servers_file())
+    cluster = one_cluster(found)
+    if cluster is not None:  # the nodes of one cluster are one chat: the least loaded
+        found = [pick_node(found)]
     if len(found) > 1:
         listing = ", ".join(f"{s.name} ({s.address}, {fingerprint_prefix(s.fingerprint)})"
                             for s in found)
@@ -203,7 +206,9 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
                       and pins.get(candidate.address) == candidate.fingerprint else "")
             click.echo(f"  {number}. {candidate.name}  {candidate.address}  "
                        f"{fingerprint_prefix(candidate.fingerprint)}  "
-                       f"{candidate.users} users{needs}{pinned}", err=True)
+                       f"{candidate.users} users{needs}{pinned}"
+                       + (f"  cluster {candidate.cluster}" if candidate.cluster else ""),
+                       err=True)
         choice = click.prompt("Which server? (number or name)", err=True, type=ServerNumber(
             len(found), [s.name for s in found], [s.address for s in found]))
         found = [found[choice - 1]]
@@ -211,10 +216,14 @@ def discover_target(server_name: str | None, broadcast: tuple[str, ...], discove
     announced = chosen.fingerprint if chosen.tls else None
     if check_identity:
         names = KnownNames(known)
-        sighting = Sighting(chosen.name, chosen.instance, chosen.address, announced)
+        sighting = Sighting(chosen.identity, chosen.instance, chosen.address, announced)
         names.check(sighting)
         names.remember(sighting)
-    click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)
+    if cluster is not None:
+        click.echo(f"chatkit: found cluster {cluster!r}: node {chosen.node} at "
+                   f"{chosen.address} ({chosen.users} users)", err=True)
+    else:
+        click.echo(f"chatkit: found {chosen.name!r} at {chosen.address}", err=True)
     return chosen.host, chosen.port, announced
 
 

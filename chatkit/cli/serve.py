@@ -131,6 +131,9 @@ class _ReloadSignal:
                    "docs/cluster.md). Needs chatkit[cluster].")
 @click.option("--cluster-name", default=None, metavar="NAME",
               help="The cluster's name in discovery [default: the server's --name].")
+@click.option("--reuse-port", is_flag=True,
+              help="Share the chat (and IRC) ports with other `chatkit serve --reuse-port` "
+                   "processes of this user: several cluster nodes on one host, one port.")
 def serve(host: str, port: int, name: str | None, discovery: bool, discovery_port: int,
           log_level: str, db_path: str | None, no_history: bool, history_on_join: int,
           log_private: bool, fsync: str, retain_days: float | None,
@@ -139,7 +142,7 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
           rate_limit: float, max_clients: int, crowd_size: int, max_per_address: int,
           max_unregistered: int, admins: tuple[str, ...], require_account: bool,
           motd_file: str | None, irc_port: int | None, irc_tls_port: int | None,
-          cluster: str | None, cluster_name: str | None) -> None:
+          cluster: str | None, cluster_name: str | None, reuse_port: bool) -> None:
     """Run a chat server until Ctrl-C or SIGTERM."""
     from chatkit.server import Server, ServerConfig
 
@@ -172,7 +175,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
                           max_unregistered=max_unregistered, crowd_size=crowd_size,
                           admins=admins, require_account=require_account,
                           motd_file=motd_file, irc_port=irc_port, irc_tls_port=irc_tls_port,
-                          cluster=cluster, cluster_name=cluster_name)
+                          cluster=cluster, cluster_name=cluster_name,
+                          reuse_port=reuse_port)
     if name:
         config.name = name
     fd_limit = raise_fd_limit()
@@ -235,10 +239,10 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append("messages kept in memory only (--no-history): lost when the server stops")
     lines += irc_lines(server, host)
     if server.cluster is not None:
-        view = server.cluster.cluster_view() or {}
-        lines.append(f"node {view.get('node')} of cluster {view.get('name')!r} through Redis at "
-                     f"{server.cluster.where} (history from Redis; {config.db or 'memory'} "
-                     "keeps this node's archive)")
+        cluster = server.cluster
+        archive = f"{config.db} keeps this node's archive" if config.db else "no archive here"
+        lines.append(f"node {cluster.node} of cluster {cluster.cluster_name!r} through Redis at "
+                     f"{cluster.where} (history from Redis; {archive})")
     if server.fingerprint:
         lines.append(f"TLS certificate fingerprint {server.fingerprint}")
         lines.append("  as openssl shows it: SHA256 Fingerprint="
@@ -247,6 +251,9 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         lines.append("TLS off (--no-tls): everything travels unencrypted")
     lines.append(responder.describe() if responder is not None
                  else "discovery off (--no-discovery): clients need the address")
+    if config.reuse_port:
+        lines.append("listening ports shared with other --reuse-port processes: the system "
+                     "spreads new connections among them")
     if password:
         lines.append("clients need the password")
     if config.admins:
@@ -310,9 +317,11 @@ def warn_if_name_taken(server: Server, discovery_port: int) -> threading.Thread:
         except (ChatkitError, OSError) as exc:
             log.debug("could not check whether the name %r is free: %s", server.name, exc)
             return
+        cluster = server.info().get("cluster")  # its nodes may share one name
         for other in found:
             if other.name.casefold() == server.name.casefold() \
-                    and other.instance != server.instance:
+                    and other.instance != server.instance \
+                    and (cluster is None or other.cluster != cluster):
                 log.warning("another server on the network is also called %r (at %s): "
                             "people choosing by name will be asked which; give this one its "
                             "own name with --name", server.name, other.address)

@@ -16,12 +16,14 @@ are not handed on as events.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 import secrets
 import threading
 import time
 
+from chatkit.client.cluster import Failover, Target
 from chatkit.client.connection import Connection, pinned_note
 from chatkit.client.link_options import LinkHooks, LinkOptions, backoff_delay
 from chatkit.client.outbox import Outbox, Refused, SessionEnded
@@ -70,6 +72,7 @@ class Link:
         self.client_id = secrets.token_hex(16)
         self._tags = itertools.count(1)
         self._pacer: Pacer | None = None  # the server's announced rate, from the last welcome
+        self.failover = Failover()  # the cluster's live nodes, from the last welcome
         self._stopping = threading.Event()
         self._retry_now = threading.Event()  # cuts a backoff wait short (/reconnect, quit)
         self._bye_reason: str | None = None  # the server's `bye` on the current connection
@@ -298,13 +301,19 @@ class Link:
             text += f" ({unanswered} unconfirmed line(s) will be sent again)"
         self.status(text, level="error")
 
-    def _open(self, nick: str, room: str | None) -> Connection:
+    def _open(self, nick: str, room: str | None, target: Target | None = None) -> Connection:
+        """Connect to our server, or to `target` (another node of its cluster)."""
         options = self.options
+        host, port, expected = (options.host, options.port, options.expected_fingerprint) \
+            if target is None else (target.host, target.port, target.fingerprint)
         conn = Connection.open(
-            options.host, options.port, nick, room, timeout=options.connect_timeout,
+            host, port, nick, room, timeout=options.connect_timeout,
             tls=options.tls, insecure=options.insecure, password=options.password,
-            expected_fingerprint=options.expected_fingerprint,
-            on_pin=lambda c: self.status(pinned_note(c), level="security"),
+            expected_fingerprint=expected,
+            on_pin=lambda c: self.status(pinned_note(c) if expected is None or target is None
+                                         else f"pinned the certificate of cluster node "
+                                         f"{c.address}, {expected}, as its cluster named it",
+                                         level="security"),
             resume=self._resume_token if nick == self.hooks.nick() else None,
             client_id=self.client_id, history=options.history,
             identify=options.account[1] if options.account is not None
@@ -345,8 +354,16 @@ class Link:
             except ProtocolError as exc:
                 self.status(f"giving up: {exc}", level="error")
                 break
-            except ChatkitError:
-                continue
+            except ChatkitError:  # the node is gone: another of its cluster, if any answers
+                moved = self.failover.move(
+                    self.options, functools.partial(self._open, nick, None),
+                    lambda text: self.status(text, level="error"), self._stopping.is_set)
+                if moved is None:
+                    continue
+                gone, cluster = self.address, self.failover.name
+                conn, self.options = moved  # our address is the new node's from now on
+                note = f"node {gone} is gone; moved to {self.address} (cluster {cluster})"
+                return conn if self._resume(conn, note) else None
             if not self._resume(conn):
                 return None
             return conn
@@ -362,7 +379,7 @@ class Link:
                     level="error")
         return None
 
-    def _resume(self, conn: Connection) -> bool:
+    def _resume(self, conn: Connection, moved: str | None = None) -> bool:
         """After reconnecting: rejoin the rooms, catch up, then send what was queued.
 
         False (and the connection closed) when the user quit meanwhile: checked under the lock
@@ -384,6 +401,8 @@ class Link:
             self._settled.notify_all()  # the sender thread sends what waited, paced
             server = str(conn.welcome["server"])
         text = f"reconnected to {server or self.address} as {conn.nick}"
+        if moved is not None:  # another node of the cluster took us in
+            text = moved
         if rejoins:
             text += "; rejoined " + ", ".join(str(frame["room"]) for frame in rejoins)
         if waiting:
@@ -398,6 +417,7 @@ class Link:
         # Lets the next connection take the nickname back from this one if it lingers on the
         # server after a network drop, instead of being refused until it times out.
         self._resume_token = token if isinstance(token, str) else None
+        self.failover.welcomed(conn.welcome)
         self.hooks.welcomed(conn)
 
     def _send_quiet(self, conn: Connection, frame: Frame, tag: str = "") -> None:

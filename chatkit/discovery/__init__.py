@@ -7,7 +7,8 @@ Modules, bottom to top (each imports only those before it):
 - `wire`: the datagram format, its validation, and the UDP socket calls every role shares
 - `scope`: where a server may be advertised for its bind address; which targets a client probes
 - `responder`: the server side (`DiscoveryResponder`), rate-limited, answering only in scope
-- `probe`: the client side: `discover`, `find_server`, `select_servers`, `server_names`
+- `probe`: the client side: `discover`, `find_server`, `select_servers`, `server_names`,
+  and the node of a cluster to use (`one_cluster`, `pick_node`)
 - `watcher`: following servers as they come and go (`watch`, `WatchEvent`)
 - `diagnosis`: the network self-test and its likely causes (`diagnose`, `DiagnoseReport`)
 
@@ -28,6 +29,8 @@ from chatkit.discovery.probe import (
     connect_host,
     discover,
     find_server,
+    one_cluster,
+    pick_node,
     probe_targets,
     select_servers,
     server_names,
@@ -74,7 +77,7 @@ __all__ = [
     "DropLog", "ProbeResults", "Scope", "ServerFound", "ServerInfo", "TargetCheck",
     "TargetError", "WatchEvent", "connect_host", "decode_datagram", "default_targets",
     "diagnose", "discover", "encode_datagram", "find_server", "fit_datagram", "is_valid_nonce",
-    "likely_causes", "make_probe", "parse_server_info", "probe_targets", "reply_limiter",
-    "resolve_targets", "scope_for_bind", "select_servers", "server_names", "udp_socket",
-    "watch",
+    "likely_causes", "make_probe", "one_cluster", "parse_server_info", "pick_node",
+    "probe_targets", "reply_limiter", "resolve_targets", "scope_for_bind", "select_servers",
+    "server_names", "udp_socket", "watch",
 ]

@@ -3,7 +3,8 @@
 Owns: `ServerFound` (one server instance, however many interfaces it answered on) and how
 sightings of one instance are merged; `probe_targets`, the probe-and-listen loop that
 `discover` and `diagnose` share; and the questions clients ask: every server (`discover`), one
-by name (`find_server`, `select_servers`) and just the names (`server_names`, for completion).
+by name (`find_server`, `select_servers`), the node of a cluster to use (`one_cluster`,
+`pick_node`) and just the names (`server_names`, for completion).
 Returns data or raises ChatkitErrors; never prints.
 """
 
@@ -13,6 +14,7 @@ import ipaddress
 import select
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,10 +54,19 @@ class ServerFound:
     password: bool | None = None  # whether it needs a password; None: an older server
     irc_port: int | None = None  # the IRC door's ports, when on
     irc_tls_port: int | None = None
+    cluster: str | None = None  # the cluster it is a node of (`serve --cluster`)
+    node: str | None = None  # its node id in that cluster
 
     @property
     def address(self) -> str:
         return format_address(self.host, self.port)
+
+    @property
+    def identity(self) -> str:
+        """The name this server's certificate is remembered under (chatkit/tls/identities):
+        its name, or for a node of a cluster `CLUSTER/NODE` (the nodes of one cluster may
+        share a name and have certificates of their own)."""
+        return f"{self.cluster}/{self.node}" if self.cluster and self.node else self.name
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +75,7 @@ class ServerFound:
             "version": self.version, "tls": self.tls, "fingerprint": self.fingerprint,
             "password": self.password,
             "irc_port": self.irc_port, "irc_tls_port": self.irc_tls_port,
+            "cluster": self.cluster, "node": self.node,
             "users": self.users, "rooms": self.rooms,
             "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 3),
             "via": self.via,
@@ -78,7 +90,8 @@ class ServerFound:
             addresses=info["addresses"], version=info["version"], tls=info["tls"],
             fingerprint=info["fingerprint"], users=info["users"], rooms=info["rooms"],
             rtt=rtt, via=[source], interval=info["interval"], password=info["password"],
-            irc_port=info.get("irc_port"), irc_tls_port=info.get("irc_tls_port"))
+            irc_port=info.get("irc_port"), irc_tls_port=info.get("irc_tls_port"),
+            cluster=info.get("cluster"), node=info.get("node"))
 
     def merge(self, new: ServerFound) -> None:
         """Fold another sighting of the same instance into this one (keep the best address)."""
@@ -92,6 +105,7 @@ class ServerFound:
                 and not ipaddress.ip_address(new.host).is_loopback:
             self.host = new.host
         self.users, self.rooms, self.name = new.users, new.rooms, new.name
+        self.cluster, self.node = new.cluster, new.node
 
 
 def connect_host(source: str, addresses: list[str]) -> str:
@@ -221,21 +235,52 @@ def discover(*, timeout: float = 2.0, broadcast: list[str] | None = None,
 
 
 def select_servers(servers: list[ServerFound], name: str) -> list[ServerFound]:
-    """Servers matching `name`: exact name (case-insensitive), else instance id, else address;
-    how `chatkit join`/`send` without a host pick the server a user named."""
+    """Servers matching `name`: exact name or cluster name (case-insensitive: every node of
+    a cluster of that name), else instance id, else address; how `chatkit join`/`send`
+    without a host pick the server a user named."""
     key = name.casefold()
-    exact = [s for s in servers if s.name.casefold() == key]
+    exact = [s for s in servers if s.name.casefold() == key
+             or (s.cluster is not None and s.cluster.casefold() == key)]
     if exact:
         return exact
     return [s for s in servers if s.instance == name or s.address == name or s.host == name]
+
+
+def one_cluster(servers: list[ServerFound]) -> str | None:
+    """The cluster's name when every one of `servers` is a node of that one cluster (they
+    are then one chat, and any node will do: `pick_node`); None otherwise."""
+    names = {s.cluster.casefold() if s.cluster else None for s in servers}
+    if len(names) != 1 or None in names:
+        return None
+    return servers[0].cluster
+
+
+def pick_node(nodes: list[ServerFound], timeout: float = 1.0,
+              reachable: Callable[[str, int, float], bool] | None = None) -> ServerFound:
+    """The node of a cluster to connect to: the least loaded (fewest users, then the
+    quickest to answer) whose chat port accepts a TCP connection within `timeout`; the least
+    loaded when none does (connecting to it then says why)."""
+    check = reachable or tcp_reachable
+    ranked = sorted(nodes, key=lambda s: (s.users, s.rtt if s.rtt is not None else 1e9,
+                                          s.address))
+    return next((s for s in ranked if check(s.host, s.port, timeout)), ranked[0])
+
+
+def tcp_reachable(host: str, port: int, timeout: float) -> bool:
+    """Whether `host:port` accepts a TCP connection now (closed again at once)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def server_names(*, timeout: float = 0.5, broadcast: list[str] | None = None,
                  discovery_port: int = DISCOVERY_PORT) -> list[str]:
     """Names of the servers answering now, for shell completion; never raises."""
     try:
-        return sorted({s.name for s in discover(timeout=timeout, broadcast=broadcast,
-                                                discovery_port=discovery_port)})
+        found = discover(timeout=timeout, broadcast=broadcast, discovery_port=discovery_port)
+        return sorted({s.name for s in found} | {s.cluster for s in found if s.cluster})
     except Exception:  # completion must never print a traceback into the shell
         return []
 
@@ -249,7 +294,8 @@ def find_server(name: str | None = None, *, timeout: float = 2.0,
     if name is not None:
         matches = select_servers(servers, name)
         if not matches:
-            others = ", ".join(sorted({s.name for s in servers})) or "none"
+            others = ", ".join(sorted({s.name for s in servers}) + sorted(
+                {f"cluster {s.cluster}" for s in servers if s.cluster})) or "none"
             raise NotFoundError(f"no server named {name!r} answered (found: {others})")
         return matches
     if not servers:

@@ -150,7 +150,8 @@ def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY
                         yield WatchEvent("update", before, "changed")
                     continue
                 for other in [s for s in known.values()
-                              if (s.host, s.port) == (server.host, server.port)]:
+                              if (s.host, s.port) == (server.host, server.port)
+                              and not _other_node(s, server)]:
                     yield WatchEvent("leave", forget(other.instance), "replaced")
                 known[instance] = server
                 yield WatchEvent("appear", server, "announce" if rtt is None else "probe")
@@ -158,3 +159,9 @@ def watch(*, broadcast: list[str] | None = None, discovery_port: int = DISCOVERY
         prober.close()
         if listener is not None:
             listener.close()
+
+
+def _other_node(one: ServerFound, other: ServerFound) -> bool:
+    """Whether two servers at one address and port are two nodes of one cluster, sharing
+    the port (`serve --reuse-port`): neither replaces the other."""
+    return one.cluster is not None and one.cluster == other.cluster and one.node != other.node

@@ -58,6 +58,10 @@ class ServerInfo(TypedDict):
     #: version change, like `password`)
     irc_port: int | None
     irc_tls_port: int | None
+    #: the cluster this server is a node of (`serve --cluster`) and its node id; None when
+    #: it is not clustered or does not say (added without a version change)
+    cluster: str | None
+    node: str | None
 
 
 class DatagramError(ValueError):
@@ -164,7 +168,21 @@ def parse_server_info(body: dict[str, Any]) -> ServerInfo:
         "interval": float(interval),
         "irc_port": _optional_port(body, "irc_port"),
         "irc_tls_port": _optional_port(body, "irc_tls_port"),
+        "cluster": _optional_name(body, "cluster"),
+        "node": _optional_name(body, "node"),
     }
+
+
+def _optional_name(body: dict[str, Any], name: str) -> str | None:
+    """A name shown to people (a cluster's, a node's id): sanitised like chat text and cut
+    to MAX_NAME; anything but a string with something visible in it is invalid."""
+    value = body.get(name)
+    if value is None:
+        return None
+    clean = sanitize_text(value).strip()[:MAX_NAME] if isinstance(value, str) else ""
+    if not clean:
+        raise DatagramError(f"bad {name}")
+    return clean
 
 
 def _optional_port(body: dict[str, Any], name: str) -> int | None:

@@ -4,7 +4,8 @@ Owns: `StartWindow`: the list of servers discovery follows (`chatkit.discovery.w
 same as `chatkit discover --watch`): name, address, people online, TLS (and whether this
 machine pinned it), whether it needs a password; an address and a nickname to type (both
 remembered from last time); going straight in when exactly one server answers and a
-nickname is remembered, or when the server named by `--server` appears.
+nickname is remembered, or when the server named by `--server` appears (for a cluster's
+name, its least loaded node seen so far).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ INSTANCE_ROLE = Qt.ItemDataRole.UserRole
 
 
 def target_of(server: ServerFound) -> Target:
-    return Target(server.host, server.port, tls=server.tls, name=server.name,
+    # a node of a cluster is trusted (and remembered) as CLUSTER/NODE: docs/security.md
+    return Target(server.host, server.port, tls=server.tls, name=server.identity,
                   instance=server.instance,
                   announced=server.fingerprint if server.tls else None,
                   password_needed=server.password)
@@ -119,9 +121,13 @@ class StartWindow(QWidget):
         else:
             self.servers[server.instance] = server
         self._fill()
-        wanted = self.options.server_name
-        if wanted and event.kind == "appear" and server.name.casefold() == wanted.casefold() \
-                and self.nick.text().strip():
+        wanted = (self.options.server_name or "").casefold()
+        if wanted and event.kind == "appear" and self.nick.text().strip() and wanted in (
+                server.name.casefold(), (server.cluster or "").casefold()):
+            if server.cluster and server.cluster.casefold() == wanted:  # a cluster's name:
+                server = min((s for s in self.servers.values()   # its least loaded node
+                              if (s.cluster or "").casefold() == wanted),
+                             key=lambda s: (s.users, s.address))
             self.options = GuiOptions(**{**self.options.__dict__, "server_name": None})
             self.connect_requested.emit(target_of(server), self.nick.text().strip())
 

@@ -78,3 +78,21 @@ def address_group(host: str) -> str:
         network = ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False)
         return str(network)
     return str(address)
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """An address another program handed us (`IP:PORT`, `[IPV6]:PORT`) -> (ip, port).
+
+    Stricter than `parse_address`: the host must be an IP address a connection can go to
+    (no name to resolve, no wildcard, multicast or broadcast address) and the port must be
+    given. Raises ValueError with a one-line reason for anything else."""
+    host, port = parse_address(text, 0)
+    if port == 0:
+        raise ValueError(f"no port in {text!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    if address.is_unspecified or address.is_multicast or str(address) == "255.255.255.255":
+        raise ValueError(f"{host!r} is not an address to connect to")
+    return str(address), port

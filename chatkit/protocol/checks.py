@@ -4,6 +4,7 @@ is their run-time check for frames from the network, which are untrusted)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from chatkit.protocol.constants import MAX_TS
@@ -60,13 +61,28 @@ _ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
 }
 
 
+#: Bounds of a welcome's `cluster` (docs/protocol.md, "Clusters"): a hostile server gets no
+#: more of the client's memory or time than this.
+MAX_CLUSTER_NODES = 64
+MAX_NODE_ADDRESSES = 16
+MAX_CLUSTER_NAME = 64
+MAX_ADDRESS = 64  # "[v6]:port" of the longest IPv6 address is 47 characters
+MAX_USERS = 10**9
+#: a certificate fingerprint in discovery's form (chatkit/discovery/wire.py)
+_FINGERPRINT = re.compile(r"^[0-9A-Za-z:+/=_-]{1,128}\Z")
+
+
 def check_server_frame(frame: dict[str, Any]) -> dict[str, Any]:
     """Return `frame` if it has every field its type needs, with the right types; else raise
-    FrameError("bad_frame"). Unknown types and unknown fields pass (forward compatibility)."""
+    FrameError("bad_frame"). Unknown types and unknown fields pass (forward compatibility).
+    A `welcome`'s optional `cluster` that is not exactly as documented is removed from the
+    frame (the connection works without it), never an error."""
     kind = frame["type"]
     required = _REQUIRED.get(kind)
     if required is None:
         return frame
+    if kind == "welcome" and "cluster" in frame and not cluster_ok(frame["cluster"]):
+        del frame["cluster"]
     for name, kinds in required.items():
         _check(kind, name, frame.get(name), kinds)
     for name, kinds in _OPTIONAL.items():
@@ -105,3 +121,38 @@ def _check_item(kind: str, name: str, item: object,
     if name == "users":
         for room in item["rooms"]:
             _check(kind, "users[].rooms[]", room, _STR)
+
+
+def cluster_ok(value: object) -> bool:
+    """Whether a welcome's `cluster` has the documented shape and stays within its bounds:
+    a name and this node's id (1-64 characters), at most 64 nodes with distinct ids, each
+    with at most 16 addresses (strings of at most 64 characters; parsed by the client), a
+    fingerprint in discovery's form or null, and a user count."""
+    if not isinstance(value, dict):
+        return False
+    nodes = value.get("nodes")
+    if not (_short(value.get("name"), MAX_CLUSTER_NAME) and _short(value.get("node"), 64)
+            and isinstance(nodes, list) and 0 < len(nodes) <= MAX_CLUSTER_NODES):
+        return False
+    ids: set[str] = set()
+    for node in nodes:
+        if not isinstance(node, dict) or not _short(node.get("id"), 64) or node["id"] in ids:
+            return False
+        ids.add(node["id"])
+        addresses, fingerprint, users = (node.get("addresses"), node.get("fingerprint"),
+                                         node.get("users"))
+        if not isinstance(addresses, list) or len(addresses) > MAX_NODE_ADDRESSES \
+                or not all(_short(a, MAX_ADDRESS) for a in addresses):
+            return False
+        if fingerprint is not None and not (isinstance(fingerprint, str)
+                                            and _FINGERPRINT.match(fingerprint)):
+            return False
+        if not isinstance(users, int) or isinstance(users, bool) \
+                or not 0 <= users <= MAX_USERS:
+            return False
+    return True
+
+
+def _short(value: object, limit: int) -> bool:
+    """A non-empty string of at most `limit` characters."""
+    return isinstance(value, str) and 0 < len(value) <= limit

@@ -13,7 +13,7 @@ with `check_server_frame`, so nothing past decoding has to survive a missing or 
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired
@@ -212,6 +212,23 @@ class _Stamped(TypedDict):
     ref: NotRequired[Ref]
 
 
+class ClusterNode(TypedDict):
+    """One live node of a cluster, as a `welcome` lists it (docs/protocol.md, "Clusters")."""
+
+    id: str
+    addresses: list[str]  # "host:port" of its chatkit port, "[v6]:port" for IPv6
+    fingerprint: str | None  # its TLS certificate, in discovery's form; null without TLS
+    users: int
+
+
+class ClusterInfo(TypedDict):
+    """The cluster a node belongs to: its name, this node's id, every live node."""
+
+    name: str
+    node: str
+    nodes: list[ClusterNode]
+
+
 class WelcomeFrame(_Stamped):
     type: Literal["welcome"]
     version: int
@@ -220,8 +237,10 @@ class WelcomeFrame(_Stamped):
     commands: list[CommandInfo]
     limits: Limits
     resume: NotRequired[str]
-    #: a node of a cluster: the cluster's name and its live nodes (docs/cluster.md)
-    cluster: NotRequired[dict[str, Any]]
+    #: a node of a cluster: the cluster's name and its live nodes (docs/cluster.md), shaped
+    #: as `ClusterInfo`; absent otherwise. A malformed one is dropped on arrival
+    #: (`check_server_frame`).
+    cluster: NotRequired[ClusterInfo]
 
 
 class JoinedFrame(_Stamped):

@@ -74,3 +74,6 @@ class ServerConfig:
     cluster: str | None = None
     #: the cluster's name, as discovery and `welcome` say it (default: the server's name)
     cluster_name: str | None = None
+    #: SO_REUSEPORT on the listening sockets: several processes (the nodes of a cluster on
+    #: one host) share one port, the kernel spreading connections among them
+    reuse_port: bool = False

@@ -109,7 +109,8 @@ class Server:
             crowd_size=config.crowd_size,
             admins=frozenset(name_key(a) for a in config.admins),
             require_account=config.require_account,
-            motd=read_motd(config.motd_file)), store.records)
+            motd=read_motd(config.motd_file)),
+            self.cluster.records() if self.cluster is not None else store.records)
         for name in self.hub.accounts.missing_admins():
             log.warning("admin %s is not a registered account, so not an admin: register it, "
                         "then reload (SIGHUP)", name)

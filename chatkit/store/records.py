@@ -205,6 +205,11 @@ class Records:
     def last_sanction_id(self) -> int:
         return int(str(self._read("SELECT coalesce(max(id), 0) FROM sanctions")[0][0]))
 
+    def reserve_sanction_id(self, proposed: int) -> int:
+        """The id a new ban or mute gets: `proposed` (the next after every id in use) here;
+        a store several servers share hands out its own."""
+        return proposed
+
     def add_sanction(self, s: Sanction) -> None:
         """Store a ban or mute under its id; it replaces one of the same target."""
         room_key = name_key(s.room) if s.room is not None else None

@@ -13,9 +13,14 @@ from chatkit.net.addresses import host_of
 
 
 class TrustError(ChatkitError):
-    """The server presented a certificate other than the one pinned for it."""
+    """The server presented a certificate other than the one pinned for it, or than the one
+    announced for it (`announced`: by discovery, or by a node of its cluster)."""
 
     exit_code = ExitCode.IDENTITY
+
+    def __init__(self, message: str, *, announced: str | None = None) -> None:
+        super().__init__(message)
+        self.announced = announced
 
 
 class KnownServers:
@@ -78,7 +83,8 @@ class KnownServers:
         if expected is not None and expected != presented:
             raise TrustError(
                 f"{address} presented certificate {presented} but discovery announced "
-                f"{expected}; someone may be impersonating the server. Not connecting.")
+                f"{expected}; someone may be impersonating the server. Not connecting.",
+                announced=expected)
         pinned = self.get(address)
         if pinned is None:
             return True

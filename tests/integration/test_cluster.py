@@ -199,19 +199,108 @@ def test_a_node_whose_redis_is_unreachable_fails_at_start_in_one_line(tmp_path):
     assert "hunter2" not in message  # never the password
 
 
-def test_moderation_refuses_by_name_to_act_on_someone_of_another_node(cluster, opened):
+def _registered(opened: list, node: Server, nick: str, room: str | None = None
+                ) -> JsonClient:
+    member = client(opened, node, nick, room=None)
+    answer = member.request({"type": "register", "password": "correct horse battery"})
+    assert answer["type"] != "error", answer
+    if room is not None:
+        member.request({"type": "join", "room": room})
+    return member
+
+
+def test_an_account_registered_on_one_node_is_known_on_every_node(cluster, opened):
     a, b = cluster(tls=False), cluster(tls=False)
-    alice = client(opened, a, "alice", room=None)
-    assert alice.request({"type": "register", "password": "correct horse battery"}
-                         )["type"] != "error"
-    alice.request({"type": "join", "room": "den"})  # its founder: an operator there
+    alice = _registered(opened, a, "alice")
+    alice.send({"type": "quit"})
+    alice.expect("bye")
+
+    def guest_refused() -> dict | None:
+        guest = JsonClient(b.port)
+        opened.append(guest)
+        guest.send({"type": "hello", "version": 1, "nick": "alice", "room": None})
+        answer = guest.read_frame()
+        if answer and answer["type"] == "welcome":  # b had not heard of it yet: let go
+            guest.send({"type": "quit"})
+            guest.expect("bye")
+        return answer if answer and answer.get("code") == "nick_registered" else None
+
+    wait_for(guest_refused, message="alice's account known on node b")
+    owner = JsonClient(b.port)
+    opened.append(owner)
+    owner.send({"type": "hello", "version": 1, "nick": "alice", "room": None,
+                "identify": "correct horse battery"})
+    assert owner.expect("welcome")["nick"] == "alice"  # her password, on the other node
+
+
+def test_an_operator_kicks_and_bans_someone_on_another_node(cluster, opened):
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice = _registered(opened, a, "alice", room="den")  # founder of den: an operator there
     bob = JsonClient(b.port)
     opened.append(bob)
     bob.send({"type": "hello", "version": 1, "nick": "bob", "room": "den"})
     bob.expect("history_end")
     alice.expect("join", nick="bob")
-    refused = alice.request({"type": "command", "line": "/kick bob"})
-    assert refused["type"] == "error" and refused["code"] == "other_node"
-    assert "another node" in refused["message"]
+    kicked = alice.request({"type": "command", "line": "/kick bob too loud"})
+    assert kicked["type"] == "notice" and kicked.get("action") == "kick", kicked
+    part = bob.expect("part", nick="bob")
+    assert "kicked by alice" in part["reason"]
+    alice.expect("part", nick="bob")
     who = {u["nick"] for u in alice.request({"type": "who", "room": "den"})["users"]}
-    assert who == {"alice", "bob"}  # nobody half-removed
+    assert who == {"alice"}
+    # a ban given on node a keeps bob out of den on node b
+    bob.request({"type": "join", "room": "den"})
+    alice.expect("join", nick="bob")
+    banned = alice.request({"type": "command", "line": "/ban bob"})
+    assert banned["type"] == "notice", banned
+    bob.expect("part", nick="bob")
+    again = bob.request({"type": "join", "room": "den"})
+    assert again["type"] == "error" and again["code"] == "banned", again
+
+
+def test_chatkit_admin_registers_an_account_for_the_whole_cluster(cluster, redis_server,
+                                                                 opened, chatkit_home):
+    import subprocess
+
+    from helpers import chatkit_cmd, cli_env
+
+    a = cluster(tls=False)
+    done = subprocess.run(chatkit_cmd("admin", "--cluster", redis_server.url, "register",
+                                      "carol"), input="a long pass phrase\n", text=True,
+                          capture_output=True, env=cli_env(chatkit_home), timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "every node of the cluster applies this at once" in done.stdout
+
+    def refused() -> bool:
+        guest = JsonClient(a.port)
+        opened.append(guest)
+        guest.send({"type": "hello", "version": 1, "nick": "carol", "room": None})
+        answer = guest.read_frame()
+        if answer and answer["type"] == "welcome":
+            guest.send({"type": "quit"})
+            guest.expect("bye")
+        return bool(answer and answer.get("code") == "nick_registered")
+
+    wait_for(refused, message="the node hears of the new account")
+    listed = subprocess.run(chatkit_cmd("admin", "--cluster", redis_server.url, "accounts"),
+                            text=True, capture_output=True, env=cli_env(chatkit_home),
+                            timeout=30)
+    assert listed.stdout.split()[0] == "carol"
+
+
+def test_an_irc_client_on_one_node_talks_with_people_on_another(cluster, opened):
+    from test_irc_door import IrcClient
+
+    a, b = cluster(tls=False), cluster(tls=False, irc_port=0)
+    alice = client(opened, a, "alice")
+    irc = IrcClient(b.irc_port, "weeuser")
+    opened.append(irc)
+    irc.join("#lobby")
+    alice.expect("join", nick="weeuser")
+    alice.request({"type": "msg", "room": "lobby", "text": "hello irc"})
+    irc.expect(r":alice!\S* PRIVMSG #lobby :hello irc")
+    irc.say("PRIVMSG #lobby :hello json")
+    assert alice.expect("message", text="hello json")["nick"] == "weeuser"
+    irc.say("NAMES #lobby")
+    names = irc.expect(" 353 ")
+    assert "alice" in names and "weeuser" in names

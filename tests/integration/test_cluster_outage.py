@@ -107,3 +107,38 @@ def test_a_node_stopped_gracefully_has_its_people_quit_at_once(cluster, opened):
     again = JsonClient(b.port, "alice")
     opened.append(again)
     assert again.welcome["nick"] == "alice"
+
+
+def test_a_node_that_died_while_redis_lost_its_data_is_forgotten(
+        redis_server, server_factory, opened, tmp_path):
+    import signal
+
+    from helpers import ServeProcess
+
+    doomed = ServeProcess.start(["--no-discovery", "--no-tls", "--no-history",
+                                 "--cluster", redis_server.url, "--rate-limit", "0"],
+                                env_home=str(tmp_path / "doomed-home"))
+    try:
+        b = server_factory(cluster=redis_server.url, tls=False)
+        alice, bob = JsonClient(doomed.port, "alice"), JsonClient(b.port, "bob")
+        opened += [alice, bob]
+
+        def seen() -> set[str]:
+            return {u["nick"] for u in bob.request({"type": "who"})["users"]}
+
+        deadline = time.monotonic() + 10
+        while "alice" not in seen():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        redis_server.stop()
+        doomed.stop(signal.SIGKILL)
+        redis_server.start()  # empty, and alice's node will never tell it again
+        deadline = time.monotonic() + 20
+        while "alice" in seen():
+            assert time.monotonic() < deadline, "alice's dead node was never forgotten"
+            time.sleep(0.2)
+        taken = JsonClient(b.port, "alice")
+        opened.append(taken)
+        assert taken.welcome["nick"] == "alice"
+    finally:
+        doomed.stop(signal.SIGKILL)

@@ -11,8 +11,7 @@ log". Membership travels in the same stream, so each node's hub shows everyone
   lines are refused by name) and appends them when it is back, exactly once;
 - the reader reads the log, stores what is to be kept in this node's SQLite archive
   (`chatkit history` reads it) and delivers (delivery.py);
-- the heartbeat keeps this node alive in Redis, publishes its addresses and load, and reaps
-  nodes whose heartbeat expired: their people quit and their nicknames are freed.
+- the heartbeat (cluster_liveness.py) keeps this node alive in Redis and reaps dead ones.
 """
 
 from __future__ import annotations
@@ -27,13 +26,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chatkit.protocol import FrameError, name_key
+from chatkit.protocol.events import ClusterInfo
 from chatkit.server.bus.cluster_entries import (
+    act_entry,
     event_entry,
     member_entry,
     own_pending,
     remote_pending,
 )
-from chatkit.server.bus.cluster_redis import ALIVE_MS, ClusterUnavailable, RedisLog, safe_url
+from chatkit.server.bus.cluster_liveness import MAX_HELD, Liveness
+from chatkit.server.bus.cluster_records import RedisRecords
+from chatkit.server.bus.cluster_redis import ClusterUnavailable, RedisLog, safe_url
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
 from chatkit.server.bus.retention import Retention
@@ -49,9 +52,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatkit.server")
 
 MAX_BATCH = 256
-#: people's lines kept while Redis does not answer; more are refused (`cluster_unavailable`)
-MAX_HELD = 1_000
-HEARTBEAT_SECONDS = 1.0
 _STOP = object()
 _LINES = ("message", "private", "topic")  # what a person sends: refused when too many wait
 
@@ -79,18 +79,17 @@ class ClusterBus:
         self._seqs = itertools.count(1)  # this node's entries, in order (appends are idempotent)
         self._inflight: dict[int, Pending | None] = {}
         self._held_lines = 0  # people's lines accepted and not yet in the log
-        self._down_since: float | None = None
-        self._down_lock = threading.Lock()  # three threads notice an outage: one notice
-        self._up_since = time.monotonic()
-        self._infos: dict[str, dict[str, Any]] = {}
         self._stopping = threading.Event()
+        self.liveness = Liveness(self, self._stopping)  # cluster_liveness.py: the heartbeat
         self._appender = threading.Thread(target=self._append_loop, name="chatkit-cluster-out",
                                           daemon=True)
         self._reader = threading.Thread(target=self._read_loop, name="chatkit-cluster-in",
                                         daemon=True)
-        self._beat = threading.Thread(target=self._beat_loop, name="chatkit-cluster-beat",
-                                      daemon=True)
         self._log = RepeatedLog(log)
+
+    def records(self) -> RedisRecords:
+        """Accounts and moderation, shared by every node (bus/cluster_records.py)."""
+        return RedisRecords(self.link)
 
     # ------------------------------------------------------------------ the Bus seam
 
@@ -101,7 +100,9 @@ class ClusterBus:
             for node, members in self._members.items():
                 for key, record in members.items():
                     if isinstance(record, dict):
-                        apply_record(hub, node, key, record)
+                        claim = record.get("claim")
+                        apply_record(hub, node, key, record,
+                                     claim=claim if isinstance(claim, int) else 0)
         self._members = {}
 
     def next_id(self) -> int:
@@ -112,14 +113,10 @@ class ClusterBus:
         return dict(self._topics)
 
     def start(self) -> None:
-        try:  # in the set of nodes before anyone can connect through it
-            self._heartbeat()
-            self._infos = self.link.node_infos()
-        except ClusterUnavailable as exc:
-            self._went_down(exc)
+        self.liveness.first_beat()  # in the set of nodes before anyone can connect through it
         self._appender.start()
         self._reader.start()
-        self._beat.start()
+        self.liveness.start()
 
     def stop(self) -> None:
         """Append everything accepted, deliver it, then leave the cluster: this node's people
@@ -133,7 +130,7 @@ class ClusterBus:
             time.sleep(0.01)
         self._stopping.set()
         self._reader.join(3)
-        self._beat.join(3)
+        self.liveness.join(3)
         try:
             self.link.reap(self.node, "its server stopped")
         except ClusterUnavailable:
@@ -151,18 +148,26 @@ class ClusterBus:
                 member.deliver(b"".join(chunks))
             return
         line = pending.sender is not None and pending.event["type"] in _LINES
-        if line and self._down_since is not None and self._held_lines >= MAX_HELD:
+        down_since = self.liveness.down_since
+        if line and down_since is not None and self._held_lines >= MAX_HELD:
             raise FrameError("cluster_unavailable", f"the cluster's Redis has not answered "
-                             f"for {time.monotonic() - self._down_since:.0f} s and "
+                             f"for {time.monotonic() - down_since:.0f} s and "
                              f"{MAX_HELD} lines are waiting for it: not accepted, send it "
                              "again later")
-        seq = next(self._seqs)
-        entry = event_entry(pending, seq)
+        entry = self.enqueue(lambda seq: event_entry(pending, seq), pending)
         if line:
             self._held_lines += 1
             entry["_line"] = True
+
+    def enqueue(self, build: Callable[[int], dict[str, Any]], pending: Pending | None
+                ) -> dict[str, Any]:
+        """Queue the entry `build` makes with the next of this node's sequence numbers (in
+        order, under the hub's lock); `pending` is what it delivers here when read back."""
+        seq = next(self._seqs)
+        entry = build(seq)
         self._inflight[seq] = pending
         self.queue.put(entry)
+        return entry
 
     def room_history(self, room: str, *, limit: int, after: int | None, up_to: int
                      ) -> list[StoredMessage]:
@@ -173,6 +178,10 @@ class ClusterBus:
             return []
 
     def claim_nick(self, member: Member, nick: str, takes_over: Member | None) -> None:
+        # Under the hub's lock: while Redis is known to be away, do not wait for it again
+        if self.liveness.down_since is not None:
+            raise FrameError("cluster_unavailable", "the cluster's Redis is not answering: "
+                             "nicknames cannot be checked; try again in a moment")
         try:
             claim = self.link.claim(name_key(nick), member.resume_token, member.client_id,
                                     take_over=takes_over is not None)
@@ -186,15 +195,13 @@ class ClusterBus:
     def member_changed(self, member: Member, old_nick: str | None = None) -> None:
         if member.remote or member.nick is None:
             return
-        seq = next(self._seqs)
-        self._inflight[seq] = None
-        self.queue.put(member_entry(member, seq, old_nick))
+        self.enqueue(lambda seq: member_entry(member, seq, old_nick), None)
 
-    def cluster_view(self) -> dict[str, Any] | None:
-        nodes = [{"id": node, "addresses": info.get("addresses", []),
-                  "fingerprint": info.get("fingerprint"), "users": info.get("users", 0)}
-                 for node, info in sorted(self._infos.items())]
-        return {"name": self.cluster_name, "node": self.node, "nodes": nodes}
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        self.enqueue(lambda seq: act_entry(target, seq, action, room, reason), None)
+
+    def cluster_view(self) -> ClusterInfo | None:
+        return self.liveness.view(self.cluster_name)
 
     # ------------------------------------------------------------------ appending
 
@@ -226,7 +233,7 @@ class ClusterBus:
                 self.link.append(batch, self.published_id)
                 break
             except ClusterUnavailable as exc:
-                self._went_down(exc)
+                self.liveness.went_down(exc)
                 if deadline is not None and time.monotonic() > deadline:
                     log.error("cluster: %d events not appended: Redis at %s did not answer",
                               len(batch), self.where)
@@ -246,10 +253,10 @@ class ClusterBus:
             try:
                 entries = self.link.read(after, block_ms=500, count=MAX_BATCH)
             except ClusterUnavailable as exc:
-                self._went_down(exc)
+                self.liveness.went_down(exc)
                 self._stopping.wait(0.5)
                 continue
-            self._came_back()
+            self.liveness.came_back()
             if not entries:
                 continue
             after = entries[-1][0]
@@ -281,86 +288,6 @@ class ClusterBus:
             except StoreError as exc:  # the archive only: Redis holds the cluster's history
                 self._log.log(logging.ERROR, f"store:{exc}", "archive: %s", exc)
         deliver(self, hub, batch)
-
-    # ------------------------------------------------------------------ liveness
-
-    def _beat_loop(self) -> None:
-        while not self._stopping.wait(HEARTBEAT_SECONDS):
-            try:
-                if self._heartbeat():
-                    self._reassert()
-                self._came_back()
-                dead = set(self.link.dead_nodes()) - {self.node}
-                # Only once every node had the time to say it is alive since this one last
-                # reached Redis: after an outage, the first node back must not reap the rest.
-                if time.monotonic() - self._up_since > ALIVE_MS / 1000 + 1:
-                    for node in sorted(dead):
-                        if self.link.reap(node, "its server is gone"):
-                            log.warning("cluster: node %s stopped answering; its people "
-                                        "were logged out", node)
-                self._infos = {node: info for node, info in self.link.node_infos().items()
-                               if node not in dead}
-            except ClusterUnavailable as exc:
-                self._went_down(exc)
-            except Exception:  # never lose the thread
-                log.exception("internal error in the cluster heartbeat")
-
-    def _heartbeat(self) -> bool:
-        try:
-            info = self.node_info()
-        except Exception:  # the server's own view; never fatal to the heartbeat
-            info = {}
-        return self.link.heartbeat(info)
-
-    def _reassert(self) -> None:
-        """This node was dropped from the cluster (Redis lost its data, or this node stalled
-        past its heartbeat): claim its people's nicknames again and tell the others who they
-        are. Someone who lost a nickname meanwhile is disconnected, saying why."""
-        hub = self.hub
-        if hub is None:
-            return
-        log.warning("cluster: this node was dropped by the cluster; telling it again who is "
-                    "connected here")
-        with hub.lock:
-            for member in [m for m in hub.nicks.values() if not m.remote]:
-                try:
-                    self.claim_nick(member, member.nick or "", None)
-                except FrameError:
-                    member.end("your nickname was taken while this server was cut off from "
-                               "its cluster")
-                    continue
-                self.member_changed(member)
-
-    def _went_down(self, exc: BaseException) -> None:
-        with self._down_lock:
-            if self._down_since is not None:
-                return
-            self._down_since = time.monotonic()
-        log.error("cluster: Redis at %s is not answering (%s); holding what people send",
-                  self.where, exc)
-        self._tell_everyone("the cluster's Redis is not answering: what you send is held "
-                            f"(up to {MAX_HELD} lines) and goes out when it is back")
-
-    def _came_back(self) -> None:
-        with self._down_lock:
-            if self._down_since is None:
-                return
-            lost = time.monotonic() - self._down_since
-            self._down_since = None
-            self._up_since = time.monotonic()
-        log.warning("cluster: Redis at %s answers again after %.0f s", self.where, lost)
-        self._tell_everyone(f"the cluster's Redis is back after {lost:.0f} s: held lines "
-                            "are sent")
-
-    def _tell_everyone(self, text: str) -> None:
-        hub = self.hub
-        if hub is None:
-            return
-        with hub.lock:
-            local = [m for m in hub.nicks.values() if not m.remote]
-            frame = hub.notice(text)
-        for member in local:
-            member.send_frame(frame)
 
     def _hub_lock(self) -> Any:
         assert self.hub is not None

@@ -11,21 +11,27 @@ recipients are read, like everything else, under the hub's lock in log order (`r
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from chatkit.protocol import name_key
+from chatkit.protocol import FrameError, name_key
+from chatkit.protocol.checks import check_server_frame
 from chatkit.protocol.events import Event
+from chatkit.protocol.sanitize import sanitize_frame
 from chatkit.server.bus.cluster_redis import row_json, topic_json
 from chatkit.server.hub.history import stored_row
+from chatkit.server.hub.moderation_requests import enforce_bans, remove_from_room
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.remote import RemoteMember, apply_record, drop_node
-from chatkit.store import SavedTopic, StoredMessage
+from chatkit.store import SavedTopic, StoredMessage, StoreError
 
 if TYPE_CHECKING:
     from chatkit.server.hub.hub import Hub
     from chatkit.server.hub.member import Member
+
+log = logging.getLogger("chatkit.server")
 
 STATE = "_state"  # the `type` of the stand-in event of an entry that only changes membership
 
@@ -59,7 +65,8 @@ def member_entry(member: Member, seq: int, old_nick: str | None) -> dict[str, An
     key = name_key(member.nick or "")
     record = None if member.retired else {
         "nick": member.nick, "rooms": [room.name for room in member.rooms.values()],
-        "quiet": member.quiet}
+        "quiet": member.quiet, "account": member.account, "admin": member.admin,
+        "peer": member.peer, "claim": member.claim}
     old = name_key(old_nick) if old_nick is not None else None
     entry: dict[str, Any] = {"s": seq, "mk": key, "tok": member.resume_token,
                              "m": json.dumps({"key": key, "rec": record, "old": old,
@@ -69,6 +76,22 @@ def member_entry(member: Member, seq: int, old_nick: str | None) -> dict[str, An
     if old is not None and old != key:
         entry["mold"] = old
     return entry
+
+
+def back_entry(event: Event, key: str, node: str, seq: int) -> dict[str, Any]:
+    """The `join` of member `key` of `node` in a room, after the cluster dropped that node (its
+    heartbeat expired while it stalled) and it said again who it has: heard on another node
+    only by those who saw the member quit there (`_resolve`), so never twice."""
+    target = {"back": key, "node": node, "in": event.get("room")}
+    return {"s": seq, "e": json.dumps(event), "t": json.dumps(target)}
+
+
+def act_entry(target: Member, seq: int, action: str, room: str | None, reason: str
+              ) -> dict[str, Any]:
+    """The entry asking the node of `target` (a member of another node) to kick or kill it."""
+    node = target.node if isinstance(target, RemoteMember) else ""
+    return {"s": seq, "a": json.dumps({"do": action, "key": name_key(target.nick or ""),
+                                       "node": node, "room": room, "reason": reason})}
 
 
 def state_event(id_: int) -> Event:
@@ -96,6 +119,8 @@ def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[str, str]
     line = _json(fields.get("c"))
     gone = fields.get("g")
     kind = fields.get("k")
+    act = _json(fields.get("a"))
+    reload = fields.get("r")
     row = None
     if event is not None and kind in ("message", "action", "topic", "private"):
         try:
@@ -120,13 +145,54 @@ def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[str, str]
                                     tuple(_hashable(v) for v in line[2]), event)
         if gone:
             drop_node(hub, gone)
+        if isinstance(act, dict):
+            _act(hub, act)
+        if reload is not None:
+            _reload(hub, reload)
 
     pending.apply = apply
     return pending, row
 
 
+def _reload(hub: Hub, what: str) -> None:
+    """Another node changed accounts or moderation in Redis: read them again, as on SIGHUP.
+    Redis gone meanwhile: the next change, or SIGHUP, reads them (never stop the delivery)."""
+    try:
+        if what == "accounts":
+            hub.accounts.reload()
+        elif what == "moderation":
+            hub.moderation.load(hub.lock)
+            enforce_bans(hub)
+    except StoreError as exc:
+        log.warning("cluster: %s not read again: %s", what, exc)
+
+
+def _act(hub: Hub, act: dict[str, Any]) -> None:
+    """Another node asks this one to kick or kill one of its members (moderation there)."""
+    key, reason = act.get("key"), act.get("reason")
+    member = hub.nicks.get(key) if isinstance(key, str) else None
+    if member is None or member.remote or not isinstance(reason, str):
+        return  # gone meanwhile, or not ours
+    if act.get("do") == "kill":
+        hub.retire(member, reason)
+        member.end(reason)
+        return
+    room = member.rooms.get(name_key(str(act.get("room") or "")))
+    if act.get("do") == "kick" and room is not None:
+        remove_from_room(hub, member, room, reason)
+
+
 def _resolve(hub: Hub, pending: Pending, target: dict[str, Any]) -> None:
     """Who of this node's members gets it, read now (in log order, under the lock)."""
+    back = target.get("back")
+    if isinstance(back, str):  # back after its node was dropped: for those who saw it quit
+        room = hub.rooms.get(name_key(str(target.get("in"))))
+        member = hub.nicks.get(back)
+        seen = isinstance(member, RemoteMember) and member.node == target.get("node") and \
+            room is not None and member.rooms.get(name_key(room.name)) is room
+        pending.recipients = [] if seen or room is None else \
+            [m for m in room.members.values() if not m.remote]
+        return
     room = target.get("room")
     if isinstance(room, str):
         pending.room = hub.rooms.get(name_key(room))
@@ -163,10 +229,19 @@ def _set_topic(hub: Hub, event: Mapping[str, Any]) -> None:
 
 
 def _event(data: str | None, id_: int) -> Event | None:
+    """Another node's event, checked like any frame a client receives and sanitised again
+    (whoever can write to Redis must not reach a terminal with an escape sequence); None for
+    one that is not a frame."""
     value = _json(data)
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         return None
+    value = sanitize_frame(value)
     value["id"] = id_
+    try:
+        check_server_frame(value)
+    except FrameError:
+        log.warning("cluster: a malformed event in the log (id %d) was skipped", id_)
+        return None
     return cast(Event, value)
 
 

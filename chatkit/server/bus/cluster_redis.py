@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from chatkit.errors import ChatkitError
+from chatkit.protocol.sanitize import sanitize_frame
 from chatkit.store import SavedTopic, StoredMessage
 
 PREFIX = "chatkit:"
@@ -54,7 +55,7 @@ for _, e in ipairs(batch) do
   if e.s > last then
     local sid = redis.call('INCR', p..'seq')..'-0'
     local fields = {'o', node, 's', tostring(e.s)}
-    for _, f in ipairs({'e', 't', 'm', 'c', 'k'}) do
+    for _, f in ipairs({'e', 't', 'm', 'c', 'k', 'a'}) do
       if e[f] then fields[#fields + 1] = f; fields[#fields + 1] = e[f] end
     end
     redis.call('XADD', p..'log', 'MAXLEN', '~', ARGV[4], sid, unpack(fields))
@@ -77,12 +78,16 @@ redis.call('HSET', p..'lastseq', node, last)
 return last
 """
 
-# ARGV: prefix, nick key, node, token, client id, may take over ("1"/"0")
-# -> claim generation, or 0 (held by a live node), negative when taken from a live node
+# ARGV: prefix, nick key, node, token, client id, takes over a member of another node ("1")
+# -> claim generation, or 0 (held by a live node, or not yet), negative when taken from a
+# live node (the same client, moved)
 _CLAIM = r"""
 local p = ARGV[1]
 local held = redis.call('HGET', p..'nicks', ARGV[2])
 local from_live = false
+-- taking over from a member this node shows on another node, which Redis does not know:
+-- its node is telling Redis again (an emptied Redis), or its quit is on its way: not yet
+if not held and ARGV[6] == '1' then return 0 end
 if held then
   local hn, ht, hc = string.match(held, '^([^|]*)|([^|]*)|([^|]*)|')
   if hn ~= ARGV[3] and redis.call('EXISTS', p..'alive:'..hn) == 1 then
@@ -125,6 +130,15 @@ redis.call('HDEL', p..'lastseq', dead)
 return 1
 """
 
+# ARGV: prefix, node, log max, then field, value, ... -> the entry's id
+_NOTE = r"""
+local sid = redis.call('INCR', ARGV[1]..'seq')..'-0'
+local fields = {'o', ARGV[2], 's', '0'}
+for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('XADD', ARGV[1]..'log', 'MAXLEN', '~', ARGV[3], sid, unpack(fields))
+return sid
+"""
+
 # ARGV: prefix -> {last id, topics..., then per live node: node, its members...}
 _SNAPSHOT = r"""
 local p = ARGV[1]
@@ -157,6 +171,7 @@ class RedisLog:
 
     def __init__(self, url: str, node: str) -> None:
         self.url, self.node = url, node
+        self.where = safe_url(url)  # for messages: never the password
         try:
             self.redis = redis.Redis.from_url(url, socket_timeout=5.0,
                                               socket_connect_timeout=3.0,
@@ -169,6 +184,7 @@ class RedisLog:
         self._claim = self.redis.register_script(_CLAIM)
         self._reap = self.redis.register_script(_REAP)
         self._snapshot = self.redis.register_script(_SNAPSHOT)
+        self._note = self.redis.register_script(_NOTE)
         # XREAD BLOCK holds its connection: the reader gets one of its own
         self.reader = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
             url, socket_timeout=10.0, socket_connect_timeout=3.0))
@@ -197,6 +213,12 @@ class RedisLog:
         return int(self._call(self._claim, args=[PREFIX, key, self.node, token, client_id or "",
                                                  "1" if take_over else "0"]))
 
+    def note(self, fields: dict[str, str]) -> None:
+        """An entry of the log that only says something to the nodes (read accounts again, a
+        kick for a node's member), in order after what was appended before it."""
+        flat = [item for pair in fields.items() for item in pair]
+        self._call(self._note, args=[PREFIX, self.node, LOG_MAX, *flat])
+
     def reap(self, node: str, reason: str) -> bool:
         return bool(self._call(self._reap, args=[PREFIX, node, reason, round(time.time(), 3)]))
 
@@ -211,13 +233,18 @@ class RedisLog:
 
     # ------------------------------------------------------------------ reads
 
-    def dead_nodes(self) -> list[str]:
+    def nodes(self) -> tuple[set[str], set[str]]:
+        """(every node in the set, those whose heartbeat expired)."""
         nodes = sorted(n.decode() for n in self._call(self.redis.smembers, f"{PREFIX}nodes"))
         pipe = self.redis.pipeline()
         for node in nodes:
             pipe.exists(f"{PREFIX}alive:{node}")
         alive = self._call(pipe.execute)
-        return [node for node, up in zip(nodes, alive, strict=True) if not up]
+        return set(nodes), {node for node, up in zip(nodes, alive, strict=True) if not up}
+
+    def enlist(self, node: str) -> None:
+        """Put `node` back in the set of nodes, so that it can be reaped."""
+        self._call(self.redis.sadd, f"{PREFIX}nodes", node)
 
     def node_infos(self) -> dict[str, dict[str, Any]]:
         raw = self._call(self.redis.hgetall, f"{PREFIX}nodeinfo")
@@ -298,7 +325,7 @@ def topic_json(saved: SavedTopic) -> str:
 
 
 def _topic(data: bytes) -> SavedTopic | None:
-    value = _json(data)
+    value = sanitize_frame(_json(data))  # shown to clients: never an escape sequence
     if not isinstance(value, list) or len(value) != 4 or not all(
             isinstance(v, str) for v in value[:3]) or not isinstance(value[3], (int, float)):
         return None

@@ -10,8 +10,9 @@ import itertools
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from chatkit.protocol.events import ClusterInfo
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.retention import Retention
 from chatkit.server.hub.pending import Pending
@@ -79,7 +80,10 @@ class LocalBus:
     def member_changed(self, member: Member, old_nick: str | None = None) -> None:
         pass
 
-    def cluster_view(self) -> dict[str, Any] | None:
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        raise RuntimeError("a lone server has no members of other nodes")
+
+    def cluster_view(self) -> ClusterInfo | None:
         return None
 
     # ------------------------------------------------------------------ the publisher thread

@@ -196,9 +196,15 @@ class Moderation:
             old = self._index.pop((what, room_key, kind, value), None)
             if old is not None:
                 self.sanctions.pop(old.id, None)
-            sanction = Sanction(self._next_id, what, room, kind, value, label, by, reason,
-                                time.time(), expires)
-            self._next_id += 1
+            try:  # a cluster's shared store gives the id (bus/cluster_records.py)
+                id_ = self.records.reserve_sanction_id(self._next_id)
+            except StoreError as exc:
+                log.error("moderation: %s", exc)
+                raise FrameError("store_failed", "the ban could not be saved; try again "
+                                 "later") from None
+            self._next_id = id_ + 1
+            sanction = Sanction(id_, what, room, kind, value, label, by, reason, time.time(),
+                                expires)
             self.sanctions[sanction.id] = sanction
             self._index[_key(sanction)] = sanction
             added.append(sanction)

@@ -66,7 +66,6 @@ class ModerationRequests:
         nobody on a member of another node of a cluster (moderation is each node's own)."""
         if target is actor:
             raise FrameError("bad_target", "not on yourself")
-        _this_node(target)
         if actor.admin:
             return
         founder = self.hub.moderation.founder(room.name) if room else None
@@ -172,15 +171,7 @@ class ModerationRequests:
         self.remove(target, room, f"kicked by {member.nick}{_why(reason)}")
 
     def remove(self, target: Member, room: Room, reason: str) -> None:
-        """Take `target` out of `room`, as a `part` everyone there sees (in a crowd: the
-        target now, the others in the next presence summary, as for any part)."""
-        hub = self.hub
-        id_, ts = hub.stamp()
-        event: PartEvent = {"type": "part", "room": room.name, "nick": target.nick or "",
-                            "reason": reason, "id": id_, "ts": ts}
-        crowd = hub.announce_departure(target, room)
-        hub.publish(event, recipients=[target] if crowd else list(room.members.values()))
-        hub.leave(target, room)
+        remove_from_room(self.hub, target, room, reason)
 
     def sanction(self, member: Member, room: Room | None, what: str, frame: Frame
                  ) -> list[Write]:
@@ -208,6 +199,7 @@ class ModerationRequests:
         if what == "ban":  # everyone the ban covers goes, whatever nickname they use
             for other in list(hub.nicks.values()):
                 scope = room.name if room else None
+                # people of other nodes: their node applies the ban (enforce_bans)
                 if other.remote or other.admin or (
                         room is not None and hub.moderation.is_op(other, room.name)) \
                         or hub.moderation.matching("ban", other, scope) is None:
@@ -281,10 +273,13 @@ class ModerationRequests:
                 raise FrameError("no_such_nick", f"no such nick: {spec}")
             if target is member:
                 raise FrameError("bad_target", "not on yourself")
-            _this_node(target)
             self.announce(member, "kill", f"{member.nick} disconnected {target.nick}"
                           f"{_why(reason)}", room=None, target=target.nick,
                           recipients=[target, *hub.co_members(target)], frame=frame)
+            if target.remote:  # its own node disconnects it, after the notice
+                hub.bus.act_remote(target, "kill", None, f"killed by {member.nick}"
+                                   f"{_why(reason)}")
+                return
             hub.retire(target, f"killed by {member.nick}{_why(reason)}")
             target.end(f"killed by {member.nick}")
 
@@ -299,12 +294,33 @@ class ModerationRequests:
                           target=None, recipients=list(hub.nicks.values()), frame=frame)
 
 
-def _this_node(target: Member) -> None:
-    """Refuse to act on someone connected to another node of a cluster: roles, bans and mutes
-    live in each node's own database (docs/cluster.md, "Limits")."""
+def remove_from_room(hub: Hub, target: Member, room: Room, reason: str) -> None:
+    """Take `target` out of `room`, as a `part` everyone there sees (in a crowd: the target
+    now, the others in the next presence summary, as for any part). Someone on another node
+    of a cluster is taken out by its own node. Under the hub's lock."""
     if target.remote:
-        raise FrameError("other_node", f"{target.nick} is on another node of this cluster: "
-                         "kicks, bans, mutes and kills reach only the people of this node")
+        hub.bus.act_remote(target, "kick", room.name, reason)
+        return
+    id_, ts = hub.stamp()
+    event: PartEvent = {"type": "part", "room": room.name, "nick": target.nick or "",
+                        "reason": reason, "id": id_, "ts": ts}
+    crowd = hub.announce_departure(target, room)
+    hub.publish(event, recipients=[target] if crowd else list(room.members.values()))
+    hub.leave(target, room)
+
+
+def enforce_bans(hub: Hub) -> None:
+    """Apply the bans in force to this node's own people (another node of a cluster banned
+    someone; the bans were just read again). Under the hub's lock."""
+    for member in [m for m in hub.nicks.values() if not m.remote and not m.admin]:
+        if hub.moderation.matching("ban", member, None) is not None:
+            hub.retire(member, "banned from the server")
+            member.end("banned from the server")
+            continue
+        for room in list(member.rooms.values()):
+            if not hub.moderation.is_op(member, room.name) and \
+                    hub.moderation.matching("ban", member, room.name) is not None:
+                remove_from_room(hub, member, room, "banned")
 
 
 def _reason(frame: Frame) -> str | None:

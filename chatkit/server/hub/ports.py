@@ -10,8 +10,9 @@ cluster needs to keep one chat over several nodes; the local bus has nothing to 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from chatkit.protocol.events import ClusterInfo
 from chatkit.server.hub.pending import Pending
 from chatkit.store import SavedTopic, StoredMessage
 
@@ -62,5 +63,9 @@ class Bus(Protocol):
         """`member`'s nick or rooms changed (or it retired): told to the other nodes in order
         with the events around it. Under the lock."""
 
-    def cluster_view(self) -> dict[str, Any] | None:
+    def act_remote(self, target: Member, action: str, room: str | None, reason: str) -> None:
+        """Ask the node `target` (a member of another node) is on to `kick` it from `room`
+        or `kill` its connection, in order after the events before. Under the lock."""
+
+    def cluster_view(self) -> ClusterInfo | None:
         """What `welcome` says of the cluster (its name and live nodes), None alone."""

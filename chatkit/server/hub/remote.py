@@ -59,6 +59,10 @@ class RemoteMember(Member):
         self.claim = claim
         self.authenticated = True
 
+    @property
+    def label(self) -> str:
+        return f"{self.nick}@node {self.node}"
+
     def deliver(self, data: bytes) -> None:
         pass
 
@@ -106,6 +110,12 @@ def apply_record(hub: Hub, node: str, key: str, record: Mapping[str, Any] | None
         hub.nicks[key] = current
     assert isinstance(current, RemoteMember)
     current.claim = max(current.claim, claim)
+    # who it is, for moderation here: its account and admin flag, its address (bans)
+    account, peer = record.get("account"), record.get("peer")
+    current.account = account if isinstance(account, str) else None
+    current.admin = record.get("admin") is True
+    if isinstance(peer, str) and len(peer) <= 128:
+        current.peer = peer
     _sync_rooms(hub, current, record.get("rooms"))
 
 

@@ -94,7 +94,8 @@ class LineDoor:
 
     def start(self) -> None:
         try:
-            self._listener = listen(self.config.host, self.wanted_port)
+            self._listener = listen(self.config.host, self.wanted_port,
+                                    reuse_port=self.config.reuse_port)
         except BaseException:
             self._wake_r.close()
             self._wake_w.close()
@@ -266,8 +267,13 @@ class LineDoor:
         conn.sock.close()
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port; `::` also takes IPv4 where the system allows."""
+def listen(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on host:port; `::` also takes IPv4 where the system allows.
+    `reuse_port`: SO_REUSEPORT, so that other processes of this user that set it too listen
+    on the same port (the kernel spreads the connections among them)."""
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise ChatkitError("this system cannot share a listening port between processes "
+                           "(no SO_REUSEPORT)", remedy="drop_reuse_port")
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                    flags=socket.AI_PASSIVE)
@@ -278,9 +284,14 @@ def listen(host: str, port: int) -> socket.socket:
         and socket.has_dualstack_ipv6()
     try:
         return socket.create_server(address, family=family, backlog=LISTEN_BACKLOG,
-                                    dualstack_ipv6=dualstack)
+                                    dualstack_ipv6=dualstack, reuse_port=reuse_port)
     except OSError as exc:
         where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+        if exc.errno in (98, 48, 10048) and reuse_port:  # EADDRINUSE, sharing it
+            raise ChatkitError(f"port {port} is already in use on {host} by a process that "
+                               "does not share it (every process on one port needs "
+                               "SO_REUSEPORT, and the same user)", remedy="share_port"
+                               ) from None
         if exc.errno in (98, 48, 10048):  # EADDRINUSE on Linux, macOS, Windows
             raise ChatkitError(f"port {port} is already in use on {host} "
                                "(another chatkit serve?)", remedy="choose_port") from None
