@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The chatkit benchmark suite: one command, a fixed matrix, raw JSON, a plot, a README table.
 
-    python benchmarks/run.py            # the full matrix (under 10 minutes), updates README.md
+    python benchmarks/run.py            # the full matrix (under 15 minutes), updates README.md
     python benchmarks/run.py --smoke    # a tiny run in seconds (CI); touches no README
+    python benchmarks/run.py --cluster-only   # the cluster cells only (benchmarks/cluster.py)
 
 For every cell it starts a fresh server on 127.0.0.1 (a real `chatkit serve` subprocess, and
 `redis-server` as the reference when installed), drives it with the `chatkit bench` generator
@@ -117,11 +118,14 @@ class RunningServer:
                 stream.close()
 
 
-def start_chatkit(home: Path, serve_args: list[str], *, irc: bool = False) -> RunningServer:
-    """`chatkit serve`; with `irc`, also on an IRC port, which is the one measured."""
+def start_chatkit(home: Path, serve_args: list[str], *, irc: bool = False,
+                  prefix: tuple[str, ...] = ()) -> RunningServer:
+    """`chatkit serve`; with `irc`, also on an IRC port, which is the one measured. `prefix`
+    runs it through a command such as `taskset -c 0`."""
     env = dict(os.environ, CHATKIT_HOME=str(home))
+    env.pop("CHATKIT_SERVE_CLUSTER", None)  # a cluster only when serve_args ask for one
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chatkit", "serve", "--host", "127.0.0.1", "--port", "0",
+        [*prefix, sys.executable, "-m", "chatkit", "serve", "--host", "127.0.0.1", "--port", "0",
          "--no-discovery", "--name", "bench", "--log-level", "warning", *serve_args,
          *(["--irc-port", "0"] if irc else [])],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=str(CHATKIT_ROOT))
@@ -608,11 +612,14 @@ def _us(record: dict[str, Any]) -> float:
     return record["server_us_per_delivery"] or 0.0
 
 
-def write_readme(path: Path, body: str) -> None:
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+def write_readme(path: Path, body: str, markers: str = "results",
+                 heading: str = "Results") -> None:
+    """Put `body` between the README's `<!-- {markers}:start/end -->` (a new section with
+    `heading` at the end when they are not there yet)."""
+    start, end = f"<!-- {markers}:start -->", f"<!-- {markers}:end -->"
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{start}\n{end}\n"
     if start not in text:
-        text += f"\n## Results\n\n{start}\n{end}\n"
+        text += f"\n## {heading}\n\n{start}\n{end}\n"
     head, _, rest = text.partition(start)
     _, _, tail = rest.partition(end)
     path.write_text(f"{head}{start}\n{body}\n{end}{tail}")
@@ -657,8 +664,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", default="auto", type=_processes_arg,
                         help="Generator processes per cell: a number (capped at the cell's "
                              "clients) or auto, chatkit bench's rule [default: auto].")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="Only the cluster cells (issue 18: several nodes through one "
+                             "Redis) and the one-node and Redis cells they are compared with; "
+                             "updates only the README's cluster section.")
+    parser.add_argument("--no-cluster", action="store_true",
+                        help="Without the cluster cells (the full run has them; --smoke not).")
     args = parser.parse_args(argv)
 
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.cluster_only:
+        return cluster_main(args, log)
     plan = SMOKE if args.smoke else FULL
     if args.repeat is not None:
         plan.repeat = max(1, args.repeat)
@@ -671,12 +689,16 @@ def main(argv: list[str] | None = None) -> int:
             note = "redis-server is not installed: the Redis reference is skipped"
             print(f"note: {note}", file=sys.stderr)
 
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
-
     data = run_suite(plan, targets, serve_args=list(SERVE_ARGS), log=log,
                      processes=args.processes)
     data["note"] = note
+    if not (args.smoke or args.no_cluster) and "redis" in targets:
+        import cluster  # benchmarks/cluster.py: it imports this module's helpers
+
+        if args.repeat is not None:
+            cluster.FULL.repeat = max(1, args.repeat)
+        data["cluster"] = cluster.run_cluster_suite(cluster.FULL, list(SERVE_ARGS), log,
+                                                    args.processes)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = args.out / f"{'smoke-' if args.smoke else ''}{stamp}.json"
@@ -699,7 +721,51 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(body)
     failed = [r for r in data["records"] if "failed" in r]
+    if "cluster" in data:
+        import cluster
+
+        part = cluster.report(data["cluster"], command, data["machine"])
+        part += f"\n\nRaw data: `{os.path.relpath(json_path, HERE.parent)}` (`cluster`)."
+        _write_cluster(readme, part, log)
+        failed += [r for r in data["cluster"]["records"] if "failed" in r]
     return 1 if failed else 0
+
+
+def _write_cluster(readme: Path | None, body: str, log: Callable[[str], None]) -> None:
+    if readme is None:
+        print(body)
+        return
+    write_readme(readme, body, "cluster", "Several nodes (issue 18)")
+    log(f"cluster table written to {readme}")
+
+
+def cluster_main(args: argparse.Namespace, log: Callable[[str], None]) -> int:
+    """`--cluster-only`: the cluster cells and their references, their JSON, their section."""
+    import cluster  # benchmarks/cluster.py: it imports this module's helpers
+
+    if not shutil.which("redis-server"):
+        log("redis-server is not installed: a cluster needs it (apt-get install redis-server)")
+        return 1
+    plan = cluster.SMOKE if args.smoke else cluster.FULL
+    if args.repeat is not None:
+        plan.repeat = max(1, args.repeat)
+    machine = machine_info()
+    data = cluster.run_cluster_suite(plan, list(SERVE_ARGS), log, args.processes,
+                             redis=not args.no_redis)
+    data["machine"] = machine
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"smoke-cluster-{time.strftime('%Y%m%d-%H%M%S')}" if args.smoke else \
+        f"cluster-{time.strftime('%Y-%m-%d')}"
+    json_path = args.out / f"{name}.json"
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
+    log(f"raw results: {json_path}")
+    command = "python benchmarks/run.py --cluster-only" + (" --smoke" if args.smoke else "") \
+        + (f" --processes {args.processes}" if args.processes != "auto" else "") \
+        + (f" --repeat {args.repeat}" if args.repeat is not None else "")
+    body = cluster.report(data, command, machine)
+    body += f"\n\nRaw data: `{os.path.relpath(json_path, HERE.parent)}`."
+    _write_cluster(args.readme or (None if args.smoke else HERE / "README.md"), body, log)
+    return 1 if any("failed" in r for r in data["records"]) else 0
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ calling process drives the phases and merges the shards' counts exactly. The CPU
 all processes: cores used while sending, and the busiest process's share of one core (near
 100%: the generator was the bottleneck).
 
+Over several servers (`addresses`: the nodes of one cluster) connection i goes to server
+i % n, and the latency from a sender on one server to a receiver on another is kept apart
+(`cross_latency_ms`).
+
 Importable without click, prints nothing; the entry point is
 `run_bench(BenchConfig(...)) -> BenchResult`. The modules, bottom to top:
 
@@ -30,6 +34,8 @@ Importable without click, prints nothing; the entry point is
     progress   the on_progress seam (the command line draws it)
     sender     a sending client: window, pacing
     connect    opening one connection and its handshake
+    spread     several servers: which senders are on another one; the hot loop that keeps
+               the cross-server latencies apart
     shard      one process's share: connections, the receiving hot loop, its report
     worker     a worker process: one shard driven over a pipe, pacing between workers
     runner     run_bench: the phases for 1..P processes

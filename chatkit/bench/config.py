@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chatkit.errors import ConfigError
 from chatkit.net.sockets import raise_fd_limit
@@ -21,6 +21,8 @@ TARGETS = ("chatkit", "redis", "irc")
 MAX_RATE = 10_000_000.0
 #: Hard bound on messages per sender when no count is given (the duration bounds it first).
 MAX_MESSAGES = 10_000_000
+#: Latency samples a shard keeps before halving (memory and sort time stay bounded on long runs)
+MAX_SAMPLES = 1_000_000
 #: Rate mode: deliveries per second one generator process takes at ~60-75% of a core (each
 #: message arrives on its own, so a delivery costs ~7 us there, against ~0.6 us at full speed)
 RATE_DELIVERIES_PER_PROCESS = 100_000
@@ -84,6 +86,20 @@ class BenchConfig:
     #: generator processes, each with its own event loop and every P-th client (see
     #: `auto_processes`); 1 runs in the calling process
     processes: int = 1
+    #: several servers to spread the clients over (the nodes of one cluster), each (host,
+    #: port); empty: `host`:`port` only. Connection i goes to the (i % n)-th, so clients and
+    #: senders are spread evenly, and deliveries from a sender on one server to a receiver on
+    #: another are measured apart (`BenchResult.cross_latency_ms`)
+    addresses: list[tuple[str, int]] = field(default_factory=list)
+
+    def servers(self) -> list[tuple[str, int]]:
+        """Every server of the run, in the order connections are spread over them."""
+        return list(self.addresses) or [(self.host, self.port)]
+
+    def address(self, index: int) -> tuple[str, int]:
+        """The server connection `index` goes to."""
+        servers = self.servers()
+        return servers[index % len(servers)]
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -104,6 +120,9 @@ class BenchConfig:
             raise SettingError("{window} must be at least 1")
         if self.tls and self.target == "redis":
             raise ConfigError("TLS is not supported with the Redis target")
+        if len(self.addresses) > 1 and self.target == "redis":
+            raise ConfigError("several addresses need chatkit servers sharing rooms (a "
+                              "cluster); Redis pub/sub servers do not share channels")
         if not 1 <= self.processes <= self.clients:
             raise SettingError("{processes} must be between 1 and {clients}")
 

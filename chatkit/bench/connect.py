@@ -30,15 +30,15 @@ class Handshaking(Protocol):
 C = TypeVar("C", bound=Handshaking)
 
 
-async def _create(config: BenchConfig, tls: ssl.SSLContext | None,
+async def _create(host: str, port: int, tls: ssl.SSLContext | None,
                   factory: Callable[[], asyncio.Protocol],
                   stalled: bool) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
     loop = asyncio.get_running_loop()
     if not stalled:
-        return await loop.create_connection(factory, config.host, config.port, ssl=tls)
+        return await loop.create_connection(factory, host, port, ssl=tls)
     # A client that never reads, with a small receive buffer: the kernel then holds a few
     # KiB instead of megabytes, so the server's own bounded backlog is what fills up.
-    infos = await loop.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
@@ -47,7 +47,7 @@ async def _create(config: BenchConfig, tls: ssl.SSLContext | None,
         await loop.sock_connect(sock, address)
         return await loop.create_connection(
             factory, sock=sock, ssl=tls,
-            server_hostname=config.host if tls is not None else None)
+            server_hostname=host if tls is not None else None)
     except BaseException:
         sock.close()
         raise
@@ -59,19 +59,21 @@ async def open_connection(config: BenchConfig, tls: ssl.SSLContext | None,
     """Connect, write `handshake` (None: none, a Redis publisher) and wait for its answer.
 
     `role` "stalled" connects with a small receive buffer and stops reading once joined.
+    The server is `config.address(index)`.
     """
+    host, port = config.address(index)
     try:
         _, made = await asyncio.wait_for(
-            _create(config, tls, factory, stalled=role == "stalled"),  # type: ignore[arg-type]
+            _create(host, port, tls, factory, stalled=role == "stalled"),  # type: ignore[arg-type]
             config.connect_timeout)
     except (OSError, asyncio.TimeoutError) as exc:
         if isinstance(exc, ssl.SSLError):  # a plain `!!! reason` refusal reads as bad TLS
-            refused = await plain_refusal(config)
+            refused = await plain_refusal(config, host, port)
             if refused is not None:
                 raise ServerRefusal(refused) from None
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise UnreachableError(f"cannot connect to {format_address(config.host, config.port)}"
-                               f": {reason}") from None
+        raise UnreachableError(f"cannot connect to {format_address(host, port)}: {reason}"
+                               ) from None
     conn: C = made  # type: ignore[assignment]
     assert conn.transport is not None
     if handshake is None:
@@ -92,12 +94,12 @@ async def open_connection(config: BenchConfig, tls: ssl.SSLContext | None,
     return conn
 
 
-async def plain_refusal(config: BenchConfig) -> str | None:
+async def plain_refusal(config: BenchConfig, host: str, port: int) -> str | None:
     """After a failed TLS handshake: whether the server refuses connections outright now
     (its plain `!!! reason` line, e.g. past --max-per-address), and why."""
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(config.host, config.port), config.connect_timeout)
+            asyncio.open_connection(host, port), config.connect_timeout)
     except (OSError, asyncio.TimeoutError):
         return None
     try:

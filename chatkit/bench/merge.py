@@ -43,11 +43,24 @@ class ShardReport(TypedDict):
     #: per-client limits the server announced at welcome ({} if none), rate_limited answers
     limits: NotRequired[dict[str, float]]
     rate_limited: NotRequired[int]
+    #: over several servers: every `stride`-th latency in ns of deliveries between servers
+    #: and the worst of them (`samples` and `max_latency` then hold the others')
+    cross_samples: NotRequired[array.array[int]]
+    cross_max_latency: NotRequired[int]
 
 
 def percentile(ordered: list[int], fraction: float) -> int:
     index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
     return ordered[index]
+
+
+def _summary(samples: array.array[int], worst: int) -> dict[str, float]:
+    """p50/p95/p99 of `samples` and the worst latency, in ms ({} without samples)."""
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    return {"p50": percentile(ordered, 0.50) / 1e6, "p95": percentile(ordered, 0.95) / 1e6,
+            "p99": percentile(ordered, 0.99) / 1e6, "max": worst / 1e6}
 
 
 def merge(result: BenchResult, seqs: list[int], parts: list[ShardReport]) -> None:
@@ -68,17 +81,16 @@ def merge(result: BenchResult, seqs: list[int], parts: list[ShardReport]) -> Non
     # A shard that kept every stride-th latency: thin every shard to the largest stride, so
     # each merged sample stands for as many deliveries as any other.
     stride = max(p["stride"] for p in parts)
-    samples = array.array("q")
+    local, cross = array.array("q"), array.array("q")
     for p in parts:
-        samples.extend(p["samples"][::stride // p["stride"]])
-    if samples:
-        ordered = sorted(samples)
-        result.latency_ms = {
-            "p50": percentile(ordered, 0.50) / 1e6,
-            "p95": percentile(ordered, 0.95) / 1e6,
-            "p99": percentile(ordered, 0.99) / 1e6,
-            "max": max(p["max_latency"] for p in parts) / 1e6,
-        }
+        local.extend(p["samples"][::stride // p["stride"]])
+        cross.extend(p.get("cross_samples", array.array("q"))[::stride // p["stride"]])
+    local_worst = max(p["max_latency"] for p in parts)
+    cross_worst = max(p.get("cross_max_latency", 0) for p in parts)
+    result.latency_ms = _summary(local + cross, max(local_worst, cross_worst))
+    if len(result.config.get("addresses") or ()) > 1:
+        result.cross_latency_ms = _summary(cross, cross_worst)
+        result.local_latency_ms = _summary(local, local_worst)
     for sid, sent in enumerate(seqs):
         lost = sum(p["lost"][sid] for p in parts)
         duplicated = sum(p["duplicated"][sid] for p in parts)

@@ -22,6 +22,10 @@ class BenchResult:
     deliveries_per_s: float = 0.0
     messages_per_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    #: over several servers (`addresses`): the same figures for deliveries from a sender on
+    #: one server to a receiver on another, and for those within one server ({} otherwise)
+    cross_latency_ms: dict[str, float] = field(default_factory=dict)
+    local_latency_ms: dict[str, float] = field(default_factory=dict)
     lost: int = 0
     duplicated: int = 0
     reordered: int = 0

@@ -21,16 +21,15 @@ import sys
 import time
 
 from chatkit.bench import wire
-from chatkit.bench.config import BenchConfig, room_for
+from chatkit.bench.config import MAX_SAMPLES, BenchConfig, room_for
 from chatkit.bench.connect import open_connection
 from chatkit.bench.merge import ShardReport
 from chatkit.bench.sender import Sender, SendState
+from chatkit.bench.spread import crossing, receive_spread
 from chatkit.bench.wire import LINE_END, RATE_LIMITED_TAG, SUBSCRIBED_TAG, WELCOME_TAG
 from chatkit.errors import REFUSAL_PREFIX, RefusedError, ServerRefusal, UnreachableError
 from chatkit.tls import client_context
 
-#: Latency samples kept before halving (memory and sort time stay bounded on long runs).
-MAX_SAMPLES = 1_000_000
 #: `tcpi_state` of a connection nobody has closed (linux/tcp_states.h)
 _TCP_ESTABLISHED = 1
 
@@ -49,6 +48,8 @@ class Conn(asyncio.Protocol):
         self.last = [0] * shard.config.senders  # highest sequence number seen, per sender
         self.missing: set[tuple[int, int]] = set()  # gaps that may still arrive late
         self.closed = False
+        #: over several servers: per sender, whether it is on another server than this one
+        self.crossing = crossing(index, shard.nodes, shard.config.senders)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -106,7 +107,10 @@ class Conn(asyncio.Protocol):
                 shard.note_quits(data)
         marks = shard.marker.findall(data)
         if marks:
-            shard.receive(self, marks, now)
+            if shard.nodes > 1:
+                receive_spread(shard, self, marks, now)
+            else:
+                shard.receive(self, marks, now)
 
 
 class Shard:
@@ -133,6 +137,11 @@ class Shard:
         self.connect_s = 0.0
         self.closing = False
         self.samples = array.array("q")
+        #: over several servers: the kept latencies of deliveries between servers (the others
+        #: stay in `samples`), and the worst of them
+        self.nodes = len(config.servers())
+        self.cross_samples = array.array("q")
+        self.cross_max = 0
         self.stride = 1  # keep every stride-th latency once MAX_SAMPLES were reached
         self.sample_tick = 0
         self.max_latency = 0
@@ -364,6 +373,7 @@ class Shard:
             "limits": self.limits, "rate_limited": self.rate_limited,
             "stalled": self.stalled_state,
             "stalled_gone": sorted(self.stalled_gone),
+            "cross_samples": self.cross_samples, "cross_max_latency": self.cross_max,
         }
 
 

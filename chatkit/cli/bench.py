@@ -16,7 +16,7 @@ FLAGS = {name: f"--{name}" for name in ("clients", "senders", "rate", "duration"
 
 
 @click.command()
-@click.argument("address", required=False, metavar="[HOST[:PORT]]")
+@click.argument("addresses", nargs=-1, metavar="[HOST[:PORT]]...")
 @click.option("--clients", default=10, show_default=True, type=click.IntRange(1, 10000),
               help="Connections to open, all in one room.")
 @click.option("--senders", default=1, show_default=True, type=click.IntRange(0, 10000),
@@ -49,12 +49,16 @@ FLAGS = {name: f"--{name}" for name in ("clients", "senders", "rate", "duration"
                    "clients, with --rate one per 100,000 deliveries/s expected; at least 1, "
                    "at most one per CPU core and 4.")
 @click.option("--json", "json_output", is_flag=True, help="Print one JSON object.")
-def bench(address: str | None, clients: int, senders: int, rate: float | None,
+def bench(addresses: tuple[str, ...], clients: int, senders: int, rate: float | None,
           max_speed: bool, duration: float, messages: int | None, size: int, window: int,
           room: str | None, stalled: int, target: str, use_tls: bool | None,
           processes: str, json_output: bool) -> None:
     """Load-test a server: N clients in one room, S of them sending; report deliveries/s,
     latency, lost/duplicated/reordered messages and the generator's own CPU use.
+
+    Several addresses (the nodes of one cluster, `serve --cluster`): the clients, senders
+    included, are spread over them in turn, and the latency from a sender on one node to a
+    receiver on another is reported apart (cross-node).
 
     Exit status: 0 every message arrived once and in order; 1 otherwise; 3 unreachable;
     4 refused by the server (a wrong password, say).
@@ -74,11 +78,13 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
     with errors_as_click():
         if rate is not None and max_speed:
             raise ConfigError("--rate and --max exclude each other")
+        default_port = {"redis": 6379, "irc": 6667}.get(target, DEFAULT_PORT)
         try:
-            host, port = parse_address(address or "127.0.0.1",
-                                       {"redis": 6379, "irc": 6667}.get(target, DEFAULT_PORT))
+            servers = [parse_address(address, default_port)
+                       for address in addresses or ("127.0.0.1",)]
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+        host, port = servers[0]
         progress = not json_output and stderr_is_tty()
         try:
             result = run_bench(BenchConfig(
@@ -86,7 +92,8 @@ def bench(address: str | None, clients: int, senders: int, rate: float | None,
                 duration=duration, messages=messages, size=size, window=window, room=room,
                 stalled=stalled, target=target,
                 tls=(target == "chatkit") if use_tls is None else use_tls,
-                progress=progress, processes=nprocs),
+                progress=progress, processes=nprocs,
+                addresses=servers if len(servers) > 1 else []),
                 on_progress=ProgressLine().show if progress else None)
         except SettingError as exc:
             raise ConfigError(exc.worded(FLAGS)) from None

@@ -17,8 +17,10 @@ def summary(result: BenchResult) -> str:
     cfg = result.config
     mode = f"{cfg['rate']:g} msg/s" if cfg["rate"] else f"max (window {cfg['window']})"
     lat = result.latency_ms
+    where = " ".join(f"{host}:{port}" for host, port in cfg.get("addresses") or ()) or \
+        f"{cfg['host']}:{cfg['port']}"
     lines = [
-        f"target       {cfg['target']} {cfg['host']}:{cfg['port']} room {cfg['room']}"
+        f"target       {cfg['target']} {where} room {cfg['room']}"
         + (" (TLS)" if cfg.get("tls") else ""),
         f"load         {result.clients_connected} clients, {cfg['senders']} senders, {mode}, "
         f"{cfg['size']} B text",
@@ -27,9 +29,11 @@ def summary(result: BenchResult) -> str:
         f"deliveries   {result.deliveries} of {result.expected_deliveries} in "
         f"{result.elapsed_s:.2f} s = {result.deliveries_per_s:,.0f}/s",
     ]
-    if lat:
-        lines.append(f"latency ms   p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  "
-                     f"p99 {lat['p99']:.2f}  max {lat['max']:.2f}")
+    for name, figures in (("latency ms", lat), ("cross-node", result.cross_latency_ms),
+                          ("same node", result.local_latency_ms)):
+        if figures:
+            lines.append(f"{name:<12} p50 {figures['p50']:.2f}  p95 {figures['p95']:.2f}  "
+                         f"p99 {figures['p99']:.2f}  max {figures['max']:.2f}")
     lines.append(f"integrity    lost {result.lost}, duplicated {result.duplicated}, "
                  f"out of order {result.reordered}")
     lines.append(f"errors       {result.errors}" + (f" ({'; '.join(result.error_samples[:3])})"
