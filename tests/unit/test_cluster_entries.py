@@ -21,9 +21,9 @@ def test_an_escape_sequence_in_another_nodes_event_is_sanitised():
     hub = _hub()
     event = {"type": "message", "room": "lobby", "nick": "mallory",
              "text": "hi \x1b]0;pwned\x07 there", "action": False, "id": 0, "ts": 1.0}
-    pending, _row = remote_pending(hub, "n2", 42, {"o": "n2", "s": "1",
-                                                   "e": json.dumps(event),
-                                                   "t": json.dumps({"room": "lobby"})})
+    pending, _row = remote_pending(hub, "n2", 42, {b"o": b"n2", b"s": b"1",
+                                                   b"e": json.dumps(event).encode(),
+                                                   b"t": b"rlobby"})
     assert pending.event["id"] == 42
     assert "\x1b" not in pending.event["text"] and "\x07" not in pending.event["text"]
 
@@ -31,8 +31,9 @@ def test_an_escape_sequence_in_another_nodes_event_is_sanitised():
 def test_a_malformed_event_is_skipped_not_delivered():
     hub = _hub()
     bad = {"type": "message", "room": "lobby", "nick": 7, "text": None, "id": 0, "ts": -5}
-    pending, row = remote_pending(hub, "n2", 43, {"o": "n2", "s": "1", "e": json.dumps(bad),
-                                                  "k": "message"})
+    pending, row = remote_pending(hub, "n2", 43, {b"o": b"n2", b"s": b"1",
+                                                  b"e": json.dumps(bad).encode(),
+                                                  b"k": b"message"})
     assert pending.event["type"] == STATE and row is None
 
 

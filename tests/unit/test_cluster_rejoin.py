@@ -57,7 +57,8 @@ def _back(hub: Hub, nick: str, room: str, node: str = "n1") -> list[Member]:
     """Who of `hub`'s people a node's "back" join of `nick` in `room` reaches."""
     event = {"type": "join", "room": room, "nick": nick, "id": 0, "ts": 1.0}
     entry = back_entry(event, nick, node, 7)  # type: ignore[arg-type]
-    fields = {"o": node, "s": "7", **{k: v for k, v in entry.items() if k != "s"}}
+    fields = {b"o": node.encode(), b"s": b"7",
+              **{k.encode(): str(v).encode() for k, v in entry.items() if k != "s"}}
     pending, _row = remote_pending(hub, node, 99, fields)
     with hub.lock:
         assert pending.apply is not None

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatkit.server")
 
 MAX_BATCH = 256
+READ_BATCH = 1024  # entries read and delivered at once: under load, one send per member each
 _STOP = object()
 _LINES = ("message", "private", "topic")  # what a person sends: refused when too many wait
 
@@ -251,7 +252,7 @@ class ClusterBus:
         after = self.published_id
         while not self._stopping.is_set():
             try:
-                entries = self.link.read(after, block_ms=500, count=MAX_BATCH)
+                entries = self.link.read(after, block_ms=500, count=READ_BATCH)
             except ClusterUnavailable as exc:
                 self.liveness.went_down(exc)
                 self._stopping.wait(0.5)
@@ -266,19 +267,22 @@ class ClusterBus:
                 log.exception("internal error delivering %d cluster events", len(entries))
             self.retention.maybe_prune()
 
-    def _deliver(self, entries: list[tuple[int, dict[str, str]]]) -> None:
+    def _deliver(self, entries: list[tuple[int, dict[bytes, bytes]]]) -> None:
         hub = self.hub
         assert hub is not None, "a bus publishes for a hub"
         batch: list[Pending] = []
         rows: list[StoredMessage] = []
+        own = self.node.encode()
         for id_, fields in entries:
-            if fields.get("o") == self.node:
-                seq = int(fields.get("s", "0"))
-                pending = own_pending(self._inflight.pop(seq, None), id_)
+            origin = fields.get(b"o", b"")
+            if origin == own:
+                pending = own_pending(self._inflight.pop(int(fields.get(b"s", b"0")), None),
+                                      id_)
                 if pending.row is not None:
                     rows.append(pending.row)
             else:
-                pending, row = remote_pending(hub, fields.get("o", ""), id_, fields)
+                pending, row = remote_pending(hub, origin.decode("utf-8", "replace"), id_,
+                                              fields)
                 if row is not None:
                     rows.append(row)
             batch.append(pending)

@@ -39,13 +39,16 @@ STATE = "_state"  # the `type` of the stand-in event of an entry that only chang
 def event_entry(pending: Pending, seq: int) -> dict[str, Any]:
     """The entry for an accepted event (built under the hub's lock: names as they are now)."""
     entry: dict[str, Any] = {"s": seq, "e": json.dumps(pending.event)}
+    # Who it is for, as plain text (every node reads it for every event: no JSON to decode):
+    # "r" + the room [+ "\n" + the nick key it is not for], or "n" + nick keys, one a line
+    # (names never hold a line break). Rarer targets are JSON objects (`_target`).
     if pending.room is not None:
-        target: dict[str, Any] = {"room": pending.room.name}
+        target = "r" + pending.room.name
         if pending.exclude is not None and pending.exclude.nick:
-            target["x"] = name_key(pending.exclude.nick)
+            target += "\n" + name_key(pending.exclude.nick)
     else:
-        target = {"to": [name_key(m.nick) for m in pending.recipients or [] if m.nick]}
-    entry["t"] = json.dumps(target)
+        target = "n" + "\n".join(name_key(m.nick) for m in pending.recipients or [] if m.nick)
+    entry["t"] = target
     row = pending.row
     if row is not None:
         entry["k"] = row.kind
@@ -108,19 +111,19 @@ def own_pending(pending: Pending | None, id_: int) -> Pending:
     return pending
 
 
-def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[str, str]
+def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[bytes, bytes]
                    ) -> tuple[Pending, StoredMessage | None]:
     """Another node's entry as a `Pending` for this node's members, and what the local archive
     keeps of it. The recipients are resolved when it is delivered (`apply`, under the lock)."""
-    event = _event(fields.get("e"), id_)
+    event = _event(fields.get(b"e"), id_)
     pending = Pending(event if event is not None else state_event(id_), recipients=[])
-    target = _json(fields.get("t"))
-    member_op = _json(fields.get("m"))
-    line = _json(fields.get("c"))
-    gone = fields.get("g")
-    kind = fields.get("k")
-    act = _json(fields.get("a"))
-    reload = fields.get("r")
+    target = _target(fields.get(b"t"))
+    member_op = _json(fields.get(b"m"))
+    line = _json(fields.get(b"c"))
+    gone = _text(fields.get(b"g"))
+    kind = _text(fields.get(b"k"))
+    act = _json(fields.get(b"a"))
+    reload = _text(fields.get(b"r"))
     row = None
     if event is not None and kind in ("message", "action", "topic", "private"):
         try:
@@ -228,7 +231,27 @@ def _set_topic(hub: Hub, event: Mapping[str, Any]) -> None:
         hub.topics.pop(name_key(room_name), None)
 
 
-def _event(data: str | None, id_: int) -> Event | None:
+def _target(data: bytes | None) -> dict[str, Any] | None:
+    """Who an entry is for (`event_entry`), as `_resolve` reads it."""
+    if not data:
+        return None
+    if data[:1] == b"{":
+        value = _json(data)
+        return value if isinstance(value, dict) else None
+    text = data[1:].decode("utf-8", "replace")
+    if data[:1] == b"r":
+        room, _, exclude = text.partition("\n")
+        return {"room": room, "x": exclude} if exclude else {"room": room}
+    if data[:1] == b"n":
+        return {"to": text.split("\n") if text else []}
+    return None
+
+
+def _text(data: bytes | None) -> str | None:
+    return data.decode("utf-8", "replace") if data is not None else None
+
+
+def _event(data: bytes | None, id_: int) -> Event | None:
     """Another node's event, checked like any frame a client receives and sanitised again
     (whoever can write to Redis must not reach a terminal with an escape sequence); None for
     one that is not a frame."""
@@ -253,7 +276,7 @@ def _hashable(value: object) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _json(data: str | None) -> Any:
+def _json(data: bytes | str | None) -> Any:
     if data is None:
         return None
     try:
