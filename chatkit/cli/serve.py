@@ -164,8 +164,12 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
         raise click.UsageError("the password is empty")
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("give both --tls-cert and --tls-key, or neither")
+    # A node of a cluster keeps history in Redis: its own archive only with --db (so several
+    # nodes on one machine need nothing more, and none spends time writing a copy it may
+    # never read)
+    default_db = None if cluster else str(paths.default_db_file())
     config = ServerConfig(host=host, port=port,
-                          db=None if no_history else (db_path or str(paths.default_db_file())),
+                          db=None if no_history else (db_path or default_db),
                           fsync=fsync, log_private=log_private,
                           history_on_join=history_on_join, retain_days=retain_days,
                           max_messages=max_messages, tls=tls, tls_cert=tls_cert,
@@ -233,16 +237,19 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
     else:
         lines.append(f"join with `{join}`, or `nc {host} {server.port}` / "
                      f"`telnet {host} {server.port}` (plain text, unencrypted)")
-    if config.db:
+    if server.cluster is not None:
+        pass  # where messages go: the cluster's line below
+    elif config.db:
         lines.append(f"messages stored in {config.db}")
     else:
         lines.append("messages kept in memory only (--no-history): lost when the server stops")
     lines += irc_lines(server, host)
     if server.cluster is not None:
         cluster = server.cluster
-        archive = f"{config.db} keeps this node's archive" if config.db else "no archive here"
-        lines.append(f"node {cluster.node} of cluster {cluster.cluster_name!r} through Redis at "
-                     f"{cluster.where} (history from Redis; {archive})")
+        archive = f"{config.db} keeps this node's archive" if config.db else \
+            "no archive on this node: --db PATH keeps one"
+        lines.append(f"node {cluster.node} of cluster {cluster.cluster_name!r}: messages "
+                     f"stored in Redis at {cluster.where} ({archive})")
     if server.fingerprint:
         lines.append(f"TLS certificate fingerprint {server.fingerprint}")
         lines.append("  as openssl shows it: SHA256 Fingerprint="

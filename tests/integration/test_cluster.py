@@ -304,3 +304,26 @@ def test_an_irc_client_on_one_node_talks_with_people_on_another(cluster, opened)
     irc.say("NAMES #lobby")
     names = irc.expect(" 353 ")
     assert "alice" in names and "weeuser" in names
+
+
+def test_nodes_on_one_machine_need_no_database_each(redis_server, tmp_path, opened):
+    from helpers import ServeProcess
+
+    home = str(tmp_path / "one-home")  # one user, one config directory, two nodes
+    nodes = [ServeProcess.start(["--no-discovery", "--no-tls", "--cluster", redis_server.url],
+                                env_home=home) for _ in range(2)]
+    try:
+        for node in nodes:
+            banner = [node.proc.stdout.readline() for _ in range(3)]  # printed at once
+            assert any("no archive on this node: --db PATH keeps one" in line
+                       for line in banner), banner
+        alice = JsonClient(nodes[0].port, "alice")
+        bob = JsonClient(nodes[1].port, "bob")
+        opened += [alice, bob]
+        alice.request({"type": "msg", "room": "lobby", "text": "kept in redis"})
+        late = JsonClient(nodes[1].port, "carol")
+        opened.append(late)
+        assert any(f.get("text") == "kept in redis" and f.get("history") for f in late.frames)
+    finally:
+        for node in nodes:
+            node.stop()

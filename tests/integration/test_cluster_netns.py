@@ -322,7 +322,7 @@ def test_nodes_in_two_hosts_share_rooms_through_redis_in_a_third(lab: Lab) -> No
     for name, proc in (("one", one), ("two", two)):
         out, err = stop(proc)
         out = lab.banners[name] + out
-        assert f"through Redis at redis://:***@{REDIS}:6379/0" in out, out
+        assert f"messages stored in Redis at redis://:***@{REDIS}:6379/0" in out, out
         assert lab.password not in out and lab.password not in err, (out, err)
         assert "Traceback" not in err, err
     stop(redis)
