@@ -300,7 +300,8 @@ def report(data: dict[str, Any], command: str, machine: dict[str, Any]) -> str:
         "",
         f"Command: `{command}`. Every cell has fresh servers on 127.0.0.1 (chatkit flags "
         f"`{' '.join(data['serve_args'])}`, plain connections, message log on); a cluster "
-        "node adds `--cluster redis://127.0.0.1:P/0` on a `redis-server` of the cell's own. "
+        "node adds `--cluster redis://127.0.0.1:P/0` on a `redis-server` of the cell's own "
+        "(its messages stored there; no archive of its own, the default without --db). "
         f"{plan['senders']} senders; in a cluster the clients (senders included) are spread "
         "over the nodes in turn. *cross-node*: deliveries from a sender on one node to a "
         "receiver on another. *server CPU*: every node's and the cluster Redis's CPU time "
