@@ -133,7 +133,7 @@ class ClusterBus:
         self._reader.join(3)
         self.liveness.join(3)
         try:
-            self.link.reap(self.node, "its server stopped")
+            self.link.reap(self.node, "their server stopped")
         except ClusterUnavailable:
             pass  # the others reap this node when its heartbeat expires
 
@@ -155,10 +155,15 @@ class ClusterBus:
                              f"for {time.monotonic() - down_since:.0f} s and "
                              f"{MAX_HELD} lines are waiting for it: not accepted, send it "
                              "again later")
-        entry = self.enqueue(lambda seq: event_entry(pending, seq), pending)
+        def entry(seq: int) -> dict[str, Any]:
+            built = event_entry(pending, seq)
+            if line:  # marked before the appender can see it: it counts it down once in
+                built["_line"] = True
+            return built
+
         if line:
             self._held_lines += 1
-            entry["_line"] = True
+        self.enqueue(entry, pending)
 
     def enqueue(self, build: Callable[[int], dict[str, Any]], pending: Pending | None
                 ) -> dict[str, Any]:
