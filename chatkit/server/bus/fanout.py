@@ -34,8 +34,6 @@ def fan_out(frame: Event, recipients: Iterable[Member], sender: Member | None, r
                 data = encoded[fmt] = fmt.encode(frame)
             last_format, last_data = fmt, data
         data = last_data
-        if not data and member is not sender:
-            continue  # nothing for it: a member of another node (hub/remote.py) or a format
         if member is sender:
             own = fmt.encode_own(data, frame, ref, member.nick)
             if own is None:
@@ -64,6 +62,9 @@ def fan_out_run(run: list[Pending], members: Iterable[Member], out: Output) -> N
     last_data = b""
     for member in members:
         fmt = member.format
+        chunks = out.get(member)
+        if chunks is None:
+            chunks = out[member] = []
         if member in senders:
             encoded = each.get(fmt)
             if encoded is None:
@@ -71,9 +72,6 @@ def fan_out_run(run: list[Pending], members: Iterable[Member], out: Output) -> N
             # Parts, not one joined copy: the bytes stay shared with everyone else's and are
             # joined at delivery, outside the lock (many senders x a long run of big messages
             # would otherwise build that many full copies under the lock).
-            chunks = out.get(member)
-            if chunks is None:
-                chunks = out[member] = []
             chunks.extend(_own_copy(member, run, encoded))
             continue
         if fmt is not last_format:
@@ -84,13 +82,7 @@ def fan_out_run(run: list[Pending], members: Iterable[Member], out: Output) -> N
                     encoded = each[fmt] = [fmt.encode(p.event) for p in run]
                 data = shared[fmt] = b"".join(encoded)
             last_format, last_data = fmt, data
-        if not last_data:
-            continue  # nothing for it: a member of another node (hub/remote.py)
-        chunks = out.get(member)
-        if chunks is None:
-            out[member] = [last_data]
-        else:
-            chunks.append(last_data)
+        chunks.append(last_data)
 
 
 def _own_copy(member: Member, run: list[Pending], encoded: list[bytes]) -> list[bytes]:
