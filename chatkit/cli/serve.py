@@ -249,7 +249,7 @@ def banner(server: Server, responder: DiscoveryResponder | None, *, password: bo
         archive = f"{config.db} keeps this node's archive" if config.db else \
             "no archive on this node: --db PATH keeps one"
         lines.append(f"node {cluster.node} of cluster {cluster.cluster_name!r}: messages "
-                     f"stored in Redis at {cluster.where} ({archive})")
+                     f"stored in Redis at {cluster.link.where} ({archive})")
     if server.fingerprint:
         lines.append(f"TLS certificate fingerprint {server.fingerprint}")
         lines.append("  as openssl shows it: SHA256 Fingerprint="

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from chatkit.protocol import FrameError, name_key
 from chatkit.protocol.events import ClusterInfo
+from chatkit.server.bus.batches import take_batch
 from chatkit.server.bus.cluster_entries import (
     act_entry,
     event_entry,
@@ -36,7 +37,7 @@ from chatkit.server.bus.cluster_entries import (
 )
 from chatkit.server.bus.cluster_liveness import MAX_HELD, Liveness
 from chatkit.server.bus.cluster_records import RedisRecords
-from chatkit.server.bus.cluster_redis import ClusterUnavailable, RedisLog, safe_url
+from chatkit.server.bus.cluster_redis import ClusterUnavailable, RedisLog
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.fanout import Output, fan_out
 from chatkit.server.bus.retention import Retention
@@ -54,6 +55,8 @@ log = logging.getLogger("chatkit.server")
 MAX_BATCH = 256
 READ_BATCH = 1024  # entries read and delivered at once: under load, one send per member each
 _STOP = object()
+_NO_CLAIMS = ("the cluster's Redis is not answering: nicknames cannot be checked; try again "
+              "in a moment")
 _LINES = ("message", "private", "topic")  # what a person sends: refused when too many wait
 
 
@@ -70,7 +73,6 @@ class ClusterBus:
         self.archive = archive
         self.retention = retention or Retention(store)
         self.link = RedisLog(url, self.node)  # raises ChatkitError: unreachable at start
-        self.where = safe_url(url)
         last_id, self._topics, self._members = self.link.snapshot()
         self.published_id = last_id  # everything before is history (in Redis)
         self.hub: Hub | None = None
@@ -186,14 +188,12 @@ class ClusterBus:
     def claim_nick(self, member: Member, nick: str, takes_over: Member | None) -> None:
         # Under the hub's lock: while Redis is known to be away, do not wait for it again
         if self.liveness.down_since is not None:
-            raise FrameError("cluster_unavailable", "the cluster's Redis is not answering: "
-                             "nicknames cannot be checked; try again in a moment")
+            raise FrameError("cluster_unavailable", _NO_CLAIMS)
         try:
             claim = self.link.claim(name_key(nick), member.resume_token, member.client_id,
                                     take_over=takes_over is not None)
         except ClusterUnavailable:
-            raise FrameError("cluster_unavailable", "the cluster's Redis is not answering: "
-                             "nicknames cannot be checked; try again in a moment") from None
+            raise FrameError("cluster_unavailable", _NO_CLAIMS) from None
         if claim == 0:
             raise FrameError("nick_taken", f"nickname {nick} is taken; choose another")
         member.claim = abs(claim)
@@ -214,19 +214,7 @@ class ClusterBus:
     def _append_loop(self) -> None:
         stopping = False
         while not stopping:
-            item = self.queue.get()
-            batch: list[dict[str, Any]] = []
-            while item is not None:
-                if item is _STOP:
-                    stopping = True
-                elif isinstance(item, dict):
-                    batch.append(item)
-                if len(batch) >= MAX_BATCH:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    item = None
+            batch, stopping = take_batch(self.queue, self.queue.get(), MAX_BATCH, _STOP)
             if batch:
                 self._append(batch, time.monotonic() + 8 if stopping else None)
 
@@ -242,7 +230,7 @@ class ClusterBus:
                 self.liveness.went_down(exc)
                 if deadline is not None and time.monotonic() > deadline:
                     log.error("cluster: %d events not appended: Redis at %s did not answer",
-                              len(batch), self.where)
+                              len(batch), self.link.where)
                     return
                 time.sleep(0.5)
             except Exception:  # never lose the thread: later events still need it

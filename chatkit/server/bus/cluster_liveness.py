@@ -167,7 +167,7 @@ class Liveness:
                 return
             self.down_since = time.monotonic()
         log.error("cluster: Redis at %s is not answering (%s); holding what people send",
-                  self.bus.where, exc)
+                  self.bus.link.where, exc)
         self._tell_everyone("the cluster's Redis is not answering: what you send is held "
                             f"(up to {MAX_HELD} lines) and goes out when it is back")
 
@@ -178,7 +178,7 @@ class Liveness:
             lost = time.monotonic() - self.down_since
             self.down_since = None
             self._up_since = time.monotonic()
-        log.warning("cluster: Redis at %s answers again after %.0f s", self.bus.where, lost)
+        log.warning("cluster: Redis at %s answers again after %.0f s", self.bus.link.where, lost)
         self._tell_everyone(f"the cluster's Redis is back after {lost:.0f} s: held lines "
                             "are sent")
 

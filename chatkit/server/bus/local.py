@@ -13,6 +13,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from chatkit.protocol.events import ClusterInfo
+from chatkit.server.bus.batches import take_batch
 from chatkit.server.bus.delivery import deliver
 from chatkit.server.bus.retention import Retention
 from chatkit.server.hub.pending import Pending
@@ -95,20 +96,7 @@ class LocalBus:
                 first = self.queue.get(timeout=self.retention.prune_every)
             except queue.Empty:
                 first = None
-            batch: list[Pending] = []
-            item = first
-            while item is not None:
-                if item is _STOP:
-                    stopping = True
-                else:
-                    assert isinstance(item, Pending)
-                    batch.append(item)
-                if len(batch) >= MAX_BATCH:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    item = None
+            batch, stopping = take_batch(self.queue, first, MAX_BATCH, _STOP)
             if batch:
                 try:
                     self._publish(batch)
