@@ -20,7 +20,7 @@ from chatkit.protocol import FrameError, name_key
 from chatkit.protocol.checks import check_server_frame
 from chatkit.protocol.events import Event
 from chatkit.protocol.sanitize import sanitize_frame
-from chatkit.server.bus.cluster_redis import row_json, topic_json
+from chatkit.server.bus.cluster_redis import load_json, row_json, topic_json
 from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.moderation_requests import enforce_bans, remove_from_room
 from chatkit.server.hub.pending import Pending
@@ -118,11 +118,11 @@ def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[bytes, bytes]
     event = _event(fields.get(b"e"), id_)
     pending = Pending(event if event is not None else state_event(id_), recipients=[])
     target = _target(fields.get(b"t"))
-    member_op = _json(fields.get(b"m"))
-    line = _json(fields.get(b"c"))
+    member_op = load_json(fields.get(b"m"))
+    line = load_json(fields.get(b"c"))
     gone = _text(fields.get(b"g"))
     kind = _text(fields.get(b"k"))
-    act = _json(fields.get(b"a"))
+    act = load_json(fields.get(b"a"))
     reload = _text(fields.get(b"r"))
     row = None
     if event is not None and kind in ("message", "action", "topic", "private"):
@@ -236,7 +236,7 @@ def _target(data: bytes | None) -> dict[str, Any] | None:
     if not data:
         return None
     if data[:1] == b"{":
-        value = _json(data)
+        value = load_json(data)
         return value if isinstance(value, dict) else None
     text = data[1:].decode("utf-8", "replace")
     if data[:1] == b"r":
@@ -255,7 +255,7 @@ def _event(data: bytes | None, id_: int) -> Event | None:
     """Another node's event, checked like any frame a client receives and sanitised again
     (whoever can write to Redis must not reach a terminal with an escape sequence); None for
     one that is not a frame."""
-    value = _json(data)
+    value = load_json(data)
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         return None
     value = sanitize_frame(value)
@@ -274,12 +274,3 @@ def _record(value: object) -> dict[str, Any] | None:
 
 def _hashable(value: object) -> Any:
     return tuple(value) if isinstance(value, list) else value
-
-
-def _json(data: bytes | str | None) -> Any:
-    if data is None:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return None

@@ -19,7 +19,7 @@ import redis
 
 from chatkit.protocol.names import name_key
 from chatkit.protocol.sanitize import sanitize_frame
-from chatkit.server.bus.cluster_redis import PREFIX, RedisLog
+from chatkit.server.bus.cluster_redis import PREFIX, RedisLog, load_json
 from chatkit.store import Account, Records, RoomSettings, Sanction, StoreError
 
 _SET_FIELD = r"""
@@ -198,12 +198,7 @@ class RedisRecords(Records):
 
 def _json(raw: bytes | None) -> Any:
     """A stored row, its strings sanitised (names and reasons are shown to clients)."""
-    if raw is None:
-        return None
-    try:
-        return sanitize_frame(json.loads(raw))
-    except ValueError:
-        return None
+    return sanitize_frame(load_json(raw))
 
 
 def _account(raw: bytes | None) -> Account | None:

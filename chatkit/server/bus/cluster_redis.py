@@ -270,7 +270,7 @@ class RedisLog:
         members: dict[str, dict[str, Any]] = {}
         for i in range(2, len(out), 2):
             node, pairs = out[i].decode(), out[i + 1]
-            members[node] = {pairs[j].decode(): _json(pairs[j + 1])
+            members[node] = {pairs[j].decode(): load_json(pairs[j + 1])
                              for j in range(0, len(pairs), 2)}
         return int(out[0]), topics, members
 
@@ -310,7 +310,7 @@ def row_json(row: StoredMessage) -> str:
 
 
 def _row(id_: int, data: bytes) -> StoredMessage | None:
-    value = _json(data)
+    value = load_json(data)
     if not isinstance(value, list) or len(value) != 6:
         return None
     room, kind, nick, target, text, ts = value
@@ -326,14 +326,18 @@ def topic_json(saved: SavedTopic) -> str:
 
 
 def _topic(data: bytes) -> SavedTopic | None:
-    value = sanitize_frame(_json(data))  # shown to clients: never an escape sequence
+    value = sanitize_frame(load_json(data))  # shown to clients: never an escape sequence
     if not isinstance(value, list) or len(value) != 4 or not all(
             isinstance(v, str) for v in value[:3]) or not isinstance(value[3], (int, float)):
         return None
     return SavedTopic(value[0], value[1], value[2], float(value[3]))
 
 
-def _json(data: bytes) -> Any:
+def load_json(data: bytes | str | None) -> Any:
+    """What Redis holds as JSON, or None for nothing or anything that is not JSON (every
+    value read back from Redis goes through here: never an exception)."""
+    if data is None:
+        return None
     try:
         return json.loads(data)
     except ValueError:
