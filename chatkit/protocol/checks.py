@@ -60,6 +60,19 @@ _ITEMS: dict[str, dict[str, tuple[type, ...]] | None] = {
     "bans": {"id": _INT, "kind": _STR, "value": _STR},
 }
 
+_Kinds = tuple[type, ...]
+#: Per frame type, what `check_server_frame` checks, worked out once: the required fields, the
+#: optional ones it does not require, what history adds, and the list fields of typed items.
+_PLANS: dict[str, tuple[tuple[tuple[str, _Kinds], ...], dict[str, _Kinds],
+                        tuple[tuple[str, _Kinds], ...],
+                        tuple[tuple[str, dict[str, _Kinds] | None], ...]]] = {
+    kind: (tuple(required.items()),
+           {name: kinds for name, kinds in _OPTIONAL.items() if name not in required},
+           tuple(_HISTORY_REQUIRED.get(kind, {}).items()),
+           tuple((name, shape) for name, shape in _ITEMS.items()
+                 if name in required or name in _OPTIONAL))
+    for kind, required in _REQUIRED.items()}
+
 
 #: Bounds of a welcome's `cluster` (docs/protocol.md, "Clusters"): a hostile server gets no
 #: more of the client's memory or time than this.
@@ -78,26 +91,31 @@ def check_server_frame(frame: dict[str, Any]) -> dict[str, Any]:
     A `welcome`'s optional `cluster` that is not exactly as documented is removed from the
     frame (the connection works without it), never an error."""
     kind = frame["type"]
-    required = _REQUIRED.get(kind)
-    if required is None:
+    plan = _PLANS.get(kind)
+    if plan is None:
         return frame
+    required, optional, history, item_fields = plan
     if kind == "welcome" and "cluster" in frame and not cluster_ok(frame["cluster"]):
         del frame["cluster"]
-    for name, kinds in required.items():
-        _check(kind, name, frame.get(name), kinds)
-    for name, kinds in _OPTIONAL.items():
+    # `type(...) in kinds` is the quick yes (every frame, on both ends); `_check` decides the
+    # rest (a subclass, a bool where a number is due) and says what is wrong
+    for name, kinds in required:
         value = frame.get(name)
-        if value is not None and name not in required:
+        if type(value) not in kinds:
             _check(kind, name, value, kinds)
-    if frame.get("history"):
-        for name, kinds in _HISTORY_REQUIRED.get(kind, {}).items():
+    for name, value in frame.items():
+        wanted = optional.get(name)
+        if wanted is not None and value is not None and type(value) not in wanted:
+            _check(kind, name, value, wanted)
+    if history and frame.get("history"):
+        for name, kinds in history:
             _check(kind, name, frame.get(name), kinds)
     ts = frame.get("ts")
     if ts is not None and not 0 <= ts <= _TS_MAX:  # NaN compares false too
         raise FrameError("bad_frame", f"'{kind}' frame: field 'ts' is not a time")
-    for name, shape in _ITEMS.items():
+    for name, shape in item_fields:
         items = frame.get(name)
-        if isinstance(items, list) and (name in required or name in _OPTIONAL):
+        if isinstance(items, list):
             for item in items:
                 _check_item(kind, name, item, shape)
     return frame
