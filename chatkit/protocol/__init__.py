@@ -31,6 +31,7 @@ from chatkit.protocol.events import check_server_frame
 from chatkit.protocol.framing import (
     FrameError,
     LineSplitter,
+    compact_json,
     decode,
     encode,
     encode_with_ref,
@@ -46,7 +47,8 @@ __all__ = [
     "MAX_REF", "MAX_ROOM", "MAX_TEXT", "MAX_TEXT_BYTES", "PASSWORD_REQUESTS",
     "PROTOCOL_VERSION", "SNIFF_SECONDS",
     "CommandSpec", "Frame", "FrameError", "LineSplitter", "TelnetFilter", "check_server_frame",
-    "clean_text", "command_list", "decode", "encode", "encode_with_ref", "field", "fit_text",
-    "json_size", "name_key", "normalize_nick", "normalize_room", "parse_command", "render_text",
+    "clean_text", "command_list", "compact_json", "decode", "encode", "encode_with_ref", "field",
+    "fit_text", "json_size", "name_key", "normalize_nick", "normalize_room", "parse_command",
+    "render_text",
     "sanitize_frame", "sanitize_text",
 ]

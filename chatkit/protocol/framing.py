@@ -43,6 +43,11 @@ def encode(frame: Mapping[str, Any]) -> bytes:
     return (_dumps(frame) + "\n").encode()
 
 
+def compact_json(value: object) -> str:
+    """`value` as compact JSON text, non-ASCII kept (what `encode` puts on a line)."""
+    return _dumps(value)
+
+
 def json_size(value: object) -> int:
     """Bytes `value` takes in an encoded frame (a string's quotes included)."""
     return len(_dumps(value).encode())

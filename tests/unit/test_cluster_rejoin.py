@@ -4,7 +4,12 @@ meanwhile quits for this node's people only."""
 
 from __future__ import annotations
 
-from chatkit.server.bus.cluster_entries import back_entry, remote_pending
+from chatkit.server.bus.cluster_entries import (
+    back_entry,
+    encode_batch,
+    entry_items,
+    remote_pending,
+)
 from chatkit.server.bus.cluster_rejoin import LOST, back_joins, lost_nick
 from chatkit.server.bus.local import LocalBus
 from chatkit.server.hub.hub import Hub
@@ -56,10 +61,10 @@ def _with(hub: Hub, member: Member, *rooms: str) -> Member:
 def _back(hub: Hub, nick: str, room: str, node: str = "n1") -> list[Member]:
     """Who of `hub`'s people a node's "back" join of `nick` in `room` reaches."""
     event = {"type": "join", "room": room, "nick": nick, "id": 0, "ts": 1.0}
-    entry = back_entry(event, nick, node, 7)  # type: ignore[arg-type]
-    fields = {b"o": node.encode(), b"s": b"7",
-              **{k.encode(): str(v).encode() for k, v in entry.items() if k != "s"}}
-    pending, _row = remote_pending(hub, node, 99, fields)
+    encoded = encode_batch([back_entry(event, nick, node, 7)])  # type: ignore[arg-type]
+    [(id_, item)], _plain = entry_items(99, {b"o": node.encode(), b"s": b"7", b"n": b"1",
+                                             b"b": encoded.items})
+    pending, _row = remote_pending(hub, node, id_, item)
     with hub.lock:
         assert pending.apply is not None
         pending.apply()

@@ -30,6 +30,8 @@ from chatkit.protocol.events import ClusterInfo
 from chatkit.server.bus.batches import take_batch
 from chatkit.server.bus.cluster_entries import (
     act_entry,
+    encode_batch,
+    entry_items,
     event_entry,
     member_entry,
     own_pending,
@@ -220,11 +222,13 @@ class ClusterBus:
 
     def _append(self, batch: list[dict[str, Any]], deadline: float | None) -> None:
         """Append `batch`, retrying until Redis takes it (a stopping node gives up at
-        `deadline`, saying so)."""
+        `deadline`, saying so). Its sequence numbers are consecutive (queued in order under
+        the hub's lock), which is how the reader finds the entries' `Pending`s again."""
         lines = sum(1 for entry in batch if entry.pop("_line", False))
+        encoded = encode_batch(batch)
         while True:
             try:
-                self.link.append(batch, self.published_id)
+                self.link.append(encoded, self.published_id)
                 break
             except ClusterUnavailable as exc:
                 self.liveness.went_down(exc)
@@ -265,21 +269,32 @@ class ClusterBus:
         assert hub is not None, "a bus publishes for a hub"
         batch: list[Pending] = []
         rows: list[StoredMessage] = []
-        own = self.node.encode()
+        own, archive = self.node.encode(), self.archive
         for id_, fields in entries:
             origin = fields.get(b"o", b"")
             if origin == own:
-                pending = own_pending(self._inflight.pop(int(fields.get(b"s", b"0")), None),
-                                      id_)
-                if pending.row is not None:
-                    rows.append(pending.row)
-            else:
-                pending, row = remote_pending(hub, origin.decode("utf-8", "replace"), id_,
-                                              fields)
+                # This node's batch: its events are here already (no need to decode them),
+                # they only get their ids: the entry's is the last one's
+                count = int(fields.get(b"n", b"0")) if b"b" in fields else 0
+                last_seq = int(fields.get(b"s", b"0"))
+                for index in range(count):
+                    pending = own_pending(self._inflight.pop(last_seq - count + 1 + index, None),
+                                          id_ - count + 1 + index, archive=archive)
+                    if archive and pending.row is not None:
+                        rows.append(pending.row)
+                    batch.append(pending)
+                if not count:  # a note this node wrote: its change is made here already
+                    batch.append(own_pending(None, id_, archive=archive))
+                continue
+            node = origin.decode("utf-8", "replace")
+            items, plain = entry_items(id_, fields)
+            for item_id, item in items:
+                pending, row = remote_pending(hub, node, item_id, item, archive=archive,
+                                              plain=plain)
                 if row is not None:
                     rows.append(row)
-            batch.append(pending)
-        if rows and self.archive:
+                batch.append(pending)
+        if rows:
             try:
                 self.store.append(rows)
             except StoreError as exc:  # the archive only: Redis holds the cluster's history

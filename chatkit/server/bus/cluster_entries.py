@@ -2,9 +2,10 @@
 membership, and how every other node turns it back into something to deliver.
 
 A node writes, for each event: the event (its id is given by Redis when appended), who it is for
-(a room by name, or nicknames), what the log keeps of it, the client's tagged line, and for a
-change of its members the member's new record. The origin node delivers its own entries from
-its own `Pending` (sender, `ref`, the objects it named); any other node rebuilds one whose
+(a room by name, or nicknames), its kind when the log keeps it, the client's tagged line, and for
+a change of its members the member's new record. A batch of them is one entry of the log
+(cluster_redis.py), decoded once by each other node. The origin node delivers its own entries
+from its own `Pending` (sender, `ref`, the objects it named); any other node rebuilds one whose
 recipients are read, like everything else, under the hub's lock in log order (`remote_pending`).
 """
 
@@ -12,15 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
-from chatkit.protocol import FrameError, name_key
+from chatkit.protocol import FrameError, compact_json, name_key
 from chatkit.protocol.checks import check_server_frame
 from chatkit.protocol.events import Event
 from chatkit.protocol.sanitize import sanitize_frame
-from chatkit.server.bus.cluster_redis import load_json, row_json, topic_json
+from chatkit.server.bus.cluster_redis import EncodedBatch, load_json, topic_json
 from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.moderation_requests import enforce_bans, remove_from_room
 from chatkit.server.hub.pending import Pending
@@ -34,14 +36,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatkit.server")
 
 STATE = "_state"  # the `type` of the stand-in event of an entry that only changes membership
+_ITEM_FIELDS = ("e", "t", "k", "c", "m", "a")  # what a batch's item carries of an entry
+# JSON text whose strings are printable ASCII once decoded has neither a byte outside it nor an
+# escape but \" and \\ (`_plain`)
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+_ESCAPE = re.compile(rb'\\[^"]')
 
 
 def event_entry(pending: Pending, seq: int) -> dict[str, Any]:
-    """The entry for an accepted event (built under the hub's lock: names as they are now)."""
-    entry: dict[str, Any] = {"s": seq, "e": json.dumps(pending.event)}
-    # Who it is for, as plain text (every node reads it for every event: no JSON to decode):
-    # "r" + the room [+ "\n" + the nick key it is not for], or "n" + nick keys, one a line
-    # (names never hold a line break). Rarer targets are JSON objects (`_target`).
+    """The entry for an accepted event (built under the hub's lock: names as they are now;
+    encoded by the appender, cluster_redis.py)."""
+    entry: dict[str, Any] = {"s": seq, "e": pending.event}
+    # Who it is for, as plain text: "r" + the room [+ "\n" + the nick key it is not for], or
+    # "n" + nick keys, one a line (names never hold a line break). Rarer targets are objects.
     if pending.room is not None:
         target = "r" + pending.room.name
         if pending.exclude is not None and pending.exclude.nick:
@@ -53,14 +60,39 @@ def event_entry(pending: Pending, seq: int) -> dict[str, Any]:
     if row is not None:
         entry["k"] = row.kind
         if row.room is not None:
-            entry["rk"], entry["row"] = name_key(row.room), row_json(row)
+            entry["rk"] = name_key(row.room)  # kept in the room's stream too (history)
         if row.kind == "topic" and row.room is not None:
             entry["tk"] = name_key(row.room)
             if row.text:
                 entry["topic"] = topic_json(SavedTopic(row.room, row.text, row.nick, row.ts))
     if pending.line is not None:
-        entry["c"] = json.dumps(list(pending.line))
+        entry["c"] = list(pending.line)
     return entry
+
+
+def encode_batch(entries: list[dict[str, Any]]) -> EncodedBatch:
+    """A batch of this node's entries (consecutive sequence numbers) as one entry of the log.
+
+    Each entry is encoded once, as one JSON object (no JSON inside JSON strings: nothing is
+    escaped twice); a stored event's room stream keeps that same item, which Redis cuts out
+    of the batch by its byte offsets (`_APPEND`), so no entry costs a script argument."""
+    items: list[bytes] = []
+    rooms: list[str] = []
+    changes: list[object] = []
+    start = 2  # Lua counts from 1, after the batch's "["
+    for index, entry in enumerate(entries):
+        item = compact_json({key: entry[key] for key in _ITEM_FIELDS if key in entry}).encode()
+        items.append(item)
+        if "rk" in entry:
+            rooms.append(f"{index} {start} {start + len(item) - 1} {entry['rk']}\n")
+        start += len(item) + 1  # and its ","
+        if "mk" in entry:
+            changes += ["m", entry["mk"], entry.get("mrec", ""), entry["tok"],
+                        entry.get("mold", "")]
+        if "tk" in entry:
+            changes += ["t", entry["tk"], entry.get("topic", "")]
+    return EncodedBatch(entries[-1]["s"], len(entries), b"[" + b",".join(items) + b"]",
+                        "".join(rooms), changes)
 
 
 def member_entry(member: Member, seq: int, old_nick: str | None) -> dict[str, Any]:
@@ -72,8 +104,7 @@ def member_entry(member: Member, seq: int, old_nick: str | None) -> dict[str, An
         "peer": member.peer, "claim": member.claim}
     old = name_key(old_nick) if old_nick is not None else None
     entry: dict[str, Any] = {"s": seq, "mk": key, "tok": member.resume_token,
-                             "m": json.dumps({"key": key, "rec": record, "old": old,
-                                              "claim": member.claim})}
+                             "m": {"key": key, "rec": record, "old": old, "claim": member.claim}}
     if record is not None:
         entry["mrec"] = json.dumps(record)
     if old is not None and old != key:
@@ -86,46 +117,96 @@ def back_entry(event: Event, key: str, node: str, seq: int) -> dict[str, Any]:
     heartbeat expired while it stalled) and it said again who it has: heard on another node
     only by those who saw the member quit there (`_resolve`), so never twice."""
     target = {"back": key, "node": node, "in": event.get("room")}
-    return {"s": seq, "e": json.dumps(event), "t": json.dumps(target)}
+    return {"s": seq, "e": event, "t": target}
 
 
 def act_entry(target: Member, seq: int, action: str, room: str | None, reason: str
               ) -> dict[str, Any]:
     """The entry asking the node of `target` (a member of another node) to kick or kill it."""
     node = target.node if isinstance(target, RemoteMember) else ""
-    return {"s": seq, "a": json.dumps({"do": action, "key": name_key(target.nick or ""),
-                                       "node": node, "room": room, "reason": reason})}
+    return {"s": seq, "a": {"do": action, "key": name_key(target.nick or ""), "node": node,
+                            "room": room, "reason": reason}}
 
 
 def state_event(id_: int) -> Event:
     return cast(Event, {"type": STATE, "id": id_, "ts": 0.0})
 
 
-def own_pending(pending: Pending | None, id_: int) -> Pending:
-    """This node's own entry coming back from the log: its event gets its cluster id."""
+def own_pending(pending: Pending | None, id_: int, *, archive: bool) -> Pending:
+    """This node's own entry coming back from the log: its event gets its cluster id (and
+    its row too, when this node keeps an archive)."""
     if pending is None:  # a change of membership, made here when it was accepted
         return Pending(state_event(id_), recipients=[])
     pending.event["id"] = id_
-    if pending.row is not None:
+    if archive and pending.row is not None:
         pending.row = replace(pending.row, id=id_)
     return pending
 
 
-def remote_pending(hub: Hub, node: str, id_: int, fields: Mapping[bytes, bytes]
+def entry_items(id_: int, fields: Mapping[bytes, bytes]
+                ) -> tuple[list[tuple[int, Mapping[str, Any]]], bool]:
+    """Another node's entry of the log as (id, item) pairs, and whether its text is plain (no
+    byte outside printable ASCII, no JSON escape but \\" and \\\\: nothing in it can need
+    sanitising). A batch (`b`: a JSON list of `n` items) has the ids up to the entry's own,
+    one each; an entry written alone (a reaped node's quits, a note) is one item. A batch
+    whose count is wrong is skipped, saying so."""
+    payload = fields.get(b"b")
+    if payload is None:
+        return [(id_, _fields_item(fields))], False
+    items = load_json(payload)
+    count = fields.get(b"n", b"")
+    if not isinstance(items, list) or not count.isdigit() or len(items) != int(count) or \
+            not all(isinstance(item, dict) for item in items):
+        log.warning("cluster: a malformed batch in the log (id %d) was skipped", id_)
+        return [], False
+    first = id_ - len(items) + 1
+    return [(first + index, item) for index, item in enumerate(items)], \
+        _plain(payload)
+
+
+def _plain(text: bytes) -> bool:
+    """Whether the strings of JSON `text` are printable ASCII once decoded: nothing in them can
+    need sanitising. (A false "no" only costs sanitising.)"""
+    if text.translate(None, _PRINTABLE_ASCII):  # a byte outside printable ASCII is left
+        return False
+    # The escapes, once the \\ pairs are gone (a run of backslashes pairs from its left, as
+    # JSON reads it): any but \" could make a control character
+    return b"\\" not in text or _ESCAPE.search(text.replace(b"\\\\", b"")) is None
+
+
+def _fields_item(fields: Mapping[bytes, bytes]) -> dict[str, Any]:
+    """An entry written alone, as a batch's item (its fields are JSON or text)."""
+    item: dict[str, Any] = {}
+    for key in (b"e", b"m", b"c", b"a"):
+        if key in fields:
+            item[key.decode()] = load_json(fields[key])
+    for key in (b"g", b"k", b"r"):
+        if key in fields:
+            item[key.decode()] = fields[key].decode("utf-8", "replace")
+    target = fields.get(b"t")
+    if target is not None:
+        item["t"] = load_json(target) if target[:1] == b"{" else \
+            target.decode("utf-8", "replace")
+    return item
+
+
+def remote_pending(hub: Hub, node: str, id_: int, item: Mapping[str, Any], *,
+                   archive: bool = False, plain: bool = False
                    ) -> tuple[Pending, StoredMessage | None]:
-    """Another node's entry as a `Pending` for this node's members, and what the local archive
-    keeps of it. The recipients are resolved when it is delivered (`apply`, under the lock)."""
-    event = _event(fields.get(b"e"), id_)
+    """Another node's item as a `Pending` for this node's members, and what the local archive
+    keeps of it (with `archive`). The recipients are resolved when it is delivered (`apply`,
+    under the lock). `plain`: its entry's text needs no sanitising (`entry_items`)."""
+    event = _event(item.get("e"), id_, plain)
     pending = Pending(event if event is not None else state_event(id_), recipients=[])
-    target = _target(fields.get(b"t"))
-    member_op = load_json(fields.get(b"m"))
-    line = load_json(fields.get(b"c"))
-    gone = _text(fields.get(b"g"))
-    kind = _text(fields.get(b"k"))
-    act = load_json(fields.get(b"a"))
-    reload = _text(fields.get(b"r"))
+    target = _target(item.get("t"))
+    member_op = item.get("m")
+    line = item.get("c")
+    gone = _text(item.get("g"))
+    kind = _text(item.get("k"))
+    act = item.get("a")
+    reload = _text(item.get("r"))
     row = None
-    if event is not None and kind in ("message", "action", "topic", "private"):
+    if archive and event is not None and kind in ("message", "action", "topic", "private"):
         try:
             row = stored_row(event, kind)
         except (KeyError, TypeError):
@@ -231,41 +312,39 @@ def _set_topic(hub: Hub, event: Mapping[str, Any]) -> None:
         hub.topics.pop(name_key(room_name), None)
 
 
-def _target(data: bytes | None) -> dict[str, Any] | None:
-    """Who an entry is for (`event_entry`), as `_resolve` reads it."""
-    if not data:
+def _target(value: object) -> dict[str, Any] | None:
+    """Who an item is for (`event_entry`), as `_resolve` reads it."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str) or not value:
         return None
-    if data[:1] == b"{":
-        value = load_json(data)
-        return value if isinstance(value, dict) else None
-    text = data[1:].decode("utf-8", "replace")
-    if data[:1] == b"r":
+    text = value[1:]
+    if value[0] == "r":
         room, _, exclude = text.partition("\n")
         return {"room": room, "x": exclude} if exclude else {"room": room}
-    if data[:1] == b"n":
+    if value[0] == "n":
         return {"to": text.split("\n") if text else []}
     return None
 
 
-def _text(data: bytes | None) -> str | None:
-    return data.decode("utf-8", "replace") if data is not None else None
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
-def _event(data: bytes | None, id_: int) -> Event | None:
+def _event(value: object, id_: int, plain: bool) -> Event | None:
     """Another node's event, checked like any frame a client receives and sanitised again
-    (whoever can write to Redis must not reach a terminal with an escape sequence); None for
-    one that is not a frame."""
-    value = load_json(data)
+    unless its text is `plain` (whoever can write to Redis must not reach a terminal with an
+    escape sequence); None for one that is not a frame."""
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         return None
-    value = sanitize_frame(value)
-    value["id"] = id_
+    event: dict[str, Any] = value if plain else sanitize_frame(value)
+    event["id"] = id_
     try:
-        check_server_frame(value)
+        check_server_frame(event)
     except FrameError:
         log.warning("cluster: a malformed event in the log (id %d) was skipped", id_)
         return None
-    return cast(Event, value)
+    return cast(Event, event)
 
 
 def _record(value: object) -> dict[str, Any] | None:

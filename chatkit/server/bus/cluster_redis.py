@@ -3,9 +3,12 @@
 Keys, all under one prefix (`chatkit:` and the database of the URL):
 
     seq                  the last event id given (INCR): ids are cluster-wide
-    log                  a stream of every event and membership change, entry id `<id>-0`:
-                         one order for the whole cluster; every node reads it (XREAD BLOCK)
-    room:<key>           a stream of one room's stored events (same ids): history and gap fill
+    log                  a stream of every event and membership change: one order for the
+                         whole cluster; every node reads it (XREAD BLOCK). A node's batch is
+                         one entry `<id>-0` (`b`: its `n` items, with the ids up to <id>); a
+                         reaped node's quits and the notes are entries of one item each
+    room:<key>           a stream of one room's stored events (same ids, the batch's item):
+                         history and gap fill
     topics               room key -> the topic as JSON
     nicks                nick key -> "node|token|client id|claim": who holds each nickname
     claims               the last claim generation (INCR): the newer claim wins
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,11 +40,18 @@ LOG_MAX = 100_000  # entries kept in the cluster's log (nodes read it live)
 ROOM_MAX = 10_000  # stored events kept per room: history and gap fill reach this far
 ALIVE_MS = 5_000  # a node whose heartbeat is older than this is gone
 
-# ARGV: prefix, node, id floor, log max, room max, batch (JSON list of entries)
+# ARGV: prefix, node, id floor, log max, room max, the batch's last sequence number, its count,
+# its items (a JSON list), the stored events of rooms (a line each: "index first last room-key",
+# the item's byte offsets in the list: the room's stream keeps the same item), then what
+# changes beside the log, in the batch's order:
+#   'm', nick key, record JSON or '', token, old nick key or ''   this node's member changed
+#   't', room key, topic JSON or ''              the room's topic
+# -> the last sequence number appended. A batch retried after its answer was lost (its last
+# sequence number is not newer than this node's last) is not appended twice.
 _APPEND = r"""
 local p, node = ARGV[1], ARGV[2]
-local batch = cjson.decode(ARGV[6])
 local last = tonumber(redis.call('HGET', p..'lastseq', node) or '0')
+if tonumber(ARGV[6]) <= last then return last end
 if tonumber(redis.call('GET', p..'seq') or '0') < tonumber(ARGV[3]) then
   redis.call('SET', p..'seq', ARGV[3])
 end
@@ -51,31 +61,34 @@ local function release(key, tok)
     redis.call('HDEL', p..'nicks', key)
   end
 end
-for _, e in ipairs(batch) do
-  if e.s > last then
-    local sid = redis.call('INCR', p..'seq')..'-0'
-    local fields = {'o', node, 's', tostring(e.s)}
-    for _, f in ipairs({'e', 't', 'm', 'c', 'k', 'a'}) do
-      if e[f] then fields[#fields + 1] = f; fields[#fields + 1] = e[f] end
-    end
-    redis.call('XADD', p..'log', 'MAXLEN', '~', ARGV[4], sid, unpack(fields))
-    if e.rk then
-      redis.call('XADD', p..'room:'..e.rk, 'MAXLEN', '~', ARGV[5], sid, 'row', e.row)
-    end
-    if e.mk then
-      if e.mrec then redis.call('HSET', p..'members:'..node, e.mk, e.mrec)
-      else redis.call('HDEL', p..'members:'..node, e.mk); release(e.mk, e.tok) end
-      if e.mold then redis.call('HDEL', p..'members:'..node, e.mold); release(e.mold, e.tok) end
-    end
-    if e.tk then
-      if e.topic then redis.call('HSET', p..'topics', e.tk, e.topic)
-      else redis.call('HDEL', p..'topics', e.tk) end
-    end
-    last = e.s
+local top = redis.call('INCRBY', p..'seq', tonumber(ARGV[7]))
+local first = top - tonumber(ARGV[7]) + 1
+local items = ARGV[8]
+redis.call('XADD', p..'log', 'MAXLEN', '~', ARGV[4], top..'-0', 'o', node, 's', ARGV[6],
+           'n', ARGV[7], 'b', items)
+for index, from, to, room in string.gmatch(ARGV[9], '(%d+) (%d+) (%d+) ([^\n]*)\n') do
+  redis.call('XADD', p..'room:'..room, 'MAXLEN', '~', ARGV[5],
+             (first + tonumber(index))..'-0', 'i', string.sub(items, tonumber(from), tonumber(to)))
+end
+local i = 10
+while i <= #ARGV do
+  local op = ARGV[i]
+  if op == 'm' then
+    local key, rec, tok, old = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+    if rec ~= '' then redis.call('HSET', p..'members:'..node, key, rec)
+    else redis.call('HDEL', p..'members:'..node, key); release(key, tok) end
+    if old ~= '' then redis.call('HDEL', p..'members:'..node, old); release(old, tok) end
+    i = i + 5
+  elseif op == 't' then
+    if ARGV[i + 2] ~= '' then redis.call('HSET', p..'topics', ARGV[i + 1], ARGV[i + 2])
+    else redis.call('HDEL', p..'topics', ARGV[i + 1]) end
+    i = i + 3
+  else
+    return redis.error_reply('chatkit: unknown change ' .. tostring(op))
   end
 end
-redis.call('HSET', p..'lastseq', node, last)
-return last
+redis.call('HSET', p..'lastseq', node, ARGV[6])
+return tonumber(ARGV[6])
 """
 
 # ARGV: prefix, nick key, node, token, client id, takes over a member of another node ("1")
@@ -162,6 +175,17 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch of one node's entries as `_APPEND` takes it."""
+
+    last_seq: int  # of the batch's last entry: the node's sequence numbers are consecutive
+    count: int
+    items: bytes  # a JSON list, an item per entry
+    rooms: str  # the items the rooms' streams keep (see `_APPEND`)
+    changes: list[object]  # what else changes beside the log
+
+
 class ClusterUnavailable(Exception):
     """Redis did not answer (down, unreachable, restarting)."""
 
@@ -205,9 +229,12 @@ class RedisLog:
 
     # ------------------------------------------------------------------ writes
 
-    def append(self, entries: Sequence[dict[str, Any]], floor: int) -> None:
+    def append(self, batch: EncodedBatch, floor: int) -> None:
+        """Append one batch of this node's entries (cluster_entries.encode_batch) as one entry
+        of the log, and make the changes beside it (`_APPEND`)."""
         self._call(self._append, args=[PREFIX, self.node, floor, LOG_MAX, ROOM_MAX,
-                                       json.dumps(entries)])
+                                       batch.last_seq, batch.count, batch.items,
+                                       batch.rooms, *batch.changes])
 
     def claim(self, key: str, token: str, client_id: str | None, take_over: bool) -> int:
         return int(self._call(self._claim, args=[PREFIX, key, self.node, token, client_id or "",
@@ -299,26 +326,34 @@ class RedisLog:
                                count=limit)
         rows = []
         for entry_id, fields in items:
-            row = _row(int(entry_id.split(b"-")[0]), fields.get(b"row", b""))
+            row = _row(int(entry_id.split(b"-")[0]), fields)
             if row is not None:
                 rows.append(row)
         return rows
 
 
-def row_json(row: StoredMessage) -> str:
-    return json.dumps([row.room, row.kind, row.nick, row.target, row.text, row.ts])
-
-
-def _row(id_: int, data: bytes) -> StoredMessage | None:
-    value = load_json(data)
-    if not isinstance(value, list) or len(value) != 6:
+def _row(id_: int, fields: dict[bytes, bytes]) -> StoredMessage | None:
+    """A room stream's entry as the row the hub makes frames of (hub/history.py, which
+    sanitises every string again); None for one that is not a stored event."""
+    item = load_json(fields.get(b"i"))
+    event, kind = (item.get("e"), item.get("k")) if isinstance(item, dict) else (None, None)
+    if not isinstance(event, dict) or kind not in _ROW_KINDS:
         return None
-    room, kind, nick, target, text, ts = value
-    if not isinstance(kind, str) or not isinstance(ts, (int, float)):
+    ts = event.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return None
-    return StoredMessage(id_, room if isinstance(room, str) else None, kind, str(nick),
+    # Who did it, and to whom, as each kind's event names them (hub/history.py makes them back)
+    nick, target = (event.get("from"), event.get("to")) if kind == "private" else \
+        (event.get("by"), event.get("target")) if kind == "moderation" else \
+        (event.get("nick"), None)
+    room, text = event.get("room"), event.get("text")
+    return StoredMessage(id_, room if isinstance(room, str) else None, kind,
+                         nick if isinstance(nick, str) else "",
                          target if isinstance(target, str) else None,
                          text if isinstance(text, str) else None, float(ts))
+
+
+_ROW_KINDS = ("message", "action", "topic", "private", "moderation")
 
 
 def topic_json(saved: SavedTopic) -> str:
