@@ -27,6 +27,7 @@ from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.moderation_requests import enforce_bans, remove_from_room
 from chatkit.server.hub.pending import Pending
 from chatkit.server.hub.remote import RemoteMember, apply_record, drop_node
+from chatkit.server.hub.repeats import SentLine
 from chatkit.store import SavedTopic, StoredMessage, StoreError
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ log = logging.getLogger("chatkit.server")
 
 STATE = "_state"  # the `type` of the stand-in event of an entry that only changes membership
 _ITEM_FIELDS = ("e", "t", "k", "c", "m", "a")  # what a batch's item carries of an entry
+_EVENT_ONLY = frozenset("etkc")  # an item with only these keys changes nothing but its event
 # JSON text whose strings are printable ASCII once decoded has neither a byte outside it nor an
 # escape but \" and \\ (`_plain`)
 _PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
@@ -198,23 +200,38 @@ def remote_pending(hub: Hub, node: str, id_: int, item: Mapping[str, Any], *,
     under the lock). `plain`: its entry's text needs no sanitising (`entry_items`)."""
     event = _event(item.get("e"), id_, plain)
     pending = Pending(event if event is not None else state_event(id_), recipients=[])
-    target = _target(item.get("t"))
-    member_op = item.get("m")
-    line = item.get("c")
-    gone = _text(item.get("g"))
     kind = _text(item.get("k"))
-    act = item.get("a")
-    reload = _text(item.get("r"))
     row = None
     if archive and event is not None and kind in ("message", "action", "topic", "private"):
         try:
             row = stored_row(event, kind)
         except (KeyError, TypeError):
             row = None
+    line = _sent_line(item.get("c")) if event is not None else None
+    target = item.get("t")
+    if event is not None and kind != "topic" and isinstance(target, str) and \
+            target[:1] == "r" and item.keys() <= _EVENT_ONLY:
+        # Most items: an event for a room, and nothing else to change
+        room_key = name_key(target[1:].partition("\n")[0])
+
+        def apply_room() -> None:
+            pending.room = hub.rooms.get(room_key)
+            if pending.room is None:
+                pending.recipients = []
+            if line is not None:
+                hub.sent_lines.remember(*line, event)
+
+        pending.apply = apply_room
+        return pending, row
+    resolved = _target(target)
+    member_op = item.get("m")
+    gone = _text(item.get("g"))
+    act = item.get("a")
+    reload = _text(item.get("r"))
 
     def apply() -> None:
-        if isinstance(target, dict):
-            _resolve(hub, pending, target)
+        if resolved is not None:
+            _resolve(hub, pending, resolved)
         if isinstance(member_op, dict) and isinstance(member_op.get("key"), str):
             old = member_op.get("old")
             claim = member_op.get("claim")
@@ -223,10 +240,8 @@ def remote_pending(hub: Hub, node: str, id_: int, item: Mapping[str, Any], *,
                          claim if isinstance(claim, int) else 0)
         if event is not None and kind == "topic":
             _set_topic(hub, event)
-        if isinstance(line, list) and len(line) == 3 and event is not None and \
-                isinstance(line[0], str) and isinstance(line[2], list):
-            hub.sent_lines.remember(line[0], _hashable(line[1]),
-                                    tuple(_hashable(v) for v in line[2]), event)
+        if line is not None and event is not None:
+            hub.sent_lines.remember(*line, event)
         if gone:
             drop_node(hub, gone)
         if isinstance(act, dict):
@@ -236,6 +251,16 @@ def remote_pending(hub: Hub, node: str, id_: int, item: Mapping[str, Any], *,
 
     pending.apply = apply
     return pending, row
+
+
+def _sent_line(value: object) -> SentLine | None:
+    """The client's tagged line an item says its event was (hub/repeats.py), if well formed."""
+    if not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str) or \
+            not isinstance(value[2], list):
+        return None
+    tag = value[1]
+    return value[0], tuple(tag) if type(tag) is list else tag, \
+        tuple([tuple(v) if type(v) is list else v for v in value[2]])
 
 
 def _reload(hub: Hub, what: str) -> None:
@@ -349,7 +374,3 @@ def _event(value: object, id_: int, plain: bool) -> Event | None:
 
 def _record(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
-
-
-def _hashable(value: object) -> Any:
-    return tuple(value) if isinstance(value, list) else value
