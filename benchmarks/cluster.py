@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cpucap import CpuCap
+from cpucap import available as capping_available
 from run import (
     HUMAN_RATE,
     RunningServer,
@@ -64,6 +66,14 @@ class ClusterPlan:
 FULL = ClusterPlan(clients=[100, 1000], senders=10, duration=3.0, messages=None, repeat=3,
                    nodes=2)
 SMOKE = ClusterPlan(clients=[6], senders=2, duration=1.0, messages=20, repeat=1, nodes=2)
+#: the CPU each server gets in the capped cells, by clients: little enough that the servers,
+#: not the generator (which needs most of a core at full speed, more for a big room), are
+#: what runs out
+CAPPED_SHARE = {100: 0.25, 1000: 0.10}
+
+
+def capped_share(clients: int) -> float:
+    return CAPPED_SHARE.get(clients, 0.25)
 
 
 @dataclass
@@ -74,12 +84,16 @@ class Setup:
     nodes: int = 1
     #: pin node k to core k (`taskset -c k`); Redis and the generator are not pinned
     pinned: bool = False
+    #: give each node this share of one core (a cgroup's quota, cpucap.py); Redis is not capped
+    share: float | None = None
 
     @property
     def name(self) -> str:
         what = {"node": "1 node", "redis": "Redis pub/sub"}.get(
             self.kind, f"{self.nodes} node{'s' if self.nodes > 1 else ''} + Redis")
-        return what + (", pinned" if self.pinned else "")
+        each = " each" if self.nodes > 1 else ""
+        return what + (", pinned" if self.pinned else "") + (
+            f", {self.share:.0%} of a core{each}" if self.share else "")
 
 
 @contextmanager
@@ -100,6 +114,10 @@ def servers(setup: Setup, workdir: Path, serve_args: list[str]
                 home.mkdir()
                 node = start_chatkit(home, [*serve_args, *cluster],
                                      prefix=("taskset", "-c", str(k)) if setup.pinned else ())
+                if setup.share:
+                    cap = CpuCap(f"chatkit-bench-{node.pid}", setup.share)
+                    stack.callback(cap.remove)  # after the node has stopped
+                    cap.add(node.pid)
                 stack.callback(node.stop)
                 nodes.append(node)
         yield nodes, redis
@@ -173,6 +191,9 @@ def run_cluster_suite(plan: ClusterPlan, serve_args: list[str], log: Callable[[s
     # one core per node, or no pinning (taskset would fail on a core that is not there)
     pinning = pinning and shutil.which("taskset") is not None and \
         len(os.sched_getaffinity(0)) >= n
+    no_capping = capping_available()  # why the capped cells cannot run here, if they cannot
+    if no_capping:
+        log(f"capped cells skipped: {no_capping}")
 
     def cell(setup: Setup, label: str, **bench: Any) -> None:
         home = workdir / str(len(records))
@@ -199,15 +220,24 @@ def run_cluster_suite(plan: ClusterPlan, serve_args: list[str], log: Callable[[s
                     setups += [Setup("node", pinned=True), Setup("cluster", n, pinned=True)]
                 for setup in setups:
                     cell(setup, label, clients=clients, rate=rate, **limits)
-        for _ in range(plan.repeat - 1):  # the latency target's cells again, interleaved
-            for clients in plan.clients:
-                for setup in (Setup("node"), Setup("cluster", n)):
-                    cell(setup, f"{clients}c x {plan.senders}s {_mode(HUMAN_RATE)}",
-                         clients=clients, rate=HUMAN_RATE, **limits)
+        for run in range(plan.repeat):
+            if run:  # the latency target's cells again, interleaved
+                for clients in plan.clients:
+                    for setup in (Setup("node"), Setup("cluster", n)):
+                        cell(setup, f"{clients}c x {plan.senders}s {_mode(HUMAN_RATE)}",
+                             clients=clients, rate=HUMAN_RATE, **limits)
+            if not no_capping:  # does a second node add throughput? (each run interleaved)
+                for clients in plan.clients:
+                    share = capped_share(clients)
+                    for setup in (Setup("node", share=share), Setup("cluster", n, share=share)):
+                        cell(setup, f"{clients}c x {plan.senders}s max", clients=clients,
+                             rate=None, **limits)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"plan": plan.__dict__, "serve_args": serve_args, "processes": processes,
-            "pinning": pinning, "elapsed_s": time.monotonic() - started, "records": records,
+            "pinning": pinning,
+            "capped": None if no_capping else {str(c): capped_share(c) for c in plan.clients},
+            "no_capping": no_capping, "elapsed_s": time.monotonic() - started, "records": records,
             "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
@@ -307,7 +337,12 @@ def report(data: dict[str, Any], command: str, machine: dict[str, Any]) -> str:
         "receiver on another. *server CPU*: every node's and the cluster Redis's CPU time "
         "from the moment all clients were connected to the last delivery, per delivery "
         "(nodes + Redis in brackets). *pinned*: node k runs on core k (`taskset -c k`), "
-        "Redis and the generator are not pinned. *ceiling with a core per server*: 1 s ÷ "
+        "Redis and the generator are not pinned. *of a core*: each chatkit node may use that "
+        "share of one core (a cgroup CPU quota, benchmarks/cpucap.py; Redis and the generator "
+        "are not capped), so that the servers run out before the generator does: the direct "
+        "test of whether a second node adds throughput when each node has a CPU of its own, "
+        "which a 2-core machine running the generator cannot give. *ceiling with a core per "
+        "server*: 1 s ÷ "
         "the busiest server's CPU µs per delivery, what the cell would reach if every "
         "server (each node, Redis) had a core of its own and the generator ran elsewhere (a "
         "projection). Medians where a cell ran more than once, the spread of p99 in "
@@ -367,6 +402,22 @@ def targets(data: dict[str, Any]) -> list[str]:
            if bad else ""), bool(clustered) and not bad)
     for clients in plan["clients"]:
         label = f"{clients}c x {plan['senders']}s max"
+        name = f"a second node adds throughput when each node has a CPU of its own ({clients} " \
+            "clients, full speed)"
+        share = (data.get("capped") or {}).get(str(clients))
+        if not share:
+            row(name, f"not measured here: {data.get('no_capping') or 'not run'}", None)
+        else:
+            single = [_dps(r) for r in _cells(records, label, Setup("node", share=share).name)]
+            spread = [_dps(r) for r in _cells(records, label,
+                                              Setup("cluster", n, share=share).name)]
+            if single and spread:
+                ratio = statistics.median(spread) / statistics.median(single)
+                row(f"{name}: each node capped at {share:.0%} of a core",
+                    f"{statistics.median(spread):,.0f} vs {statistics.median(single):,.0f}/s "
+                    f"= {ratio:.2f}× (medians of {len(spread)} and {len(single)} runs; the "
+                    f"slowest with {n} nodes {min(spread):,.0f}, the fastest with one "
+                    f"{max(single):,.0f})", min(spread) > max(single))
         for name, base, more in ((f"(not a target) a second node adds throughput, pinned one "
                                   f"core per node, {clients} clients max",
                                   "1 node, pinned", pinned),
