@@ -106,17 +106,38 @@ async def _storm(target: str, port: int, clients: int, concurrency: int,
         return_exceptions=True)
     received = sum(1 for r in results if r is True)
     all_s = time.monotonic() - sent
+    # Everyone leaves at once (a network drops): how long until the server is idle again
+    cpu_before_leave = run._cpu_seconds(pid)
+    left = time.monotonic()
     for _, writer in conns:
         writer.close()
     if target == "redis":
         publisher.close()
+    await asyncio.gather(*(writer.wait_closed() for _, writer in conns),
+                         return_exceptions=True)
+    leave_s, leave_cpu = await _settled(pid, left, cpu_before_leave)
     return {"target": target, "clients": clients, "concurrency": concurrency,
             "connect_s": connect_s, "server_cpu_connect_s": connect_cpu,
             "generator_cpu_connect_s": (gen_after.ru_utime + gen_after.ru_stime)
             - (gen_before.ru_utime + gen_before.ru_stime),
             "rss_kib_per_client": (rss_after - rss_before) / clients,
             "rss_mib": rss_after / 1024, "message_all_s": all_s,
-            "received": received, "lost": clients - received}
+            "received": received, "lost": clients - received,
+            "leave_s": leave_s, "server_cpu_leave_s": leave_cpu}
+
+
+async def _settled(pid: int, since: float, cpu_since: float) -> tuple[float, float]:
+    """(seconds from `since` until the server used less than 2% of a core over 0.5 s, its CPU
+    seconds meanwhile); bounded by PHASE_TIMEOUT."""
+    last = run._cpu_seconds(pid)
+    quiet_at = time.monotonic()
+    while time.monotonic() - since < PHASE_TIMEOUT:
+        await asyncio.sleep(0.5)
+        now = run._cpu_seconds(pid)
+        if now - last < 0.01:
+            break
+        last, quiet_at = now, time.monotonic()
+    return quiet_at - since, last - cpu_since
 
 
 def cell(target: str, clients: int, concurrency: int, workdir: Path) -> dict[str, Any]:
@@ -127,7 +148,8 @@ def cell(target: str, clients: int, concurrency: int, workdir: Path) -> dict[str
 def report(records: list[dict[str, Any]]) -> str:
     lines = ["| people | target | connected and joined, s | server CPU s (connect) | "
              "generator CPU s | server MiB / KiB per person (settled) | one message to all, "
-             "ms | lost |", "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "ms | all leave: server busy s (CPU s) | lost |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     keys = sorted({(r["clients"], r["target"]) for r in records},
                   key=lambda k: (k[0], k[1] != "chatkit"))
     for clients, target in keys:
@@ -144,7 +166,8 @@ def report(records: list[dict[str, Any]]) -> str:
             f"| {clients:,} | {target} | {med('connect_s'):.2f}{spread} | "
             f"{med('server_cpu_connect_s'):.2f} | {med('generator_cpu_connect_s'):.2f} | "
             f"{med('rss_mib'):.0f} / {med('rss_kib_per_client'):.1f} | "
-            f"{med('message_all_s') * 1000:.0f} | {sum(r['lost'] for r in runs)} |")
+            f"{med('message_all_s') * 1000:.0f} | {med('leave_s'):.1f} "
+            f"({med('server_cpu_leave_s'):.1f}) | {sum(r['lost'] for r in runs)} |")
     return "\n".join(lines)
 
 
@@ -177,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                 records.append(record)
                 print(f"{clients:>6} {target:<8} joined in {record['connect_s']:.2f} s, "
                       f"{record['rss_kib_per_client']:.1f} KiB each, message to all in "
-                      f"{record['message_all_s'] * 1000:.0f} ms, lost {record['lost']}",
-                      flush=True)
+                      f"{record['message_all_s'] * 1000:.0f} ms, lost {record['lost']}, all "
+                      f"left: busy {record['leave_s']:.1f} s, {record['server_cpu_leave_s']:.1f}"
+                      " s CPU", flush=True)
     print()
     print(f"Command: `python benchmarks/crowd.py --clients {args.clients} --rounds "
           f"{args.rounds}`; load average before: {run.machine_info().get('load_before')}")

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # imported when the command runs: `chatkit --help` and comple
 
 #: allocations between two young-generation collections in the server process
 GC_THRESHOLD = 20_000
+#: seconds a thread may run before one waiting for the GIL asks for it (CPython: 0.005)
+SWITCH_INTERVAL = 0.1
 
 log = logging.getLogger("chatkit")
 
@@ -151,6 +153,12 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
     # allocations) a join storm of 10,000 ran the cycle collector over all of them again and
     # again (8% of the server's CPU, measured with perf). The server makes few cycles.
     gc.set_threshold(GC_THRESHOLD, 20, 100)
+    # A thread waiting for the GIL wakes up every switch interval to ask for it. When 10,000
+    # people leave at once (a network drops), 10,000 reader threads wait together: at the
+    # default 5 ms that is two million wake-ups a second, and the server spent 50-85 s of CPU
+    # and 30-48 s of wall time letting them go. Our threads give the GIL up at every system
+    # call, so a longer interval costs nothing measurable elsewhere (benchmarks/README.md).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if no_history and db_path:
         raise click.UsageError("--db and --no-history cannot be combined")
     if require_tls and not tls:
