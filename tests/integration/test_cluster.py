@@ -327,3 +327,45 @@ def test_nodes_on_one_machine_need_no_database_each(redis_server, tmp_path, open
     finally:
         for node in nodes:
             node.stop()
+
+
+# One id from the cluster's counter and an entry of the log with it, atomically (as a node's
+# script does: the log's ids must grow)
+_WRITE = """
+local id = redis.call('INCR', 'chatkit:seq')
+redis.call('XADD', 'chatkit:log', id..'-0', unpack(ARGV))
+return id
+"""
+
+
+def test_malformed_entries_in_the_log_are_skipped_and_the_nodes_go_on(cluster, redis_server,
+                                                                      opened, caplog):
+    """Whoever can write to Redis can write anything into the log: a batch that says it is a
+    node's own but whose count is not a number, or is far more than a node ever writes, and
+    another node's line whose tag cannot be one. Each is skipped (the valid event in it is
+    still shown), no traceback is logged, and the chat goes on."""
+    import json
+
+    import redis
+
+    a, b = cluster(tls=False), cluster(tls=False)
+    alice, bob = client(opened, a, "alice"), client(opened, b, "bob")
+    alice.expect("join", nick="bob")
+    node_a = a.info()["node"]
+    event = {"type": "message", "room": "lobby", "nick": "mallory", "text": "still shown",
+             "action": False, "id": 0, "ts": 1.0}
+    item = {"e": event, "t": "rlobby", "k": "message",
+            "c": ["some-client", {"not": "a tag"}, ["lobby", "still shown", False]]}
+    writer = redis.Redis.from_url(redis_server.url)
+    try:
+        write = writer.register_script(_WRITE)
+        write(args=["o", node_a, "s", "7", "n", "not a number", "b", "[]"])
+        write(args=["o", node_a, "s", "99999999", "n", "99999999", "b", "[]"])
+        write(args=["o", "mallory-node", "s", "1", "n", "1", "b", json.dumps([item])])
+    finally:
+        writer.close()
+    for person in (alice, bob):
+        assert person.expect("message", nick="mallory")["text"] == "still shown"
+    echo = bob.request({"type": "msg", "room": "lobby", "text": "and the chat goes on"})
+    assert alice.expect("message", text="and the chat goes on")["id"] == echo["id"]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -275,8 +275,12 @@ class ClusterBus:
             if origin == own:
                 # This node's batch: its events are here already (no need to decode them),
                 # they only get their ids: the entry's is the last one's
-                count = int(fields.get(b"n", b"0")) if b"b" in fields else 0
-                last_seq = int(fields.get(b"s", b"0"))
+                count = _count(fields.get(b"n")) if b"b" in fields else 0
+                last_seq = _count(fields.get(b"s"))
+                if count > MAX_BATCH:  # not one this node wrote (a batch has at most that)
+                    log.warning("cluster: a malformed batch in the log (id %d) was skipped",
+                                id_)
+                    continue
                 for index in range(count):
                     pending = own_pending(self._inflight.pop(last_seq - count + 1 + index, None),
                                           id_ - count + 1 + index, archive=archive)
@@ -304,3 +308,8 @@ class ClusterBus:
     def _hub_lock(self) -> Any:
         assert self.hub is not None
         return self.hub.lock
+
+
+def _count(data: bytes | None) -> int:
+    """A count or sequence number this node wrote into the log; 0 if it is not one."""
+    return int(data) if data is not None and data.isdigit() and len(data) < 19 else 0

@@ -256,11 +256,10 @@ def remote_pending(hub: Hub, node: str, id_: int, item: Mapping[str, Any], *,
 def _sent_line(value: object) -> SentLine | None:
     """The client's tagged line an item says its event was (hub/repeats.py), if well formed."""
     if not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str) or \
-            not isinstance(value[2], list):
-        return None
-    tag = value[1]
-    return value[0], tuple(tag) if type(tag) is list else tag, \
-        tuple([tuple(v) if type(v) is list else v for v in value[2]])
+            not isinstance(value[1], (str, int)) or not isinstance(value[2], list) or \
+            not all(v is None or isinstance(v, (str, int, float)) for v in value[2]):
+        return None  # a tag is a string or a number, a line's content plain values
+    return value[0], value[1], tuple(value[2])
 
 
 def _reload(hub: Hub, what: str) -> None:
