@@ -112,14 +112,16 @@ def servers(setup: Setup, workdir: Path, serve_args: list[str]
             for k in range(setup.nodes):
                 home = workdir / f"node{k}"
                 home.mkdir()
+                cap = None
+                if setup.share:
+                    cap = CpuCap(f"chatkit-bench-{os.getpid()}-{k}", setup.share)
+                    stack.callback(cap.remove)  # once the node has stopped
                 node = start_chatkit(home, [*serve_args, *cluster],
                                      prefix=("taskset", "-c", str(k)) if setup.pinned else ())
-                if setup.share:
-                    cap = CpuCap(f"chatkit-bench-{node.pid}", setup.share)
-                    stack.callback(cap.remove)  # after the node has stopped
-                    cap.add(node.pid)
                 stack.callback(node.stop)
                 nodes.append(node)
+                if cap is not None:
+                    cap.add(node.pid)
         yield nodes, redis
 
 

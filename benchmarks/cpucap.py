@@ -46,16 +46,21 @@ class CpuCap:
         quota = max(1_000, round(PERIOD_US * share))  # the kernel's minimum is 1 ms
         if (V1 / "cpu.cfs_quota_us").exists():
             self.path = V1 / name
-            self.path.mkdir()
-            (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+            limits = {"cpu.cfs_period_us": str(PERIOD_US), "cpu.cfs_quota_us": str(quota)}
         else:
+            # v2: the root's children get the cpu controller (systemd usually gave it already)
             subtree = V2 / "cgroup.subtree_control"
             if "cpu" not in subtree.read_text().split():
                 subtree.write_text("+cpu")
             self.path = V2 / name
-            self.path.mkdir()
-            (self.path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+            limits = {"cpu.max": f"{quota} {PERIOD_US}"}
+        self.path.mkdir()
+        try:
+            for knob, value in limits.items():
+                (self.path / knob).write_text(value)
+        except OSError:
+            self.remove()
+            raise
 
     def add(self, pid: int) -> None:
         """Move process `pid` (all its threads, and those it starts later) into the cgroup."""

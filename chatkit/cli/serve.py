@@ -155,8 +155,8 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
     gc.set_threshold(GC_THRESHOLD, 20, 100)
     # A thread waiting for the GIL wakes up every switch interval to ask for it. When 10,000
     # people leave at once (a network drops), 10,000 reader threads wait together: at the
-    # default 5 ms that is two million wake-ups a second, and the server spent 50-85 s of CPU
-    # and 30-48 s of wall time letting them go. Our threads give the GIL up at every system
+    # default 5 ms that is two million wake-ups a second, and the server spent 50-94 s of CPU
+    # and 29-55 s of wall time letting them go. Our threads give the GIL up at every system
     # call, so a longer interval costs nothing measurable elsewhere (benchmarks/README.md).
     sys.setswitchinterval(SWITCH_INTERVAL)
     if no_history and db_path:
