@@ -21,6 +21,7 @@ adds its cells and its section (between the `cluster` markers of benchmarks/READ
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import statistics
@@ -72,6 +73,9 @@ SMOKE = ClusterPlan(clients=[6], senders=2, duration=1.0, messages=20, repeat=1,
 CAPPED_SHARE = {100: 0.25, 1000: 0.10}
 
 
+_CAPS = itertools.count()  # a cgroup name of its own for every capped node of a run
+
+
 def capped_share(clients: int) -> float:
     return CAPPED_SHARE.get(clients, 0.25)
 
@@ -114,7 +118,7 @@ def servers(setup: Setup, workdir: Path, serve_args: list[str]
                 home.mkdir()
                 cap = None
                 if setup.share:
-                    cap = CpuCap(f"chatkit-bench-{os.getpid()}-{k}", setup.share)
+                    cap = CpuCap(f"chatkit-bench-{os.getpid()}-{next(_CAPS)}", setup.share)
                     stack.callback(cap.remove)  # once the node has stopped
                 node = start_chatkit(home, [*serve_args, *cluster],
                                      prefix=("taskset", "-c", str(k)) if setup.pinned else ())
