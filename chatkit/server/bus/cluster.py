@@ -225,7 +225,11 @@ class ClusterBus:
         `deadline`, saying so). Its sequence numbers are consecutive (queued in order under
         the hub's lock), which is how the reader finds the entries' `Pending`s again."""
         lines = sum(1 for entry in batch if entry.pop("_line", False))
-        encoded = encode_batch(batch)
+        try:
+            encoded = encode_batch(batch)
+        except Exception:  # never lose the thread: later events still need it
+            log.exception("internal error encoding %d events", len(batch))
+            return
         while True:
             try:
                 self.link.append(encoded, self.published_id)
