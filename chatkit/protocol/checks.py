@@ -43,6 +43,11 @@ _OPTIONAL: dict[str, tuple[type, ...]] = {
     "history": _BOOL, "more": _BOOL, "page": _INT, "version": _INT, "resume": _STR,
     "limits": (dict,), "commands": _LIST, "partial": _BOOL,
 }
+#: Optional fields whose type differs for one frame type: a moderation notice's `action` names
+#: what was done ("kick", "ban"...), where a message's says whether it is a /me.
+_OPTIONAL_OF: dict[str, dict[str, tuple[type, ...]]] = {
+    "notice": {"action": _STR, "by": _STR, "target": _OPT_STR},
+}
 #: What a stored event replayed as history (`"history": true`) carries besides: its original
 #: time (shown with it) and, for a topic, who set it.
 _HISTORY_REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
@@ -67,7 +72,8 @@ _PLANS: dict[str, tuple[tuple[tuple[str, _Kinds], ...], dict[str, _Kinds],
                         tuple[tuple[str, _Kinds], ...],
                         tuple[tuple[str, dict[str, _Kinds] | None], ...]]] = {
     kind: (tuple(required.items()),
-           {name: kinds for name, kinds in _OPTIONAL.items() if name not in required},
+           {name: kinds for name, kinds in {**_OPTIONAL, **_OPTIONAL_OF.get(kind, {})}.items()
+            if name not in required},
            tuple(_HISTORY_REQUIRED.get(kind, {}).items()),
            tuple((name, shape) for name, shape in _ITEMS.items()
                  if name in required or name in _OPTIONAL))

@@ -241,11 +241,22 @@ def test_an_operator_kicks_and_bans_someone_on_another_node(cluster, opened):
     bob.send({"type": "hello", "version": 1, "nick": "bob", "room": "den"})
     bob.expect("history_end")
     alice.expect("join", nick="bob")
+    carol = client(opened, b, "carol")  # in den on bob's node, to see what is done there
+    carol.request({"type": "join", "room": "den"})
+    alice.expect("join", nick="carol")
     kicked = alice.request({"type": "command", "line": "/kick bob too loud"})
     assert kicked["type"] == "notice" and kicked.get("action") == "kick", kicked
     part = bob.expect("part", nick="bob")
     assert "kicked by alice" in part["reason"]
     alice.expect("part", nick="bob")
+    # the notice reaches den on the other node, and is in den's history there (from Redis)
+    seen = carol.expect("notice", action="kick")
+    assert (seen["by"], seen["target"], seen["id"]) == ("alice", "bob", kicked["id"])
+    carol.send({"type": "history", "room": "den"})
+    stored = carol.expect("notice", history=True)
+    assert (stored["by"], stored["target"], stored["id"]) == ("alice", "bob", kicked["id"])
+    carol.request({"type": "part", "room": "den"})  # out of the way of the ban below
+    alice.expect("part", nick="carol")
     who = {u["nick"] for u in alice.request({"type": "who", "room": "den"})["users"]}
     assert who == {"alice"}
     # a ban given on node a keeps bob out of den on node b

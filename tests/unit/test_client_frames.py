@@ -83,6 +83,21 @@ def test_malformed_frames_of_known_types_are_rejected(frame, field):
     assert caught.value.code == "bad_frame" and field in caught.value.message
 
 
+def test_a_moderation_notice_passes_and_its_fields_are_checked():
+    """A moderation notice's `action` names what was done: it was dropped as malformed by
+    every chatkit client, and by the other nodes of a cluster, because a message's `action`
+    is a boolean."""
+    notice = {"type": "notice", "text": "alice kicked bob from den: too loud", "room": "den",
+              "action": "kick", "by": "alice", "target": "bob", "id": 3, "ts": TS}
+    assert check_server_frame(dict(notice)) == notice
+    for field, bad in (("action", True), ("by", 5), ("target", ["bob"])):
+        with pytest.raises(FrameError, match=field):
+            check_server_frame({**notice, field: bad})
+    with pytest.raises(FrameError, match="action"):
+        check_server_frame({"type": "message", "room": "a", "nick": "b", "text": "c",
+                            "action": "kick"})
+
+
 @pytest.mark.parametrize("ts", [float("nan"), float("inf"), -1.0, 1e300, 10**400])
 def test_a_timestamp_no_clock_can_show_is_rejected(ts):
     # Shown with time.localtime: NaN, infinity or year 10^292 would raise there.
