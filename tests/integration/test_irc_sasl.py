@@ -206,6 +206,8 @@ def test_weechat_logs_in_to_a_registered_account_with_sasl(irc_server, opened, t
     wee.wait_log("server", r"SASL authentication successful")
     # bounded, but generous: weechat starts slowly on a loaded machine
     watcher.expect("join", timeout=20, nick="wsasl")  # the registered nickname, in the lobby
+    # weechat has its #lobby buffer (a line sent to a buffer it has not made yet is lost)
+    wee.wait_log("#lobby", r"wsasl \(wsasl@chatkit\) has joined #lobby")
     wee.command("#lobby", "hello as my account")
     watcher.expect("message", timeout=20, nick="wsasl", text="hello as my account")
 
