@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from netns import ip
+from netns import unusable_reason as netns_unusable_reason
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -54,23 +56,12 @@ for line in sock.makefile("rb"):
 """
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
-    return result
-
-
 def _unusable_reason() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "creating network namespaces needs root"
-    if shutil.which("ip") is None:
-        return "iproute2 (`ip`) is not installed (apt-get install -y iproute2)"
-    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
-        return "redis-server is not installed (.ci/run installs it)"
-    return None
+    reason = netns_unusable_reason()
+    if reason is None and (shutil.which("redis-server") is None or
+                           shutil.which("redis-cli") is None):
+        reason = "redis-server is not installed (.ci/run installs it)"
+    return reason
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[str, str]:
@@ -230,28 +221,28 @@ def lab(tmp_path) -> Iterator[Lab]:
     lab = Lab(redis_ns, nodes, str(tmp_path))
     try:
         for ns in (redis_ns, *nodes.values()):
-            result = _ip("netns", "add", ns, check=False)
+            result = ip("netns", "add", ns, check=False)
             if result.returncode != 0:
                 pytest.skip(f"cannot create a network namespace: {result.stderr.strip()}")
             created.append(ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("-n", redis_ns, "link", "add", "br0", "type", "bridge")
-        _ip("-n", redis_ns, "addr", "add", f"{REDIS}/24", "dev", "br0")
-        _ip("-n", redis_ns, "link", "set", "br0", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", redis_ns, "link", "add", "br0", "type", "bridge")
+        ip("-n", redis_ns, "addr", "add", f"{REDIS}/24", "dev", "br0")
+        ip("-n", redis_ns, "link", "set", "br0", "up")
         for i, (name, ns) in enumerate(nodes.items()):
             peer = f"v{i}"
-            _ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer,
+            ip("-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", peer,
                 "netns", redis_ns)
-            _ip("-n", redis_ns, "link", "set", peer, "master", "br0")
-            _ip("-n", redis_ns, "link", "set", peer, "up")
-            _ip("-n", ns, "addr", "add", f"{NODE_ADDRESSES[name]}/24", "dev", "eth0")
-            _ip("-n", ns, "link", "set", "eth0", "up")
+            ip("-n", redis_ns, "link", "set", peer, "master", "br0")
+            ip("-n", redis_ns, "link", "set", peer, "up")
+            ip("-n", ns, "addr", "add", f"{NODE_ADDRESSES[name]}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "up")
         yield lab
     finally:
         for proc in lab.procs:
             stop(proc)
         for ns in created:
-            _ip("netns", "del", ns, check=False)
+            ip("netns", "del", ns, check=False)
 
 
 def _welcome_naming_both(lab: Lab, name: str) -> dict[str, Any]:

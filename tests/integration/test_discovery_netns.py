@@ -25,27 +25,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from netns import ip
+from netns import unusable_reason as netns_unusable_reason
 
 pytestmark = pytest.mark.timeout(60)
 
 NETS = {"b": "10.77.0", "c": "10.78.0"}
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)}: {result.stderr.strip()}")
-    return result
-
-
-def _unusable_reason() -> str | None:
-    if not sys.platform.startswith("linux"):
-        return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "creating network namespaces needs root"
-    if shutil.which("ip") is None:
-        return "iproute2 (`ip`) is not installed (apt-get install -y iproute2)"
-    return None
 
 
 @dataclass
@@ -114,7 +99,7 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> str:
 
 @pytest.fixture(scope="module")
 def namespaces(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
-    reason = _unusable_reason()
+    reason = netns_unusable_reason()
     if reason:
         pytest.skip(reason)
     tag = f"ckd{os.getpid() % 100000}"
@@ -122,32 +107,32 @@ def namespaces(tmp_path_factory) -> Iterator[tuple[str, str, str]]:
     created: list[str] = []
     try:
         for ns in (a, b, c):
-            result = _ip("netns", "add", ns, check=False)
+            result = ip("netns", "add", ns, check=False)
             if result.returncode != 0:
                 pytest.skip(f"cannot create a network namespace: {result.stderr.strip()}")
             created.append(ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
+            ip("-n", ns, "link", "set", "lo", "up")
         # A: a bridge for the 10.77.0.0/24 network, B plugged into it
-        _ip("-n", a, "link", "add", "br0", "type", "bridge")
-        _ip("-n", a, "addr", "add", "10.77.0.1/24", "brd", "+", "dev", "br0")
-        _ip("-n", a, "link", "set", "br0", "up")
-        _ip("-n", b, "link", "add", "eth0", "type", "veth", "peer", "name", "vb", "netns", a)
-        _ip("-n", a, "link", "set", "vb", "master", "br0")
-        _ip("-n", a, "link", "set", "vb", "up")
-        _ip("-n", b, "addr", "add", "10.77.0.2/24", "brd", "+", "dev", "eth0")
-        _ip("-n", b, "link", "set", "eth0", "up")
+        ip("-n", a, "link", "add", "br0", "type", "bridge")
+        ip("-n", a, "addr", "add", "10.77.0.1/24", "brd", "+", "dev", "br0")
+        ip("-n", a, "link", "set", "br0", "up")
+        ip("-n", b, "link", "add", "eth0", "type", "veth", "peer", "name", "vb", "netns", a)
+        ip("-n", a, "link", "set", "vb", "master", "br0")
+        ip("-n", a, "link", "set", "vb", "up")
+        ip("-n", b, "addr", "add", "10.77.0.2/24", "brd", "+", "dev", "eth0")
+        ip("-n", b, "link", "set", "eth0", "up")
         # C: a second, separate network 10.78.0.0/24 (a direct veth to A)
-        _ip("-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "vc", "netns", a)
-        _ip("-n", a, "addr", "add", "10.78.0.1/24", "brd", "+", "dev", "vc")
-        _ip("-n", a, "link", "set", "vc", "up")
-        _ip("-n", c, "addr", "add", "10.78.0.2/24", "brd", "+", "dev", "eth0")
-        _ip("-n", c, "link", "set", "eth0", "up")
+        ip("-n", c, "link", "add", "eth0", "type", "veth", "peer", "name", "vc", "netns", a)
+        ip("-n", a, "addr", "add", "10.78.0.1/24", "brd", "+", "dev", "vc")
+        ip("-n", a, "link", "set", "vc", "up")
+        ip("-n", c, "addr", "add", "10.78.0.2/24", "brd", "+", "dev", "eth0")
+        ip("-n", c, "link", "set", "eth0", "up")
         for ns, peer in ((b, "10.77.0.1"), (c, "10.78.0.1")):
             _wait_reachable(ns, peer)
         yield a, b, c
     finally:
         for ns in created:
-            _ip("netns", "del", ns, check=False)
+            ip("netns", "del", ns, check=False)
 
 
 def _wait_reachable(ns: str, peer: str) -> None:
@@ -155,7 +140,7 @@ def _wait_reachable(ns: str, peer: str) -> None:
     if shutil.which("ping") is None:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:  # no ping: wait for the link state instead
-            state = _ip("-n", ns, "-br", "link", "show", "eth0").stdout
+            state = ip("-n", ns, "-br", "link", "show", "eth0").stdout
             if " UP " in state or "LOWER_UP" in state:
                 return
             time.sleep(0.05)
