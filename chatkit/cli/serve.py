@@ -159,6 +159,9 @@ def serve(host: str, port: int, name: str | None, discovery: bool, discovery_por
     # and 29-55 s of wall time letting them go. Our threads give the GIL up at every system
     # call, so a longer interval costs nothing measurable elsewhere (benchmarks/README.md).
     sys.setswitchinterval(SWITCH_INTERVAL)
+    # Reader threads are started bare (chatkit/server/doors/line/door.py): a log record that
+    # asked for its thread's name would make each one a threading.Thread after all.
+    logging.logThreads = False
     if no_history and db_path:
         raise click.UsageError("--db and --no-history cannot be combined")
     if require_tls and not tls:

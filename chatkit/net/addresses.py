@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 
@@ -64,6 +65,7 @@ def host_of(address: str) -> str:
 IPV6_GROUP_PREFIX = 64
 
 
+@functools.lru_cache(maxsize=4096)  # every accept asks, mostly for the same few hosts
 def address_group(host: str) -> str:
     """The group a peer address is counted in by per-address limits: an IPv4 address itself
     (/32: on a LAN every host has its own), the /64 of an IPv6 address (an IPv4-mapped one

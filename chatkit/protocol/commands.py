@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from chatkit.protocol.account_commands import (
     ACCOUNT_COMMAND_NAMES,
     ACCOUNT_COMMANDS,
@@ -34,9 +36,10 @@ ALL_COMMANDS: tuple[CommandSpec, ...] = (
 COMMAND_NAMES = frozenset(spec.name for spec in ALL_COMMANDS)
 
 
+@functools.lru_cache(maxsize=8)  # a few role sets; built for every welcome otherwise
 def command_list(roles: frozenset[str] = frozenset()) -> list[CommandInfo]:
     """The command table as sent in `welcome` and `help` frames: everyone's commands, and
-    those of `roles` ("op", "admin")."""
+    those of `roles` ("op", "admin"). One shared list per role set: not to be changed."""
     return [spec.as_frame() for spec in ALL_COMMANDS if not spec.role or spec.role in roles]
 
 

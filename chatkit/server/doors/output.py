@@ -49,6 +49,7 @@ class SocketOutput:
         self.reason: str | None = None
         self._held: list[bytes] | None = None
         self._held_bytes = 0
+        self._held_ahead = 0  # how many of _held go out before release's `first`
         #: notified whenever the backlog shrinks or the output dies (paced replies wait on it)
         self.drained = threading.Condition(self.lock)
 
@@ -68,12 +69,25 @@ class SocketOutput:
             self._send_locked(data)
 
     def hold(self) -> None:
+        """Keep what is delivered from now on. Held already (a `hello` that joins a room: its
+        welcome waits too), what is held so far goes out ahead of the `first` of release."""
         with self.lock:
             if self._held is None:
                 self._held = []
+            self._held_ahead = len(self._held)
 
     def release(self, first: bytes) -> None:
-        """Send `first` (a joiner's history), paced, then what was held meanwhile."""
+        """Send what was held ahead, then `first` (a joiner's history), paced, then what was
+        held meanwhile."""
+        with self.lock:
+            held = self._held or []
+            ahead = held[:self._held_ahead]
+            if ahead:
+                del held[:self._held_ahead]
+                greeting = b"".join(ahead)
+                self._held_bytes -= len(greeting)
+                first = greeting + first
+            self._held_ahead = 0
         self.send_paced(first)  # still held: live events keep waiting behind it
         with self.lock:
             held, self._held = self._held or [], None

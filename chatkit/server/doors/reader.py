@@ -17,6 +17,7 @@ import termios
 import time
 from typing import TYPE_CHECKING
 
+from chatkit.net.sockets import tune_tcp
 from chatkit.protocol import FrameError, LineSplitter, TelnetFilter
 from chatkit.ratelimit import TokenBucket
 from chatkit.tls import TLS_RECORD_START, TlsChannel
@@ -95,6 +96,14 @@ class SocketReader:
 
     def run(self) -> None:
         try:
+            # Here, not in the accept loop: in a join storm every connection waits for that
+            # one thread, and each system call there is a wait for the GIL.
+            try:
+                self.conn.sock.setblocking(True)
+                tune_tcp(self.conn.sock, self.config.dead_peer_seconds)
+            except OSError:  # gone already
+                self.conn.note_end("connection lost")
+                return
             self._run()
         except Exception:  # a bug must cost one connection, never the server
             log.exception("internal error in connection %s", self.conn.label)

@@ -104,11 +104,14 @@ class Member:
 
     def hold_output(self) -> None:
         """Keep what is delivered from now on until `release_output` (a joiner's history is
-        read outside the hub's lock, and live events must not overtake it)."""
+        read outside the hub's lock, and live events must not overtake it). Held already
+        (a `hello` that joins: its welcome waits for the room), what is held so far goes out
+        ahead of `release_output`'s `first`."""
         raise NotImplementedError
 
     def release_output(self, first: bytes) -> None:
-        """Deliver `first`, then everything held since `hold_output`, in that order."""
+        """Deliver what was held ahead (see `hold_output`), `first`, then everything held
+        since `hold_output`, in that order."""
         raise NotImplementedError
 
     def end(self, reason: str | None) -> None:

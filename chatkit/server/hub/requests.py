@@ -58,6 +58,7 @@ from chatkit.server.hub.pages import paged
 from chatkit.server.hub.rooms import Room
 
 if TYPE_CHECKING:
+    from chatkit.server.hub.accounts import Login
     from chatkit.server.hub.hub import Hub
 
 log = logging.getLogger("chatkit.server")
@@ -124,6 +125,26 @@ class Requests:
         history = field(frame, "history", int, required=False)  # for the hello's room
         quiet = field(frame, "quiet", bool, required=False, default=False)
         login = hello_login(hub, member, frame, nick)  # slow (a password hash): unlocked
+        # Joining a room too: the welcome (and whatever reaches the new nickname meanwhile)
+        # waits for the room's `joined` and history, and all of it goes out in one send.
+        held = room_name is not None
+        if held:
+            member.hold_output()
+        try:
+            self._register(member, frame, nick, login, client_id=client_id, resume=resume,
+                           quiet=quiet)
+            if hub.rules.require_account and member.account is None:
+                room_name = None  # a guest there may only register or log in
+            if room_name is not None:
+                hub.join(member, room_name, create=True, request=None, history=history)
+        finally:
+            if held:
+                member.release_output(b"")  # the join released it already, unless it failed
+
+    def _register(self, member: Member, frame: Frame, nick: str, login: Login | None, *,
+                  client_id: str | None, resume: object, quiet: bool) -> None:
+        """The nickname taken and the welcome sent, under the lock (`hello`)."""
+        hub = self.hub
         with hub.lock:
             admit(hub, member, nick, login)  # the login, and no server ban
             holder = hub.nicks.get(name_key(nick))
@@ -164,10 +185,6 @@ class Requests:
                 welcome["cluster"] = cluster
             hub.reply(member, welcome, frame)
             welcome_notices(hub, member)  # the message of the day; the login
-        if hub.rules.require_account and member.account is None:
-            room_name = None  # a guest there may only register or log in
-        if room_name is not None:
-            hub.join(member, room_name, create=True, request=None, history=history)
 
     def on_quit(self, member: Member, frame: Frame) -> None:
         member.quitting = True
