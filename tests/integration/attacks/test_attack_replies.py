@@ -10,8 +10,7 @@ import time
 import pytest
 
 from chatkit.net.sockets import tune_tcp
-from chatkit.server.doors import output
-from chatkit.server.doors.line import door
+from chatkit.server.doors import output, reader
 
 from helpers import JsonClient, TextClient, wait_for
 
@@ -28,7 +27,7 @@ def small_send_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
         tune_tcp(sock, *args)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
 
-    monkeypatch.setattr(door, "tune_tcp", tune)
+    monkeypatch.setattr(reader, "tune_tcp", tune)  # the reader thread tunes its socket
 
 
 def fill(server_port: int, count: int) -> None:
