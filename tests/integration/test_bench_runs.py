@@ -287,3 +287,21 @@ def test_progress_is_reported_through_the_callback(open_server, processes, no_ch
     assert "sending" in phases
     assert result.sent == 120 and 0 < reports[-1][1] <= 120  # workers report every 0.5 s
     assert capsys.readouterr() == ("", "")
+
+
+def test_threadfloor_servers_deliver_everything_to_the_generator(tmp_path):
+    """benchmarks/threadfloor.py (issue 14's floor of a threaded server): its floor servers
+    speak enough pub/sub for the generator, with and without the message log, and nothing is
+    lost, doubled or reordered (the script exits 1 otherwise)."""
+    out = tmp_path / "floor.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "threadfloor.py"), "--rounds", "1",
+         "--seconds", "1", "--servers", "floor-inline,floor-publisher+log,floor-combining",
+         "--json", str(out)], capture_output=True, text=True, timeout=100, cwd=str(ROOT))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    records = json.loads(out.read_text())
+    assert {(r["cell"], r["server"]) for r in records} == {
+        (cell, server) for cell in ("100c x 200/s", "100c x max")
+        for server in ("floor-inline", "floor-publisher+log", "floor-combining")}
+    assert all(r["deliveries"] == r["expected_deliveries"] > 0 for r in records)
+    assert "| 100c x max | floor-publisher+log |" in done.stdout
