@@ -27,7 +27,8 @@ to chatkit's own message log (chatkit.store.MessageStore, SQLite, one transactio
 as `chatkit serve` does) before it is sent.
 
 Cells: 100 clients with 10 senders at 200 messages/s and at full speed, as in
-benchmarks/run.py. Every server binds 127.0.0.1 on a free port and is stopped by its PID;
+benchmarks/run.py; chatkit with its message log (the default) and without (`chatkit-nolog`:
+`--no-history`). Every server binds 127.0.0.1 on a free port and is stopped by its PID;
 every phase is bounded in time.
 """
 
@@ -259,7 +260,9 @@ def _cell(server: str, cell: dict[str, Any], workdir: Path) -> dict[str, Any]:
         with _floor(server.removeprefix("floor-")) as running:
             record = _measure(run, running, cell)
     else:
-        with run.server(server, workdir, list(run.SERVE_ARGS)) as running:
+        target, _, variant = server.partition("-")
+        serve_args = [*run.SERVE_ARGS, *(["--no-history"] if variant == "nolog" else [])]
+        with run.server(target, workdir, serve_args) as running:
             record = _measure(run, running, cell)
     record["server"] = server
     return record
@@ -286,8 +289,9 @@ CELLS = {
     "100c x max": {"clients": 100, "senders": 10},
 }
 DESIGNS = ("inline", "publisher", "combining")
+#: chatkit-nolog: `chatkit serve --no-history` (no message log, like the floors without +log)
 SERVERS = ("redis", *(f"floor-{design}{log}" for design in DESIGNS for log in ("", "+log")),
-           "chatkit")
+           "chatkit", "chatkit-nolog")
 
 
 def main(argv: list[str] | None = None) -> int:
