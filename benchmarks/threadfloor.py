@@ -3,15 +3,16 @@
 the same generator in the same run (issue 14: "if a target cannot be met with threads on
 this machine, show the measurement that proves it").
 
-    python benchmarks/threadfloor.py                  # 3 rounds, ~3 minutes
-    python benchmarks/threadfloor.py --rounds 1 --seconds 3
+    python benchmarks/threadfloor.py                  # 3 rounds of 10 s cells, ~13 minutes
+    python benchmarks/threadfloor.py --rounds 1 --seconds 3 --servers redis,floor-inline,chatkit
 
 The floor is a pub/sub server that speaks just enough Redis (SUBSCRIBE, PUBLISH) for
 `chatkit bench --target redis`, built the way chatkit's server is built and doing nothing
 else: one thread per connection reading and parsing, and the fan-out in Python. No message
 log, no JSON, no validation, no nicknames, no rate limits, no TLS, no bounded backlogs (a
-blocking `sendall` under a lock per subscriber), so any real threaded chat server in CPython
-costs at least this much. Two designs, the cheapest of which bounds what threads can do:
+blocking `sendall` under a lock per subscriber), so a threaded chat server in CPython that
+hands messages over the same way costs at least this much. Three ways to hand a message
+over, the cheapest of which bounds what threads can do:
 
 - `publisher` (chatkit's design): reader threads hand each PUBLISH to one publisher thread,
   which takes everything queued at once and sends each subscriber the whole batch in one
@@ -22,9 +23,10 @@ costs at least this much. Two designs, the cheapest of which bounds what threads
   unless another thread is doing so already (which looks at the queue again when it is done):
   no hand-over when it is quiet, batches under load.
 
-`+log` adds the one thing a chat server with history cannot leave out: each batch is written
-to chatkit's own message log (chatkit.store.MessageStore, SQLite, one transaction per batch,
-as `chatkit serve` does) before it is sent.
+`+log` adds what a server that stores a message before anyone sees it (chatkit's promise:
+the sender's echo means stored) cannot leave out: each batch is written to chatkit's own
+message log (chatkit.store.MessageStore, SQLite, one transaction per batch, as `chatkit
+serve` does) before it is sent.
 
 Cells: 100 clients with 10 senders at 200 messages/s and at full speed, as in
 benchmarks/run.py; chatkit with its message log (the default) and without (`chatkit-nolog`:
