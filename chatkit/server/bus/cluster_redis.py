@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -33,6 +33,7 @@ import redis
 
 from chatkit.errors import ChatkitError
 from chatkit.protocol.sanitize import sanitize_frame
+from chatkit.server.hub.history import stored_row
 from chatkit.store import SavedTopic, StoredMessage
 
 PREFIX = "chatkit:"
@@ -342,15 +343,11 @@ def _row(id_: int, fields: dict[bytes, bytes]) -> StoredMessage | None:
     ts = event.get("ts")
     if isinstance(ts, bool) or not isinstance(ts, (int, float)):
         return None
-    # Who did it, and to whom, as each kind's event names them (hub/history.py makes them back)
-    nick, target = (event.get("from"), event.get("to")) if kind == "private" else \
-        (event.get("by"), event.get("target")) if kind == "moderation" else \
-        (event.get("nick"), None)
-    room, text = event.get("room"), event.get("text")
-    return StoredMessage(id_, room if isinstance(room, str) else None, kind,
-                         nick if isinstance(nick, str) else "",
-                         target if isinstance(target, str) else None,
-                         text if isinstance(text, str) else None, float(ts))
+    row = stored_row({**event, "id": id_}, kind)
+    return replace(row, room=row.room if isinstance(row.room, str) else None,
+                   nick=row.nick if isinstance(row.nick, str) else "",
+                   target=row.target if isinstance(row.target, str) else None,
+                   text=row.text if isinstance(row.text, str) else None, ts=float(ts))
 
 
 _ROW_KINDS = ("message", "action", "topic", "private", "moderation")

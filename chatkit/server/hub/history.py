@@ -46,10 +46,14 @@ def history_frame(row: StoredMessage) -> Frame:
 
 
 def stored_row(event: Mapping[str, Any], kind: str) -> StoredMessage:
-    """What the log keeps of an event the hub accepts (`kind`: message, action, topic or
-    private)."""
+    """What the log keeps of an event (`kind`: message, action, topic, private or moderation):
+    who did it and to whom as each kind's event names them (`history_frame` makes them back).
+    The hub's own events have every field; another node's may lack one (None then)."""
     if kind == "private":
-        return StoredMessage(event["id"], None, kind, event["from"], event["to"],
-                             event["text"], event["ts"])
-    return StoredMessage(event["id"], event["room"], kind, event["nick"], None, event["text"],
-                         event["ts"])
+        nick, target = event.get("from"), event.get("to")
+    elif kind == "moderation":
+        nick, target = event.get("by"), event.get("target")
+    else:
+        nick, target = event.get("nick"), None
+    return StoredMessage(event["id"], event.get("room"), kind, nick or "", target,
+                         event.get("text"), event["ts"])

@@ -16,10 +16,10 @@ from chatkit.net.addresses import address_group
 from chatkit.protocol import Frame, FrameError, clean_text, field, name_key, normalize_room
 from chatkit.protocol.events import BanInfo, BansReply, ModerationNotice, PartEvent
 from chatkit.server.hub.account_requests import account_reply
+from chatkit.server.hub.history import stored_row
 from chatkit.server.hub.member import Member
 from chatkit.server.hub.moderation import account_key, address_of
 from chatkit.server.hub.rooms import Room
-from chatkit.store import StoredMessage
 
 if TYPE_CHECKING:
     from chatkit.server.hub.hub import Hub
@@ -54,8 +54,7 @@ class ModerationRequests:
         if by not in recipients:
             recipients = [*recipients, by]
         hub.publish(event, recipients=recipients, sender=by, ref=frame.get("ref"),
-                    row=StoredMessage(id_, room.name if room else None, "moderation",
-                                      by.nick or "", target, text, ts))
+                    row=stored_row(event, "moderation"))
         log.info("moderation: %s", text)
 
     def connected(self, nick: str) -> Member | None:
